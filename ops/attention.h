@@ -1,0 +1,4 @@
+/* PLACEHOLDER */
+#ifndef SG_ATTENTION_H
+#define SG_ATTENTION_H
+#endif

@@ -1,0 +1,4 @@
+/* PLACEHOLDER */
+#ifndef SG_CONV_H
+#define SG_CONV_H
+#endif

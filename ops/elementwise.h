@@ -1,0 +1,4 @@
+/* PLACEHOLDER */
+#ifndef SG_ELEMENTWISE_H
+#define SG_ELEMENTWISE_H
+#endif

@@ -1,0 +1,4 @@
+/* PLACEHOLDER */
+#ifndef SG_LOSS_H
+#define SG_LOSS_H
+#endif

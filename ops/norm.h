@@ -1,0 +1,76 @@
+/*
+ * ops/norm.h — LayerNorm and BatchNorm (2d; 1d is HW = 1), forward and backward.
+ *
+ * layernorm (torch.nn.LayerNorm(C, eps)) over the last dim of inp(N,C):
+ *   out = (inp - mean) * rstd * w + b,  rstd = 1/sqrt(var_biased + eps)
+ *   forward fills mean(N), rstd(N) for backward. w, b may be NULL (no affine).
+ *   backward: dinp (overwrite), dw/db (accumulate); NULL to skip.
+ *
+ * batchnorm2d (torch.nn.BatchNorm2d(C, eps, momentum)) on inp(B,C,HW):
+ *   training: mean/var over (B,HW) per channel; normalise with the BIASED variance;
+ *     run_mean = (1-momentum)*run_mean + momentum*mean
+ *     run_var  = (1-momentum)*run_var  + momentum*var_unbiased  (var * n/(n-1))
+ *     (run_mean/run_var may be NULL: track_running_stats=False)
+ *   eval: normalise with run_mean/run_var; mean/rstd are still filled (from the running stats)
+ *     so that backward works in eval mode too (then the stats are constants).
+ *   gamma/beta may be NULL (affine=False, as in SogCLR's last head BN).
+ *   forward fills mean(C), rstd(C).
+ *   backward (training): full batch-statistics gradient; (eval): dinp = dout*gamma*rstd.
+ *     dinp overwrite; dgamma/dbeta accumulate; NULL to skip.
+ */
+#ifndef SG_NORM_H
+#define SG_NORM_H
+
+#include "core/ctx.h"
+
+void op_layernorm_forward(struct sg_ctx *c, float *out, float *mean, float *rstd,
+                          const float *inp, const float *w, const float *b, int N, int C,
+                          float eps);
+void op_layernorm_backward(struct sg_ctx *c, float *dinp, float *dw, float *db, const float *dout,
+                           const float *inp, const float *w, const float *mean, const float *rstd,
+                           int N, int C);
+void op_batchnorm2d_forward(struct sg_ctx *c, float *out, float *mean, float *rstd,
+                            float *run_mean, float *run_var, const float *inp, const float *gamma,
+                            const float *beta, int B, int C, int HW, float momentum, float eps,
+                            int training);
+void op_batchnorm2d_backward(struct sg_ctx *c, float *dinp, float *dgamma, float *dbeta,
+                             const float *dout, const float *inp, const float *gamma,
+                             const float *mean, const float *rstd, int B, int C, int HW,
+                             int training);
+
+void layernorm_forward_ref(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                           const float *b, int N, int C, float eps);
+void layernorm_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, const float *mean, const float *rstd, int N, int C);
+void batchnorm2d_forward_ref(float *out, float *mean, float *rstd, float *run_mean, float *run_var,
+                             const float *inp, const float *gamma, const float *beta, int B, int C,
+                             int HW, float momentum, float eps, int training);
+void batchnorm2d_backward_ref(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                              const float *inp, const float *gamma, const float *mean,
+                              const float *rstd, int B, int C, int HW, int training);
+
+void layernorm_forward_cpu(struct sg_ctx *c, float *out, float *mean, float *rstd,
+                           const float *inp, const float *w, const float *b, int N, int C,
+                           float eps);
+void layernorm_backward_cpu(struct sg_ctx *c, float *dinp, float *dw, float *db,
+                            const float *dout, const float *inp, const float *w, const float *mean,
+                            const float *rstd, int N, int C);
+void batchnorm2d_forward_cpu(struct sg_ctx *c, float *out, float *mean, float *rstd,
+                             float *run_mean, float *run_var, const float *inp, const float *gamma,
+                             const float *beta, int B, int C, int HW, float momentum, float eps,
+                             int training);
+void batchnorm2d_backward_cpu(struct sg_ctx *c, float *dinp, float *dgamma, float *dbeta,
+                              const float *dout, const float *inp, const float *gamma,
+                              const float *mean, const float *rstd, int B, int C, int HW,
+                              int training);
+
+#ifdef SG_CUDA
+void layernorm_forward_cuda(struct sg_ctx *c, float *out, float *mean, float *rstd,
+                            const float *inp, const float *w, const float *b, int N, int C,
+                            float eps);
+void layernorm_backward_cuda(struct sg_ctx *c, float *dinp, float *dw, float *db,
+                             const float *dout, const float *inp, const float *w,
+                             const float *mean, const float *rstd, int N, int C);
+#endif
+
+#endif

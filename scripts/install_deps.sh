@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# scripts/install_deps.sh — install every Debian package sogclip needs (idempotent).
+#   scripts/install_deps.sh            build + test dependencies
+#   scripts/install_deps.sh --dev      also PyTorch (reference generators, benchmarks)
+# Runs apt-get only when something is missing; uses sudo when not root.
+set -euo pipefail
+
+PKGS=(build-essential cmake pkg-config libdnnl-dev libyaml-dev libjpeg62-turbo-dev
+      libsentencepiece-dev)
+if [[ "${1:-}" == "--dev" ]]; then
+  PKGS+=(python3-torch python3-numpy python3-sentencepiece)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install_deps: all packages present"
+  exit 0
+fi
+SUDO=""
+[[ $(id -u) -ne 0 ]] && SUDO="sudo"
+echo "install_deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

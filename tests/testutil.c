@@ -1,0 +1,159 @@
+/* tests/testutil.c — see testutil.h. */
+#include "tests/testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/common.h"
+
+#ifndef SG_REF_DIR
+#error "SG_REF_DIR must point at tests/ref/data"
+#endif
+
+static int n_pass, n_fail;
+
+int sg_test_failures(void) { return n_fail; }
+
+int sg_test_close(const char *label, const float *got, const float *ref, int64_t n, float atol,
+                  float rtol)
+{
+    int64_t bad = 0;
+    double maxdiff = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)ref[i]);
+        int ok = d <= atol + rtol * fabs((double)ref[i]) && !isnan(got[i]);
+        if ((isnan(ref[i]) && isnan(got[i])) || got[i] == ref[i]) ok = 1;
+        if (got[i] == ref[i]) d = 0.0;
+        if (d > maxdiff || isnan(got[i])) maxdiff = isnan(got[i]) ? INFINITY : d;
+        if (!ok) {
+            if (bad < 5)
+                fprintf(stderr, "  %s[%lld]: got %.9g, ref %.9g (diff %.3g)\n", label,
+                        (long long)i, got[i], ref[i], d);
+            bad++;
+        }
+    }
+    if (bad) {
+        fprintf(stderr, "FAIL %s: %lld of %lld elements differ (max diff %.3g, atol %g, rtol %g)\n",
+                label, (long long)bad, (long long)n, maxdiff, atol, rtol);
+        n_fail++;
+        return 0;
+    }
+    printf("ok   %s (%lld elements, max diff %.3g)\n", label, (long long)n, maxdiff);
+    n_pass++;
+    return 1;
+}
+
+int sg_test_true(const char *label, int cond)
+{
+    if (cond) {
+        printf("ok   %s\n", label);
+        n_pass++;
+    } else {
+        fprintf(stderr, "FAIL %s\n", label);
+        n_fail++;
+    }
+    return cond;
+}
+
+void sg_test_ref_open(struct sg_st_file *f, const char *file)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", SG_REF_DIR, file);
+    if (sg_st_open(f, path) != 0) {
+        fprintf(stderr, "FAIL: cannot load reference file: %s\n---> HINT: reference files are "
+                "committed; regenerate with /usr/bin/python3 tests/ref/gen_*.py\n",
+                sg_last_error());
+        exit(1);
+    }
+}
+
+float *sg_test_ref(const struct sg_st_file *f, const char *name, int64_t numel)
+{
+    int64_t have = 0;
+    float *x = sg_st_load_f32(f, name, &have, NULL, NULL);
+    if (!x || (numel >= 0 && have != numel)) {
+        fprintf(stderr, "FAIL: reference tensor '%s': %s (expected %lld elements, file has %lld)\n",
+                name, x ? "wrong size" : sg_last_error(), (long long)numel, (long long)have);
+        exit(1);
+    }
+    return x;
+}
+
+float sg_test_ref_scalar(const struct sg_st_file *f, const char *name)
+{
+    float *x = sg_test_ref(f, name, 1);
+    float v = x[0];
+    sg_afree(x);
+    return v;
+}
+
+int64_t *sg_test_ref_i64(const struct sg_st_file *f, const char *name, int64_t numel)
+{
+    int64_t *x = sg_xmalloc((size_t)(numel > 0 ? numel : 1) * sizeof(int64_t));
+    if (sg_st_read_i64(f, name, x, numel) != 0) {
+        fprintf(stderr, "FAIL: reference tensor '%s': %s\n", name, sg_last_error());
+        exit(1);
+    }
+    return x;
+}
+
+int sg_test_fd(const char *label, sg_test_loss_fn fn, void *user, float *x, int64_t n,
+               const float *grad, int samples, float eps, float atol, float rtol)
+{
+    int64_t step = n <= samples ? 1 : n / samples;
+    int64_t bad = 0, checked = 0;
+    double maxdiff = 0.0;
+    for (int64_t i = 0; i < n && checked < samples; i += step, checked++) {
+        int64_t k = (i * 7919) % n; /* spread the probes over the tensor */
+        float orig = x[k];
+        x[k] = orig + eps;
+        double lp = fn(user, x);
+        x[k] = orig - eps;
+        double lm = fn(user, x);
+        x[k] = orig;
+        double num = (lp - lm) / (2.0 * (double)eps);
+        double d = fabs(num - (double)grad[k]);
+        if (d > maxdiff) maxdiff = d;
+        if (d > atol + rtol * fabs(num)) {
+            if (bad < 5)
+                fprintf(stderr, "  %s[%lld]: analytic %.7g, numeric %.7g\n", label, (long long)k,
+                        grad[k], num);
+            bad++;
+        }
+    }
+    if (bad) {
+        fprintf(stderr, "FAIL %s (finite differences): %lld of %lld probes differ (max %.3g)\n",
+                label, (long long)bad, (long long)checked, maxdiff);
+        n_fail++;
+        return 0;
+    }
+    printf("ok   %s (finite differences, %lld probes, max diff %.3g)\n", label,
+           (long long)checked, maxdiff);
+    n_pass++;
+    return 1;
+}
+
+void sg_test_fill(float *x, int64_t n, uint64_t seed, float lo, float hi)
+{
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (int64_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        x[i] = lo + (hi - lo) * (float)((s >> 40) * (1.0 / 16777216.0));
+    }
+}
+
+double sg_test_dot(const float *x, const float *w, int64_t n)
+{
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++) acc += (double)x[i] * (double)w[i];
+    return acc;
+}
+
+int sg_test_summary(const char *name)
+{
+    printf("%s: %d passed, %d failed\n", name, n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
