@@ -1,4 +1,107 @@
-/* PLACEHOLDER */
+/*
+ * ops/elementwise.h — residual add, accumulate, row L2 normalisation and dropout, forward and
+ * backward; plus sg_expf_fast, the vectorisable exp shared by the pointwise family.
+ *
+ * add (out = a + b, the residual connection), n elements:
+ *   forward: out = a + b                      (out may alias a or b)
+ *   backward: da += dout, db += dout           (ACCUMULATE into both branches, the residual
+ *                                               contract of ops/ops.h; NULL skips; da/db must
+ *                                               not alias dout)
+ * accumulate: dst += src (n elements; gradient fan-in).
+ *
+ * l2norm (torch.nn.functional.normalize(x, p=2, dim=-1, eps)) on rows of inp(N,D):
+ *   norm[i] = ||inp[i]||_2 (saved for backward), out[i] = inp[i] / max(norm[i], eps)
+ *   backward (dinp overwrite; may alias dout), from forward's out and norm:
+ *     norm >= eps: dinp = (dout - out * <dout, out>) / norm
+ *     norm <  eps: dinp = dout / eps             (clamp_min passes no gradient to the norm)
+ *
+ * dropout (torch.nn.functional.dropout(x, p, training=True)), n elements, 0 <= p <= 1:
+ *   forward: mask[i] = sg_rng_float(rng) < 1 - p  (1 = keep; one draw per element, in order;
+ *            p == 0 and p == 1 draw nothing), out = inp * mask / (1 - p)  (0 where p == 1).
+ *            The mask is a deterministic function of the rng state, not torch's bernoulli_
+ *            stream. out may alias inp.
+ *   apply:   out = inp * mask / (1 - p) for a given mask (replays a mask; the test's bridge to
+ *            a torch reference).
+ *   backward: dinp = dout * mask / (1 - p)      (overwrite; may alias dout)
+ */
 #ifndef SG_ELEMENTWISE_H
 #define SG_ELEMENTWISE_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/ctx.h"
+#include "core/rng.h"
+
+void op_add_forward(struct sg_ctx *c, float *out, const float *a, const float *b, int64_t n);
+void op_add_backward(struct sg_ctx *c, float *da, float *db, const float *dout, int64_t n);
+void op_accumulate(struct sg_ctx *c, float *dst, const float *src, int64_t n);
+void op_l2norm_forward(struct sg_ctx *c, float *out, float *norm, const float *inp, int N, int D,
+                       float eps);
+void op_l2norm_backward(struct sg_ctx *c, float *dinp, const float *dout, const float *out,
+                        const float *norm, int N, int D, float eps);
+void op_dropout_forward(struct sg_ctx *c, float *out, uint8_t *mask, const float *inp, int64_t n,
+                        float p, struct sg_rng *rng);
+void op_dropout_apply(struct sg_ctx *c, float *out, const uint8_t *mask, const float *inp,
+                      int64_t n, float p);
+void op_dropout_backward(struct sg_ctx *c, float *dinp, const float *dout, const uint8_t *mask,
+                         int64_t n, float p);
+
+void add_forward_ref(float *out, const float *a, const float *b, int64_t n);
+void add_backward_ref(float *da, float *db, const float *dout, int64_t n);
+void accumulate_ref(float *dst, const float *src, int64_t n);
+void l2norm_forward_ref(float *out, float *norm, const float *inp, int N, int D, float eps);
+void l2norm_backward_ref(float *dinp, const float *dout, const float *out, const float *norm, int N,
+                         int D, float eps);
+void dropout_forward_ref(float *out, uint8_t *mask, const float *inp, int64_t n, float p,
+                         struct sg_rng *rng);
+void dropout_apply_ref(float *out, const uint8_t *mask, const float *inp, int64_t n, float p);
+void dropout_backward_ref(float *dinp, const float *dout, const uint8_t *mask, int64_t n, float p);
+
+void add_forward_cpu(struct sg_ctx *c, float *out, const float *a, const float *b, int64_t n);
+void add_backward_cpu(struct sg_ctx *c, float *da, float *db, const float *dout, int64_t n);
+void accumulate_cpu(struct sg_ctx *c, float *dst, const float *src, int64_t n);
+void l2norm_forward_cpu(struct sg_ctx *c, float *out, float *norm, const float *inp, int N, int D,
+                        float eps);
+void l2norm_backward_cpu(struct sg_ctx *c, float *dinp, const float *dout, const float *out,
+                         const float *norm, int N, int D, float eps);
+void dropout_forward_cpu(struct sg_ctx *c, float *out, uint8_t *mask, const float *inp, int64_t n,
+                         float p, struct sg_rng *rng);
+void dropout_apply_cpu(struct sg_ctx *c, float *out, const uint8_t *mask, const float *inp,
+                       int64_t n, float p);
+void dropout_backward_cpu(struct sg_ctx *c, float *dinp, const float *dout, const uint8_t *mask,
+                          int64_t n, float p);
+
+/* Fewer elements than this run on one thread (an OpenMP fork costs a few microseconds). */
+#define SG_POINTWISE_PAR_MIN 32768
+
+/*
+ * exp(x) in float without a libm call, so that loops around it vectorise (Cody-Waite reduction
+ * x = k ln2 + r, |r| <= ln2/2, and Cephes' expf polynomial). Max error 1 ulp on
+ * [-87.3, 88.3] (tests/test_activation.c sweeps it against libm's double exp). Below -87.3365
+ * it returns 0 (denormal results are flushed); above 88.376 it saturates at ~2.4e38 instead of
+ * inf. NaN gives NaN.
+ */
+static inline float sg_expf_fast(float x)
+{
+    float xc = x < -87.33654f ? -87.33654f : x;
+    xc = xc > 88.37626f ? 88.37626f : xc;
+    float k = fmaf(xc, 1.44269504f, 12582912.0f) - 12582912.0f; /* round(x / ln2) */
+    float r = fmaf(k, -0.693359375f, xc);
+    r = fmaf(k, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    float y = fmaf(p, r * r, r) + 1.0f;
+    int32_t bits = ((int32_t)k + 127) * (1 << 23); /* 2^k, or 0 to flush an underflow */
+    bits = x < -87.33654f ? 0 : bits; /* integer select: the loop stays branch-free */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
 #endif

@@ -1,1 +1,215 @@
-/* PLACEHOLDER: to be implemented */
+/*
+ * ops/loss.c — softmax cross-entropy with label smoothing, forward and backward
+ * (see ops/loss.h). logits/probs/dlogits (N,V), targets int32 (N).
+ * Reference: torch.nn.functional.cross_entropy(reduction='mean', label_smoothing=ls).
+ *
+ * Fast path: rows in parallel; per row three vectorised passes over V (max and sum of logits;
+ * exp(x - max) stored into probs while summing; scale by 1/sum). glibc's expf is a scalar call
+ * unless -ffast-math, so the exponential is a Cephes-style polynomial written to be vectorised
+ * (relative error <= 8.5e-8, measured against double exp on [-87, 0]). Per-row losses are summed in
+ * double in row order after the parallel loop, so the mean does not depend on the thread count.
+ */
+#include "ops/loss.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+
+#define CE_PARALLEL_MIN 16384 /* N*V below which one thread is faster than a fork */
+
+static void check_targets(const int32_t *targets, int N, int V)
+{
+    if (!targets) {
+        SG_CHECK(N <= V, "cross_entropy: targets NULL (targets[n] = n) needs N=%d <= V=%d", N, V);
+        return;
+    }
+    for (int n = 0; n < N; n++)
+        SG_CHECK(targets[n] >= 0 && targets[n] < V,
+                 "cross_entropy: targets[%d] = %d is outside [0, V=%d)", n, (int)targets[n], V);
+}
+
+static inline int target_of(const int32_t *targets, int n)
+{
+    return targets ? targets[n] : n;
+}
+
+/* ---- reference ------------------------------------------------------------------------------ */
+
+float cross_entropy_forward_ref(float *losses, float *probs, const float *logits,
+                                const int32_t *targets, int N, int V, float label_smoothing)
+{
+    check_targets(targets, N, V);
+    double ls = label_smoothing, total = 0.0;
+    for (int n = 0; n < N; n++) {
+        const float *x = logits + (size_t)n * V;
+        double m = x[0], sum = 0.0, sumx = 0.0;
+        for (int j = 1; j < V; j++) m = x[j] > m ? x[j] : m;
+        for (int j = 0; j < V; j++) {
+            sum += exp((double)x[j] - m);
+            sumx += x[j];
+        }
+        double lse = m + log(sum);
+        double loss = lse - (1.0 - ls) * x[target_of(targets, n)] - ls / V * sumx;
+        if (probs)
+            for (int j = 0; j < V; j++) probs[(size_t)n * V + j] = (float)exp((double)x[j] - lse);
+        if (losses) losses[n] = (float)loss;
+        total += loss;
+    }
+    return (float)(total / N);
+}
+
+void cross_entropy_backward_ref(float *dlogits, const float *probs, const int32_t *targets, int N,
+                                int V, float dloss, float label_smoothing)
+{
+    if (!dlogits) return;
+    check_targets(targets, N, V);
+    double s = (double)dloss / N, ls = label_smoothing;
+    for (int n = 0; n < N; n++) {
+        int t = target_of(targets, n);
+        for (int j = 0; j < V; j++) {
+            double q = ls / V + (j == t ? 1.0 - ls : 0.0);
+            dlogits[(size_t)n * V + j] = (float)(s * (probs[(size_t)n * V + j] - q));
+        }
+    }
+}
+
+/* ---- fast CPU path --------------------------------------------------------------------------- */
+
+static inline float f32_from_bits(uint32_t i)
+{
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+static inline uint32_t bits_from_f32(float f)
+{
+    uint32_t i;
+    memcpy(&i, &f, sizeof i);
+    return i;
+}
+
+/* exp(x) for x <= 0 (max-shifted logits). x = k*ln2 + r with |r| <= ln2/2 (Cody-Waite split of
+ * ln2), e^r by Cephes' expf polynomial, times 2^k built in the exponent bits. Below -87 the result
+ * flushes to 0 (< 1.7e-38 of a row sum that is >= 1); NaN propagates. Branch-free, selects done on
+ * the bits: with a float compare or a ?: GCC sinks the polynomial into a branch that it may not
+ * if-convert under -ftrapping-math, and the loop stays scalar (4x slower). */
+static inline float exp_nonpos(float x)
+{
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    const uint32_t lim = 0x42ae0000;   /* bits of 87.0f */
+    uint32_t ax = bits_from_f32(x) & 0x7fffffffu;
+    uint32_t under = 0u - (uint32_t)((ax > lim) & (ax <= 0x7f800000u)); /* ~0: x < -87, -inf */
+    float xc = f32_from_bits((bits_from_f32(x) & ~under) | (bits_from_f32(-87.0f) & under));
+    float kf = xc * 1.44269504088896341f + shifter;
+    uint32_t k = bits_from_f32(kf) - bits_from_f32(shifter); /* 2's complement int */
+    kf -= shifter;
+    float r = xc - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float e = p * r * r + r + 1.0f;
+    float y = e * f32_from_bits((k + 127u) << 23);
+    return f32_from_bits(bits_from_f32(y) & ~under);
+}
+
+/* One row: fills p(V) (may be NULL) with softmax(x) and returns the row's loss. */
+static double ce_row_forward(float *p, const float *x, int t, int V, float ls)
+{
+    float m = x[0], sumx = 0.0f, sum = 0.0f;
+#pragma omp simd reduction(max : m) reduction(+ : sumx)
+    for (int j = 0; j < V; j++) {
+        m = x[j] > m ? x[j] : m;
+        sumx += x[j];
+    }
+    if (p) {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < V; j++) {
+            float e = exp_nonpos(x[j] - m);
+            p[j] = e;
+            sum += e;
+        }
+        float inv = 1.0f / sum;
+#pragma omp simd
+        for (int j = 0; j < V; j++) p[j] *= inv;
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < V; j++) sum += exp_nonpos(x[j] - m);
+    }
+    double lse = (double)m + log((double)sum);
+    return lse - (1.0 - (double)ls) * x[t] - (double)ls / V * sumx;
+}
+
+float cross_entropy_forward_cpu(struct sg_ctx *c, float *losses, float *probs, const float *logits,
+                                const int32_t *targets, int N, int V, float label_smoothing)
+{
+    check_targets(targets, N, V);
+    double *row = sg_xmalloc(sizeof(double) * (size_t)N); /* (N) per-row losses */
+    int nt = (int64_t)N * V < CE_PARALLEL_MIN ? 1 : c->nthreads;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int n = 0; n < N; n++)
+        row[n] = ce_row_forward(probs ? probs + (size_t)n * V : NULL, logits + (size_t)n * V,
+                                target_of(targets, n), V, label_smoothing);
+    double total = 0.0;
+    for (int n = 0; n < N; n++) {
+        total += row[n];
+        if (losses) losses[n] = (float)row[n];
+    }
+    free(row);
+    return (float)(total / N);
+}
+
+void cross_entropy_backward_cpu(struct sg_ctx *c, float *dlogits, const float *probs,
+                                const int32_t *targets, int N, int V, float dloss,
+                                float label_smoothing)
+{
+    if (!dlogits) return;
+    check_targets(targets, N, V);
+    const float s = dloss / (float)N, qoff = label_smoothing / (float)V;
+    const float qon = qoff + (1.0f - label_smoothing);
+    int nt = (int64_t)N * V < CE_PARALLEL_MIN ? 1 : c->nthreads;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *p = probs + (size_t)n * V;
+        float *d = dlogits + (size_t)n * V;
+        int t = target_of(targets, n);
+#pragma omp simd
+        for (int j = 0; j < V; j++) d[j] = s * (p[j] - qoff);
+        d[t] = s * (p[t] - qon);
+    }
+}
+
+/* ---- dispatch -------------------------------------------------------------------------------- */
+
+float op_cross_entropy_forward(struct sg_ctx *c, float *losses, float *probs, const float *logits,
+                               const int32_t *targets, int N, int V, float label_smoothing)
+{
+    switch (c->dev) {
+    case SG_DEVICE_CPU:
+        return cross_entropy_forward_cpu(c, losses, probs, logits, targets, N, V, label_smoothing);
+    case SG_DEVICE_CUDA:
+        break;
+    }
+    SG_PANIC("cross_entropy_forward is not implemented on CUDA yet");
+}
+
+void op_cross_entropy_backward(struct sg_ctx *c, float *dlogits, const float *probs,
+                               const int32_t *targets, int N, int V, float dloss,
+                               float label_smoothing)
+{
+    switch (c->dev) {
+    case SG_DEVICE_CPU:
+        cross_entropy_backward_cpu(c, dlogits, probs, targets, N, V, dloss, label_smoothing);
+        return;
+    case SG_DEVICE_CUDA:
+        break;
+    }
+    SG_PANIC("cross_entropy_backward is not implemented on CUDA yet");
+}
