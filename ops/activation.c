@@ -114,7 +114,7 @@ static inline float select_f(int c, float a, float b)
 static inline float exp_neg_half_sq(float x)
 {
     x = fabsf(x);
-    x = x < 14.5f ? x : 14.5f;
+    x = select_f(x < 14.5f, x, 14.5f); /* no overflow in x*x */
     float xx = x * x;
     float lo = fmaf(x, x, -xx); /* x^2 = xx + lo */
     float e = sg_expf_fast(-0.5f * xx);
@@ -129,8 +129,7 @@ static inline float exp_neg_half_sq(float x)
 static inline float half_erfc_tail(float x)
 {
     float t = fabsf(x) * (float)SQRT1_2;
-    t = t < 10.0f ? t : 10.0f;
-    float q = (t - 2.0f) / (t + 2.0f);
+    float q = 1.0f - 4.0f / (t + 2.0f); /* (t - 2)/(t + 2), finite for t = inf */
     float p = -1.51715369e-3f;
     p = fmaf(p, q, 1.11122278e-3f);
     p = fmaf(p, q, 8.76349304e-3f);

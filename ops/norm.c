@@ -25,7 +25,6 @@
  */
 #include "ops/norm.h"
 
-#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,12 +247,7 @@ static void ln_row_forward(float *restrict y, float *mean, float *rstd, const fl
     shifted_sums(x, C, x[0], &s1, &s2);
     double d = s1 / C;
     float m = (float)(x[0] + d), r = (float)(1.0 / sqrt(SG_MAX(s2 / C - d * d, 0.0) + eps));
-    if (w && b && ((uintptr_t)y % 32 == 0) && C % 8 == 0) {
-        for (int i = 0; i < C; i += 8) {
-            __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(m)), _mm256_set1_ps(r)), _mm256_loadu_ps(w + i), _mm256_loadu_ps(b + i));
-            _mm256_stream_ps(y + i, v);
-        }
-    } else if (w && b) {
+    if (w && b) {
 #pragma omp simd
         for (int i = 0; i < C; i++) y[i] = (x[i] - m) * r * w[i] + b[i];
     } else if (w) {

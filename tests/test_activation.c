@@ -34,7 +34,7 @@ static const enum sg_act ACTS[] = {SG_ACT_RELU, SG_ACT_GELU, SG_ACT_GELU_TANH, S
 #define TORCH_RTOL      1e-5f
 #define EXACT_ATOL_REF  1e-12f
 #define EXACT_RTOL_REF  2.5e-7f /* 2 ulp */
-#define EXACT_ATOL_FAST 1e-7f /* f' = sum of terms ~0.3 that cancel near x = -0.75: ~3 ulp(0.3) */
+#define EXACT_ATOL_FAST 1e-7f   /* f' = sum of terms ~0.3 that cancel near x = -0.75: ~3 ulp(0.3) */
 #define EXACT_RTOL_FAST 6e-7f   /* 5 ulp */
 
 struct act_case {
