@@ -3,9 +3,9 @@
  * forward and backward; see ops/activation.h for the formulas.
  * Torch references: F.relu, F.gelu(x, approximate='none' | 'tanh'), x * torch.sigmoid(1.702 * x).
  *
- *  _ref  the spec: double precision with libm (GELU as 0.5 x erfc(-x/sqrt 2), so the x << 0
- *        tail is exact too), rounded to float once.
- *  _cpu  float, branch-free polynomials (sg_expf_fast from ops/elementwise.h, an erf/erfc pair
+ *  _ref  the spec: double precision with libm, rounded to float once; written so that the
+ *        x << 0 tails do not cancel (GELU as 0.5 x erfc(-x/sqrt 2), GELU_TANH as x sigmoid(2u)).
+ *  _cpu  float, branch-free polynomials (sg_expf_fast from ops/elementwise.h, an erfc
  *        below), so every loop vectorises (8 lanes on AVX2) with no libm call per element;
  *        OpenMP over n. Error vs. _ref: tests/test_activation.c sweeps it (a few ulp).
  *  The tanh forms use 0.5 (1 + tanh u) = sigmoid(2u), which has no cancellation for u << 0.
@@ -42,10 +42,18 @@ const char *sg_act_name(enum sg_act a)
 
 /* ---- reference (double precision, libm) ------------------------------------------------------ */
 
+/* Normal CDF. */
 static double phi_ref(double x)
 {
     return 0.5 * erfc(-x * SQRT1_2);
-} /* normal CDF */
+}
+
+/* 1/(1 + exp(-z)). GELU_TANH's 0.5 (1 + tanh u) is sigmoid(2u), which, unlike 1 + tanh u, does
+ * not cancel for u << 0 (that tail would be wrong even in double). */
+static double sigmoid_ref(double z)
+{
+    return 1.0 / (1.0 + exp(-z));
+}
 
 static double act_ref(enum sg_act a, double x)
 {
@@ -55,9 +63,9 @@ static double act_ref(enum sg_act a, double x)
     case SG_ACT_GELU:
         return x * phi_ref(x);
     case SG_ACT_GELU_TANH:
-        return 0.5 * x * (1.0 + tanh(SQRT_2_PI * (x + GELU_K * x * x * x)));
+        return x * sigmoid_ref(2.0 * SQRT_2_PI * (x + GELU_K * x * x * x));
     case SG_ACT_QUICKGELU:
-        return x / (1.0 + exp(-QGELU_A * x));
+        return x * sigmoid_ref(QGELU_A * x);
     default:
         SG_PANIC("unknown activation %d", (int)a);
     }
@@ -71,12 +79,11 @@ static double act_grad_ref(enum sg_act a, double x)
     case SG_ACT_GELU:
         return phi_ref(x) + x * INV_SQRT_2PI * exp(-0.5 * x * x);
     case SG_ACT_GELU_TANH: {
-        double th = tanh(SQRT_2_PI * (x + GELU_K * x * x * x));
-        double du = SQRT_2_PI * (1.0 + 3.0 * GELU_K * x * x);
-        return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du;
+        double s = sigmoid_ref(2.0 * SQRT_2_PI * (x + GELU_K * x * x * x));
+        return s + x * s * (1.0 - s) * 2.0 * SQRT_2_PI * (1.0 + 3.0 * GELU_K * x * x);
     }
     case SG_ACT_QUICKGELU: {
-        double s = 1.0 / (1.0 + exp(-QGELU_A * x));
+        double s = sigmoid_ref(QGELU_A * x);
         return s + x * QGELU_A * s * (1.0 - s);
     }
     default:
@@ -109,12 +116,19 @@ static inline float select_f(int c, float a, float b)
     return f;
 }
 
+/* x clamped to [-lim, lim] (lim > 0), by select_f for the reason above. */
+static inline float clamp_f(float x, float lim)
+{
+    x = select_f(x > lim, lim, x);
+    return select_f(x < -lim, -lim, x);
+}
+
 /* exp(-x^2/2) with x^2 carried exactly (fma residual), so the error does not grow with x^2 as
  * exp(-(x*x)/2) does (1 ulp of x*x is ~x^2 ulp of the result). |x| > 14.5 gives 0. */
 static inline float exp_neg_half_sq(float x)
 {
     x = fabsf(x);
-    x = select_f(x < 14.5f, x, 14.5f); /* no overflow in x*x */
+    x = select_f(x < 14.5f, x, 14.5f); /* x*x cannot overflow */
     float xx = x * x;
     float lo = fmaf(x, x, -xx); /* x^2 = xx + lo */
     float e = sg_expf_fast(-0.5f * xx);
@@ -122,46 +136,32 @@ static inline float exp_neg_half_sq(float x)
 }
 
 /*
- * erfc(t)/2 for t = |x|/sqrt 2 >= 0.92 (0 beyond t = 10): erfc(t) = exp(-t^2) P(q) / (1 + 2t),
- * q = (t - 2)/(t + 2) (N. Juffa's scaling), P a degree-8 polynomial fitted for minimax
- * relative error (1e-8) on t in [0.9277, 10]. Max relative error ~2 ulp.
+ * Normal CDF Phi(x) = 0.5 erfc(-x/sqrt 2), given e = exp(-x^2/2). With t = |x|/sqrt 2,
+ * h = erfc(t)/2 = exp(-t^2) P(q) / (2 (1 + 2t)), q = (t - 2)/(t + 2) (N. Juffa's scaling), P a
+ * degree-9 polynomial fitted for minimax relative error (3e-8 with float coefficients) over
+ * t in [0, 10.5]; Phi = 1 - h for x > 0, h otherwise. Over the whole range, so the x < 0 tail
+ * keeps its relative accuracy (torch's 0.5 (1 + erf) cancels there) and no erf/erfc branch
+ * select is needed. One division serves q and 1/(1 + 2t).
  */
-static inline float half_erfc_tail(float x)
+static inline float phi_fast(float x, float e)
 {
     float t = fabsf(x) * (float)SQRT1_2;
-    float q = 1.0f - 4.0f / (t + 2.0f); /* (t - 2)/(t + 2), finite for t = inf */
-    float p = -1.51715369e-3f;
-    p = fmaf(p, q, 1.11122278e-3f);
-    p = fmaf(p, q, 8.76349304e-3f);
-    p = fmaf(p, q, -8.01375229e-3f);
-    p = fmaf(p, q, -5.42253070e-2f);
-    p = fmaf(p, q, 1.64050266e-1f);
-    p = fmaf(p, q, -1.66030198e-1f);
-    p = fmaf(p, q, -9.27638113e-2f);
+    t = select_f(t < 10.5f, t, 10.5f); /* beyond, e = 0; keeps the products finite */
+    float a = t + 2.0f, b = fmaf(2.0f, t, 1.0f);
+    float r = 1.0f / (a * b);
+    float q = (t - 2.0f) * b * r;
+    float p = -3.96105926e-4f;
+    p = fmaf(p, q, -1.22234027e-3f);
+    p = fmaf(p, q, 1.31256972e-3f);
+    p = fmaf(p, q, 8.62535648e-3f);
+    p = fmaf(p, q, -8.06088746e-3f);
+    p = fmaf(p, q, -5.42026199e-2f);
+    p = fmaf(p, q, 1.64055660e-1f);
+    p = fmaf(p, q, -1.66031569e-1f);
+    p = fmaf(p, q, -9.27639976e-2f);
     p = fmaf(p, q, 1.27697837e+0f);
-    return 0.5f * p / fmaf(2.0f, t, 1.0f) * exp_neg_half_sq(x);
-}
-
-/*
- * Normal CDF Phi(x) = 0.5 erfc(-x/sqrt 2), a = x/sqrt 2. |a| <= 0.9277: 0.5 + 0.5 erf(a), erf
- * by N. Juffa's odd minimax polynomial (1 ulp); beyond: h = erfc(|a|)/2 and Phi = 1 - h (x > 0)
- * or h (x < 0), so the negative tail keeps its relative accuracy instead of cancelling in
- * 1 + erf(a) as torch's float formula does.
- */
-static inline float phi_fast(float x)
-{
-    float a = x * (float)SQRT1_2;
-    float t = fabsf(a), s = a * a;
-    float p = -5.96761703e-4f; /* erf(a) = a + a p(a^2) */
-    p = fmaf(p, s, 4.99119423e-3f);
-    p = fmaf(p, s, -2.67681349e-2f);
-    p = fmaf(p, s, 1.12819925e-1f);
-    p = fmaf(p, s, -3.76125336e-1f);
-    p = fmaf(p, s, 1.28379166e-1f);
-    float small = fmaf(0.5f, fmaf(p, a, a), 0.5f);
-    float h = half_erfc_tail(x);
-    float large = (x > 0.0f ? 1.0f : 0.0f) + copysignf(h, -x); /* 1 - h or h */
-    return select_f(t > 0.927734375f, large, small);
+    float h = 0.5f * p * (a * r) * e;
+    return select_f(x > 0.0f, 1.0f - h, h);
 }
 
 /* ---- fast path ------------------------------------------------------------------------------- */
@@ -169,7 +169,7 @@ static inline float phi_fast(float x)
 /* One OpenMP-parallel, vectorised loop per (activation, direction) on `nt` threads. No restrict:
  * `omp simd` asserts what vectorisation needs (no cross-iteration dependence), which the
  * documented same-index aliasing (out == inp, dinp == dout) satisfies. */
-#define PAR_SIMD _Pragma("omp parallel for simd num_threads(nt) if (n >= SG_POINTWISE_PAR_MIN)")
+#define PAR_SIMD _Pragma("omp parallel for simd schedule(static) num_threads(nt)")
 
 static void relu_fwd(int nt, float *out, const float *inp, int64_t n)
 {
@@ -186,7 +186,7 @@ static void relu_bwd(int nt, float *dinp, const float *dout, const float *inp, i
 static void gelu_fwd(int nt, float *out, const float *inp, int64_t n)
 {
     PAR_SIMD
-    for (int64_t i = 0; i < n; i++) out[i] = inp[i] * phi_fast(inp[i]);
+    for (int64_t i = 0; i < n; i++) out[i] = inp[i] * phi_fast(inp[i], exp_neg_half_sq(inp[i]));
 }
 
 /* d/dx x Phi(x) = Phi(x) + x pdf(x) */
@@ -195,8 +195,8 @@ static void gelu_bwd(int nt, float *dinp, const float *dout, const float *inp, i
     PAR_SIMD
     for (int64_t i = 0; i < n; i++) {
         float x = inp[i];
-        float pdf = (float)INV_SQRT_2PI * exp_neg_half_sq(x);
-        dinp[i] = dout[i] * fmaf(x, pdf, phi_fast(x));
+        float e = exp_neg_half_sq(x);
+        dinp[i] = dout[i] * fmaf(x * (float)INV_SQRT_2PI, e, phi_fast(x, e));
     }
 }
 
@@ -213,17 +213,20 @@ static void gelu_tanh_fwd(int nt, float *out, const float *inp, int64_t n)
     for (int64_t i = 0; i < n; i++) out[i] = inp[i] / (1.0f + gelu_tanh_e(inp[i]));
 }
 
-/* d/dx x s = s + x s (1 - s) d(2u)/dx, with s (1 - s) = e s^2 (no cancellation near s = 1). */
+/* d/dx x s = s + x s (1 - s) d(2u)/dx, with s (1 - s) = e s^2 (no cancellation near s = 1).
+ * From x clamped to +-10 (beyond it the derivative is 0 or 1 to 1e-35), so e stays finite and
+ * x d(2u)/dx cannot overflow. */
 static void gelu_tanh_bwd(int nt, float *dinp, const float *dout, const float *inp, int64_t n)
 {
     PAR_SIMD
     for (int64_t i = 0; i < n; i++) {
-        float x = inp[i], e = gelu_tanh_e(x), s = 1.0f / (1.0f + e);
+        float x = clamp_f(inp[i], 10.0f), e = gelu_tanh_e(x), s = 1.0f / (1.0f + e);
         float du2 = (float)(2.0 * SQRT_2_PI) * fmaf((float)(3.0 * GELU_K) * x, x, 1.0f);
         dinp[i] = dout[i] * fmaf(x * du2, (e * s) * s, s);
     }
 }
 
+/* x sigmoid(z), z = 1.702 x; forward takes e = exp(-z) = inf in its stride (x / inf = 0). */
 static void quickgelu_fwd(int nt, float *out, const float *inp, int64_t n)
 {
     PAR_SIMD
@@ -231,18 +234,20 @@ static void quickgelu_fwd(int nt, float *out, const float *inp, int64_t n)
         out[i] = inp[i] / (1.0f + sg_expf_fast(-((float)QGELU_A * inp[i])));
 }
 
+/* s + z s (1 - s) with s (1 - s) = e s^2, from z clamped to +-80 (as in gelu_tanh_bwd). */
 static void quickgelu_bwd(int nt, float *dinp, const float *dout, const float *inp, int64_t n)
 {
     PAR_SIMD
     for (int64_t i = 0; i < n; i++) {
-        float x = inp[i], e = sg_expf_fast(-((float)QGELU_A * x)), s = 1.0f / (1.0f + e);
-        dinp[i] = dout[i] * fmaf((float)QGELU_A * x, (e * s) * s, s);
+        float z = clamp_f((float)QGELU_A * inp[i], 80.0f);
+        float e = sg_expf_fast(-z), s = 1.0f / (1.0f + e);
+        dinp[i] = dout[i] * fmaf(z, (e * s) * s, s);
     }
 }
 
 void act_forward_cpu(struct sg_ctx *c, enum sg_act a, float *out, const float *inp, int64_t n)
 {
-    int nt = c->nthreads > 0 ? c->nthreads : 1;
+    int nt = sg_pointwise_threads(c, n);
     switch (a) {
     case SG_ACT_RELU:
         relu_fwd(nt, out, inp, n);
@@ -264,7 +269,7 @@ void act_forward_cpu(struct sg_ctx *c, enum sg_act a, float *out, const float *i
 void act_backward_cpu(struct sg_ctx *c, enum sg_act a, float *dinp, const float *dout,
                       const float *inp, int64_t n)
 {
-    int nt = c->nthreads > 0 ? c->nthreads : 1;
+    int nt = sg_pointwise_threads(c, n);
     switch (a) {
     case SG_ACT_RELU:
         relu_bwd(nt, dinp, dout, inp, n);

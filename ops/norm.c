@@ -26,8 +26,12 @@
 #include "ops/norm.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #else
@@ -39,9 +43,11 @@ static int omp_get_thread_num(void)
 
 #include "core/common.h"
 
-#define NORM_PARALLEL_MIN 16384 /* elements below which one thread is faster */
-#define LN_BLOCK          32    /* rows summed in float before adding to the double partials */
-#define BN_COL_BLOCK      256   /* channels per task in the HW == 1 path */
+#define NORM_PARALLEL_MIN 16384      /* elements below which one thread is faster */
+#define LN_BLOCK          32         /* rows summed in float before adding to the double partials */
+#define BN_COL_BLOCK      256        /* channels per task in the HW == 1 path */
+#define NORM_BLOCK        1024       /* floats computed in L1 before a streaming copy */
+#define NORM_STREAM_BYTES (16 << 20) /* outputs at least this big bypass the cache */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reference (plain loops, double accumulation).                                              */
@@ -164,7 +170,7 @@ void batchnorm2d_backward_ref(float *dinp, float *dgamma, float *dbeta, const fl
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Fast CPU path: LayerNorm.                                                                  */
+/* Fast CPU path: shared helpers.                                                             */
 /* ------------------------------------------------------------------------------------------ */
 
 static int threads_for(const struct sg_ctx *c, int64_t elems)
@@ -172,9 +178,39 @@ static int threads_for(const struct sg_ctx *c, int64_t elems)
     return elems < NORM_PARALLEL_MIN ? 1 : c->nthreads;
 }
 
+/* Outputs of at least NORM_STREAM_BYTES are written with non-temporal stores: they do not fit
+ * in the last-level cache anyway, and a streaming store skips the read-for-ownership of the
+ * destination line (the forward then moves 3 instead of 4 tensors' worth of bytes). */
+int64_t norm_stream_bytes_exp = NORM_STREAM_BYTES;
+static int use_stream(int64_t n_out)
+{
+    return n_out * (int64_t)sizeof(float) >= norm_stream_bytes_exp;
+}
+
+/* dst(n) = src(n) with non-temporal stores where the ISA has them. A thread that used it calls
+ * stream_fence() once at the end of its share of the work (not per call: sfence waits for the
+ * write-combining buffers to drain). */
+static void stream_copy(float *restrict dst, const float *restrict src, int n)
+{
+#ifdef __AVX__
+    int i = 0;
+    for (; i < n && ((uintptr_t)(dst + i) & 31) != 0; i++) dst[i] = src[i];
+    for (; i + 8 <= n; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+    for (; i < n; i++) dst[i] = src[i];
+#else
+    memcpy(dst, src, sizeof(float) * (size_t)n);
+#endif
+}
+
+static void stream_fence(void)
+{
+#ifdef __AVX__
+    _mm_sfence();
+#endif
+}
+
 /* Row/chunk reductions in double, written with GCC/Clang vector extensions: several independent
  * 4-wide accumulators (not bound by the add latency; no -ffast-math needed to vectorise). */
-
 typedef float v4f __attribute__((vector_size(16)));
 typedef double v4d __attribute__((vector_size(32)));
 
@@ -185,7 +221,10 @@ static inline v4d load4d(const float *p)
     return __builtin_convertvector(f, v4d);
 }
 
-static inline double hsum4(v4d v) { return (v[0] + v[2]) + (v[1] + v[3]); }
+static inline double hsum4(v4d v)
+{
+    return (v[0] + v[2]) + (v[1] + v[3]);
+}
 
 /* s1 = sum(x - K), s2 = sum((x - K)^2) over x(n). x - K is exact in double, so with K a value of
  * the data (near the mean) s2/n - (s1/n)^2 is the variance without cancellation trouble. */
@@ -239,68 +278,129 @@ static void grad_sums(const float *restrict dy, const float *restrict w, const f
     *sgx = sq;
 }
 
-/* One row: y(C) = (x - mean) * rstd [* w] [+ b]. */
-static void ln_row_forward(float *restrict y, float *mean, float *rstd, const float *restrict x,
-                           const float *restrict w, const float *restrict b, int C, float eps)
+static const float *off(const float *p, int i)
+{
+    return p ? p + i : NULL;
+}
+static float *offm(float *p, int i)
+{
+    return p ? p + i : NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fast CPU path: LayerNorm.                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* y(n) = (x - m) * r [* w] [+ b] */
+static void ln_span(float *restrict y, const float *restrict x, const float *restrict w,
+                    const float *restrict b, float m, float r, int n)
+{
+    if (w && b) {
+#pragma omp simd
+        for (int i = 0; i < n; i++) y[i] = (x[i] - m) * r * w[i] + b[i];
+    } else if (w) {
+#pragma omp simd
+        for (int i = 0; i < n; i++) y[i] = (x[i] - m) * r * w[i];
+    } else if (b) {
+#pragma omp simd
+        for (int i = 0; i < n; i++) y[i] = (x[i] - m) * r + b[i];
+    } else {
+#pragma omp simd
+        for (int i = 0; i < n; i++) y[i] = (x[i] - m) * r;
+    }
+}
+
+/* One row of C: statistics, then y(C) (through an L1 block and streaming stores if stream). */
+static void ln_row_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
+                           const float *b, int C, float eps, int stream)
 {
     double s1, s2;
     shifted_sums(x, C, x[0], &s1, &s2);
     double d = s1 / C;
     float m = (float)(x[0] + d), r = (float)(1.0 / sqrt(SG_MAX(s2 / C - d * d, 0.0) + eps));
-    if (w && b) {
-#pragma omp simd
-        for (int i = 0; i < C; i++) y[i] = (x[i] - m) * r * w[i] + b[i];
-    } else if (w) {
-#pragma omp simd
-        for (int i = 0; i < C; i++) y[i] = (x[i] - m) * r * w[i];
-    } else {
-#pragma omp simd
-        for (int i = 0; i < C; i++) y[i] = (x[i] - m) * r + (b ? b[i] : 0.0f);
-    }
     if (mean) *mean = m;
     if (rstd) *rstd = r;
+    if (!stream) {
+        ln_span(y, x, w, b, m, r, C);
+        return;
+    }
+    float tmp[NORM_BLOCK];
+    for (int i = 0; i < C; i += NORM_BLOCK) {
+        int n = SG_MIN(NORM_BLOCK, C - i);
+        ln_span(tmp, x + i, off(w, i), off(b, i), m, r, n);
+        stream_copy(y + i, tmp, n);
+    }
 }
 
 void layernorm_forward_cpu(struct sg_ctx *c, float *out, float *mean, float *rstd, const float *inp,
                            const float *w, const float *b, int N, int C, float eps)
 {
-#pragma omp parallel for num_threads(threads_for(c, (int64_t)N *C)) schedule(static)
-    for (int n = 0; n < N; n++)
-        ln_row_forward(out + (size_t)n * C, mean ? mean + n : NULL, rstd ? rstd + n : NULL,
-                       inp + (size_t)n * C, w, b, C, eps);
+    int64_t n = (int64_t)N * C;
+    int stream = use_stream(n);
+#pragma omp parallel num_threads(threads_for(c, n))
+    {
+#pragma omp for schedule(static) nowait
+        for (int r = 0; r < N; r++)
+            ln_row_forward(out + (size_t)r * C, offm(mean, r), offm(rstd, r), inp + (size_t)r * C,
+                           w, b, C, eps, stream);
+        if (stream) stream_fence();
+    }
 }
 
-/* One row of the backward. dx(C) overwritten when non-NULL; pw/pb(C) (float partials of
- * dw/db) accumulated when non-NULL. */
-static void ln_row_backward(float *restrict dx, float *restrict pw, float *restrict pb,
-                            const float *restrict dy, const float *restrict x,
-                            const float *restrict w, float m, float r, int C)
+/* dx(n) = (g - gm - xhat * gxm) * r with g = dy [* w], xhat = (x - m) * r; pw(n) += dy * xhat,
+ * pb(n) += dy. Each output only when non-NULL. */
+static void ln_bwd_span(float *restrict dx, float *restrict pw, float *restrict pb,
+                        const float *restrict dy, const float *restrict x, const float *restrict w,
+                        float m, float r, float gm, float gxm, int n)
 {
-    if (dx) {
-        double sg, sgx; /* sum(g), sum(g * (x - m)), g = dy * w */
-        grad_sums(dy, w, x, m, C, &sg, &sgx);
-        float gm = (float)(sg / C), gxm = (float)(sgx * r / C);
-        if (w && pw && pb) { /* the usual case, fused */
+    if (dx && w && pw && pb) { /* the usual case, fused */
 #pragma omp simd
-            for (int i = 0; i < C; i++) {
-                float xh = (x[i] - m) * r;
-                dx[i] = (dy[i] * w[i] - gm - xh * gxm) * r;
-                pw[i] += dy[i] * xh;
-                pb[i] += dy[i];
-            }
-            return;
+        for (int i = 0; i < n; i++) {
+            float xh = (x[i] - m) * r;
+            dx[i] = (dy[i] * w[i] - gm - xh * gxm) * r;
+            pw[i] += dy[i] * xh;
+            pb[i] += dy[i];
         }
+        return;
+    }
+    if (dx && w) {
 #pragma omp simd
-        for (int i = 0; i < C; i++)
-            dx[i] = ((w ? dy[i] * w[i] : dy[i]) - gm - (x[i] - m) * r * gxm) * r;
+        for (int i = 0; i < n; i++) dx[i] = (dy[i] * w[i] - gm - (x[i] - m) * r * gxm) * r;
+    } else if (dx) {
+#pragma omp simd
+        for (int i = 0; i < n; i++) dx[i] = (dy[i] - gm - (x[i] - m) * r * gxm) * r;
     }
     if (pw) {
 #pragma omp simd
-        for (int i = 0; i < C; i++) pw[i] += dy[i] * ((x[i] - m) * r);
+        for (int i = 0; i < n; i++) pw[i] += dy[i] * ((x[i] - m) * r);
     }
     if (pb) {
 #pragma omp simd
-        for (int i = 0; i < C; i++) pb[i] += dy[i];
+        for (int i = 0; i < n; i++) pb[i] += dy[i];
+    }
+}
+
+/* One row of the backward: dx(C) overwritten, pw/pb(C) (float partials of dw/db) accumulated;
+ * each only when non-NULL. */
+static void ln_row_backward(float *dx, float *pw, float *pb, const float *dy, const float *x,
+                            const float *w, float m, float r, int C, int stream)
+{
+    float gm = 0.0f, gxm = 0.0f; /* mean(g), mean(g * xhat) */
+    if (dx) {
+        double sg, sgx;
+        grad_sums(dy, w, x, m, C, &sg, &sgx);
+        gm = (float)(sg / C);
+        gxm = (float)(sgx * r / C);
+    }
+    if (!stream || !dx) {
+        ln_bwd_span(dx, pw, pb, dy, x, w, m, r, gm, gxm, C);
+        return;
+    }
+    float tmp[NORM_BLOCK];
+    for (int i = 0; i < C; i += NORM_BLOCK) {
+        int n = SG_MIN(NORM_BLOCK, C - i);
+        ln_bwd_span(tmp, offm(pw, i), offm(pb, i), dy + i, x + i, off(w, i), m, r, gm, gxm, n);
+        stream_copy(dx + i, tmp, n);
     }
 }
 
@@ -318,21 +418,21 @@ void layernorm_backward_cpu(struct sg_ctx *c, float *dinp, float *dw, float *db,
                             const float *inp, const float *w, const float *mean, const float *rstd,
                             int N, int C)
 {
-    int nt = threads_for(c, (int64_t)N * C);
-    /* per thread: dw partial (float C), db partial (float C), dw acc (double C), db acc */
+    int nt = threads_for(c, (int64_t)N * C), stream = use_stream((int64_t)N * C);
+    /* per thread t: dw, db partials in float (blocks of LN_BLOCK rows) and double (all rows) */
     double *acc = sg_xcalloc((size_t)nt * 2 * C, sizeof(double));
     float *part = sg_xcalloc((size_t)nt * 2 * C, sizeof(float));
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), cnt = 0;
         double *aw = acc + (size_t)t * 2 * C, *ab = aw + C;
-        float *pw = dw ? part + (size_t)t * 2 * C : NULL,
-              *pb = db ? part + (size_t)t * 2 * C + C : NULL;
-#pragma omp for schedule(static)
-        for (int n = 0; n < N; n++) {
-            size_t o = (size_t)n * C;
-            ln_row_backward(dinp ? dinp + o : NULL, pw, pb, dout + o, inp + o, w, mean[n], rstd[n],
-                            C);
+        float *pw = dw ? part + (size_t)t * 2 * C : NULL;
+        float *pb = db ? part + (size_t)t * 2 * C + C : NULL;
+#pragma omp for schedule(static) nowait
+        for (int r = 0; r < N; r++) {
+            size_t o = (size_t)r * C;
+            ln_row_backward(offm(dinp, o), pw, pb, dout + o, inp + o, w, mean[r], rstd[r], C,
+                            stream);
             if (++cnt == LN_BLOCK) {
                 if (pw) flush_partial(aw, pw, C);
                 if (pb) flush_partial(ab, pb, C);
@@ -341,6 +441,7 @@ void layernorm_backward_cpu(struct sg_ctx *c, float *dinp, float *dw, float *db,
         }
         if (pw) flush_partial(aw, pw, C);
         if (pb) flush_partial(ab, pb, C);
+        if (stream) stream_fence();
 #pragma omp barrier
 #pragma omp for schedule(static)
         for (int i = 0; i < C; i++) {
@@ -358,8 +459,9 @@ void layernorm_backward_cpu(struct sg_ctx *c, float *dinp, float *dw, float *db,
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Fast CPU path: BatchNorm2d. Layout inp(B,C,HW): chunk (b,c) = HW contiguous floats at       */
-/* (b*C + c)*HW. Per-channel sums are taken of x - K[c], K[c] = inp[c*HW] (first value).      */
+/* Fast CPU path: BatchNorm2d. Layout inp(B,C,HW): chunk j = (b,c) is HW contiguous floats at  */
+/* j*HW, channel j % C. Per-channel sums are taken of x - K[c], K[c] = inp[c*HW] (a value of   */
+/* the channel). HW == 1 (BatchNorm1d) runs over rows of C instead (per-column accumulators).  */
 /* ------------------------------------------------------------------------------------------ */
 
 /* s1(C) = sum(x - K), s2(C) = sum((x - K)^2) per channel over (B,HW), in double. */
@@ -386,9 +488,8 @@ static void bn_sums(double *s1, double *s2, const float *inp, int B, int C, int 
 #pragma omp parallel num_threads(nt)
     {
 #pragma omp for schedule(static)
-        for (int64_t k = 0; k < (int64_t)B * C; k++) {
-            shifted_sums(inp + k * HW, HW, inp[(k % C) * HW], &cs[2 * k], &cs[2 * k + 1]);
-        }
+        for (int64_t j = 0; j < (int64_t)B * C; j++)
+            shifted_sums(inp + j * HW, HW, inp[(j % C) * HW], &cs[2 * j], &cs[2 * j + 1]);
 #pragma omp for schedule(static)
         for (int c = 0; c < C; c++) {
             double a = 0.0, q = 0.0;
@@ -403,27 +504,107 @@ static void bn_sums(double *s1, double *s2, const float *inp, int B, int C, int 
     free(cs);
 }
 
-/* y = x * a[c] + k[c] over inp(B,C,HW). */
-static void bn_scale_shift(float *y, const float *inp, const float *a, const float *k, int B, int C,
-                           int HW, int nt)
+/* s1(C) = sum(dout), s2(C) = sum(dout * (x - mean)) per channel, in double. */
+static void bn_dsums(double *s1, double *s2, const float *dout, const float *inp, const float *mean,
+                     int B, int C, int HW, int nt)
+{
+    if (HW == 1) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int c0 = 0; c0 < C; c0 += BN_COL_BLOCK) {
+            int c1 = SG_MIN(C, c0 + BN_COL_BLOCK);
+            for (int c = c0; c < c1; c++) s1[c] = s2[c] = 0.0;
+            for (int b = 0; b < B; b++) {
+                const float *x = inp + (size_t)b * C, *dy = dout + (size_t)b * C;
+#pragma omp simd
+                for (int c = c0; c < c1; c++) {
+                    s1[c] += dy[c];
+                    s2[c] += (double)dy[c] * ((double)x[c] - mean[c]);
+                }
+            }
+        }
+        return;
+    }
+    double *cs = sg_xmalloc(sizeof(double) * 2 * (size_t)B * C);
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < (int64_t)B * C; j++)
+            grad_sums(dout + j * HW, NULL, inp + j * HW, mean[j % C], HW, &cs[2 * j],
+                      &cs[2 * j + 1]);
+#pragma omp for schedule(static)
+        for (int c = 0; c < C; c++) {
+            double a = 0.0, q = 0.0;
+            for (int b = 0; b < B; b++) {
+                a += cs[2 * ((size_t)b * C + c)];
+                q += cs[2 * ((size_t)b * C + c) + 1];
+            }
+            s1[c] = a;
+            s2[c] = q;
+        }
+    }
+    free(cs);
+}
+
+/* y(n) = u * p + v * q + k, v NULL: y = u * p + k */
+static void bn_span(float *restrict y, const float *restrict u, const float *restrict v, float p,
+                    float q, float k, int n)
+{
+    if (v) {
+#pragma omp simd
+        for (int i = 0; i < n; i++) y[i] = u[i] * p + v[i] * q + k;
+    } else {
+#pragma omp simd
+        for (int i = 0; i < n; i++) y[i] = u[i] * p + k;
+    }
+}
+
+/* One chunk: bn_span, through an L1 block and streaming stores if stream. */
+static void bn_chunk(float *y, const float *u, const float *v, float p, float q, float k, int HW,
+                     int stream)
+{
+    if (!stream) {
+        bn_span(y, u, v, p, q, k, HW);
+        return;
+    }
+    float tmp[NORM_BLOCK];
+    for (int i = 0; i < HW; i += NORM_BLOCK) {
+        int n = SG_MIN(NORM_BLOCK, HW - i);
+        bn_span(tmp, u + i, off(v, i), p, q, k, n);
+        stream_copy(y + i, tmp, n);
+    }
+}
+
+/* y = u * p[c] + v * q[c] + k[c] over (B,C,HW) (v, q NULL: y = u * p[c] + k[c]). Forward:
+ * y = x * scale + shift; backward: dinp = dout * p + x * q + k (eval: v NULL). */
+static void bn_apply(float *y, const float *u, const float *v, const float *p, const float *q,
+                     const float *k, int B, int C, int HW, int nt)
 {
     if (HW == 1) {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int b = 0; b < B; b++) {
-            const float *restrict x = inp + (size_t)b * C;
-            float *restrict o = y + (size_t)b * C;
+            size_t o = (size_t)b * C;
+            float *restrict yb = y + o;
+            const float *restrict ub = u + o, *restrict vb = off(v, o);
+            if (vb) {
 #pragma omp simd
-            for (int c = 0; c < C; c++) o[c] = x[c] * a[c] + k[c];
+                for (int c = 0; c < C; c++) yb[c] = ub[c] * p[c] + vb[c] * q[c] + k[c];
+            } else {
+#pragma omp simd
+                for (int c = 0; c < C; c++) yb[c] = ub[c] * p[c] + k[c];
+            }
         }
         return;
     }
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t j = 0; j < (int64_t)B * C; j++) {
-        const float *restrict x = inp + j * HW;
-        float *restrict o = y + j * HW;
-        float aj = a[j % C], kj = k[j % C];
-#pragma omp simd
-        for (int i = 0; i < HW; i++) o[i] = x[i] * aj + kj;
+    int stream = use_stream((int64_t)B * C * HW);
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static) nowait
+        for (int64_t j = 0; j < (int64_t)B * C; j++) {
+            int c = (int)(j % C);
+            bn_chunk(y + j * HW, u + j * HW, off(v, j * HW), p[c], q ? q[c] : 0.0f, k[c], HW,
+                     stream);
+        }
+        if (stream) stream_fence();
     }
 }
 
@@ -459,76 +640,9 @@ void batchnorm2d_forward_cpu(struct sg_ctx *c, float *out, float *mean, float *r
         if (mean) mean[ch] = (float)m;
         if (rstd) rstd[ch] = (float)r;
     }
-    bn_scale_shift(out, inp, ak, ak + C, B, C, HW, nt);
+    bn_apply(out, inp, NULL, ak, NULL, ak + C, B, C, HW, nt);
     free(s);
     free(ak);
-}
-
-/* s1(C) = sum(dout), s2(C) = sum(dout * (x - mean)) per channel, in double. */
-static void bn_dsums(double *s1, double *s2, const float *dout, const float *inp, const float *mean,
-                     int B, int C, int HW, int nt)
-{
-    if (HW == 1) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int c0 = 0; c0 < C; c0 += BN_COL_BLOCK) {
-            int c1 = SG_MIN(C, c0 + BN_COL_BLOCK);
-            for (int c = c0; c < c1; c++) s1[c] = s2[c] = 0.0;
-            for (int b = 0; b < B; b++) {
-                const float *x = inp + (size_t)b * C, *dy = dout + (size_t)b * C;
-#pragma omp simd
-                for (int c = c0; c < c1; c++) {
-                    s1[c] += dy[c];
-                    s2[c] += (double)dy[c] * ((double)x[c] - mean[c]);
-                }
-            }
-        }
-        return;
-    }
-    double *cs = sg_xmalloc(sizeof(double) * 2 * (size_t)B * C);
-#pragma omp parallel num_threads(nt)
-    {
-#pragma omp for schedule(static)
-        for (int64_t k = 0; k < (int64_t)B * C; k++) {
-            grad_sums(dout + k * HW, NULL, inp + k * HW, mean[k % C], HW, &cs[2 * k],
-                      &cs[2 * k + 1]);
-        }
-#pragma omp for schedule(static)
-        for (int c = 0; c < C; c++) {
-            double a = 0.0, q = 0.0;
-            for (int b = 0; b < B; b++) {
-                a += cs[2 * ((size_t)b * C + c)];
-                q += cs[2 * ((size_t)b * C + c) + 1];
-            }
-            s1[c] = a;
-            s2[c] = q;
-        }
-    }
-    free(cs);
-}
-
-/* dinp = dout * p[c] + x * q[c] + k[c] over (B,C,HW). */
-static void bn_dinp_train(float *dinp, const float *dout, const float *inp, const float *p,
-                          const float *q, const float *k, int B, int C, int HW, int nt)
-{
-    if (HW == 1) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int b = 0; b < B; b++) {
-            size_t o = (size_t)b * C;
-            const float *restrict dy = dout + o, *restrict x = inp + o;
-            float *restrict dx = dinp + o;
-#pragma omp simd
-            for (int c = 0; c < C; c++) dx[c] = dy[c] * p[c] + x[c] * q[c] + k[c];
-        }
-        return;
-    }
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t j = 0; j < (int64_t)B * C; j++) {
-        const float *restrict dy = dout + j * HW, *restrict x = inp + j * HW;
-        float *restrict dx = dinp + j * HW;
-        float pj = p[j % C], qj = q[j % C], kj = k[j % C];
-#pragma omp simd
-        for (int i = 0; i < HW; i++) dx[i] = dy[i] * pj + x[i] * qj + kj;
-    }
 }
 
 void batchnorm2d_backward_cpu(struct sg_ctx *c, float *dinp, float *dgamma, float *dbeta,
@@ -555,8 +669,8 @@ void batchnorm2d_backward_cpu(struct sg_ctx *c, float *dinp, float *dgamma, floa
             pqk[2 * C + ch] = (float)(-a * sdy / n - qx * mean[ch]);
         }
     }
-    if (dinp && training) bn_dinp_train(dinp, dout, inp, pqk, pqk + C, pqk + 2 * C, B, C, HW, nt);
-    if (dinp && !training) bn_scale_shift(dinp, dout, pqk, pqk + 2 * C, B, C, HW, nt);
+    if (dinp && training) bn_apply(dinp, dout, inp, pqk, pqk + C, pqk + 2 * C, B, C, HW, nt);
+    if (dinp && !training) bn_apply(dinp, dout, NULL, pqk, NULL, pqk + 2 * C, B, C, HW, nt);
     free(s);
     free(pqk);
 }

@@ -328,57 +328,67 @@ static void test_batchnorm(const struct sg_st_file *f, const struct bn_case *k)
     for (size_t i = 0; i < sizeof mine / sizeof mine[0]; i++) free(mine[i]);
 }
 
-/* The fast path on a shape big enough to run multi-threaded, against the reference path. */
-static void test_parallel_vs_ref(void)
+/* Compares the fast path (op_) to the reference path (_ref) on random data; returns nothing,
+ * counts the checks. Shapes big enough for several threads, and outputs over 16 MiB (ops/norm.c
+ * NORM_STREAM_BYTES: written through streaming stores) with odd row/chunk lengths over the
+ * 1024-float block of that path. */
+static void ln_op_vs_ref(int N, int C)
 {
-    struct ln_case lk = {"ln_big", 300, 200, 1, 1e-5f};
-    int64_t n = (int64_t)lk.N * lk.C;
-    float *x = filled(n, 11, -2, 3), *dy = filled(n, 12, -1, 1), *w = filled(lk.C, 13, 0.5f, 1.5f);
-    float *b = filled(lk.C, 14, -1, 1);
-    float *o[2], *m[2], *r[2], *dx[2], *dw[2], *db[2];
+    struct ln_case k = {"ln", N, C, 1, 1e-5f};
+    int64_t n = (int64_t)N * C;
+    float *x = filled(n, 11, -2, 3), *dy = filled(n, 12, -1, 1), *w = filled(C, 13, 0.5f, 1.5f);
+    float *b = filled(C, 14, -1, 1), *got[2][6];
+    int64_t len[6] = {n, N, N, n, C, C};
     for (int p = PATH_REF; p <= PATH_OP; p++) {
-        o[p] = filled(n, 1, 0, 1), dx[p] = filled(n, 1, 0, 1);
-        m[p] = filled(lk.N, 1, 0, 1), r[p] = filled(lk.N, 1, 0, 1);
-        dw[p] = filled(lk.C, 15, -1, 1), db[p] = filled(lk.C, 16, -1, 1);
-        ln_fwd(p, o[p], m[p], r[p], x, w, b, &lk);
-        ln_bwd(p, dx[p], dw[p], db[p], dy, x, w, m[p], r[p], &lk);
+        for (int i = 0; i < 6; i++) got[p][i] = filled(len[i], 15 + (uint64_t)i, -1, 1);
+        ln_fwd(p, got[p][0], got[p][1], got[p][2], x, w, b, &k);
+        ln_bwd(p, got[p][3], got[p][4], got[p][5], dy, x, w, got[p][1], got[p][2], &k);
     }
-    sg_test_close("ln (300,200) op vs ref: out", o[1], o[0], n, ATOL, RTOL);
-    sg_test_close("ln (300,200) op vs ref: dx", dx[1], dx[0], n, ATOL, RTOL);
-    sg_test_close("ln (300,200) op vs ref: dw", dw[1], dw[0], lk.C, ATOL, RTOL);
-    sg_test_close("ln (300,200) op vs ref: db", db[1], db[0], lk.C, ATOL, RTOL);
-    for (int p = 0; p < 2; p++) {
-        free(o[p]), free(m[p]), free(r[p]), free(dx[p]), free(dw[p]), free(db[p]);
+    static const char *what[] = {"out", "mean", "rstd", "dx", "dw", "db"};
+    char label[128];
+    for (int i = 0; i < 6; i++) {
+        snprintf(label, sizeof label, "ln (%d,%d) op vs ref: %s", N, C, what[i]);
+        sg_test_close(label, got[1][i], got[0][i], len[i], ATOL, RTOL);
+        free(got[0][i]);
+        free(got[1][i]);
     }
     free(x), free(dy), free(w), free(b);
+}
 
-    static const struct bn_case bk[] = {{"bn (16,32,9x11)", 16, 32, 99, 1, 0.1f, 1},
-                                        {"bn1d (512,96)", 512, 96, 1, 1, 0.1f, 1}};
-    for (size_t t = 0; t < 2; t++) {
-        const struct bn_case *k = &bk[t];
-        n = (int64_t)k->B * k->C * k->HW;
-        x = filled(n, 21, 4, 6), dy = filled(n, 22, -1, 1), w = filled(k->C, 23, 0.5f, 1.5f);
-        b = filled(k->C, 24, -1, 1);
-        for (int p = PATH_REF; p <= PATH_OP; p++) {
-            o[p] = filled(n, 1, 0, 1), dx[p] = filled(n, 1, 0, 1);
-            m[p] = filled(k->C, 1, 0, 1), r[p] = filled(k->C, 1, 0, 1);
-            dw[p] = filled(k->C, 25, -1, 1), db[p] = filled(k->C, 26, -1, 1);
-            bn_fwd(p, o[p], m[p], r[p], NULL, NULL, x, w, b, k);
-            bn_bwd(p, dx[p], dw[p], db[p], dy, x, w, m[p], r[p], k);
-        }
-        char label[128];
-        const char *what[] = {"out", "mean", "rstd", "dx", "dgamma", "dbeta"};
-        float **got[] = {o, m, r, dx, dw, db};
-        int64_t len[] = {n, k->C, k->C, n, k->C, k->C};
-        for (int i = 0; i < 6; i++) {
-            snprintf(label, sizeof label, "%s op vs ref: %s", k->name, what[i]);
-            sg_test_close(label, got[i][1], got[i][0], len[i], ATOL, RTOL);
-        }
-        for (int p = 0; p < 2; p++) {
-            free(o[p]), free(m[p]), free(r[p]), free(dx[p]), free(dw[p]), free(db[p]);
-        }
-        free(x), free(dy), free(w), free(b);
+static void bn_op_vs_ref(int B, int C, int HW, int training)
+{
+    struct bn_case k = {"bn", B, C, HW, 1, 0.1f, training};
+    int64_t n = (int64_t)B * C * HW;
+    float *x = filled(n, 21, 4, 6), *dy = filled(n, 22, -1, 1), *w = filled(C, 23, 0.5f, 1.5f);
+    float *b = filled(C, 24, -1, 1), *rm = filled(C, 25, 4, 6), *rv = filled(C, 26, 0.5f, 1);
+    float *got[2][6];
+    int64_t len[6] = {n, C, C, n, C, C};
+    for (int p = PATH_REF; p <= PATH_OP; p++) {
+        for (int i = 0; i < 6; i++) got[p][i] = filled(len[i], 27 + (uint64_t)i, -1, 1);
+        bn_fwd(p, got[p][0], got[p][1], got[p][2], training ? NULL : rm, training ? NULL : rv, x, w,
+               b, &k);
+        bn_bwd(p, got[p][3], got[p][4], got[p][5], dy, x, w, got[p][1], got[p][2], &k);
     }
+    static const char *what[] = {"out", "mean", "rstd", "dx", "dgamma", "dbeta"};
+    char label[128];
+    for (int i = 0; i < 6; i++) {
+        snprintf(label, sizeof label, "bn %s (%d,%d,%d) op vs ref: %s", training ? "train" : "eval",
+                 B, C, HW, what[i]);
+        sg_test_close(label, got[1][i], got[0][i], len[i], ATOL, RTOL);
+        free(got[0][i]);
+        free(got[1][i]);
+    }
+    free(x), free(dy), free(w), free(b), free(rm), free(rv);
+}
+
+static void test_op_vs_ref(void)
+{
+    ln_op_vs_ref(300, 200);
+    ln_op_vs_ref(4100, 1030); /* 16.9 MB outputs: streaming stores, C > 1024 */
+    bn_op_vs_ref(16, 32, 99, 1);
+    bn_op_vs_ref(512, 96, 1, 1);
+    bn_op_vs_ref(3, 7, 200001, 1); /* 16.8 MB: streaming stores, HW > 1024 */
+    bn_op_vs_ref(3, 7, 200001, 0);
 }
 
 int main(void)
@@ -400,7 +410,7 @@ int main(void)
         {"bn1d_noaff", 6, 10, 1, 0, 0.3f, 1},     {"bn_eval_odd", 4, 3, 35, 1, 0.1f, 0},
         {"bn_eval_round", 8, 16, 16, 0, 0.1f, 0}, {"bn1d_eval", 6, 10, 1, 1, 0.1f, 0}};
     for (size_t i = 0; i < sizeof bn / sizeof bn[0]; i++) test_batchnorm(&f, &bn[i]);
-    test_parallel_vs_ref();
+    test_op_vs_ref();
     sg_st_close(&f);
     sg_ctx_free(&ctx);
     return sg_test_summary("test_norm");
