@@ -24,6 +24,19 @@ void sg_panic_at(const char *file, int line, const char *func, const char *fmt, 
     abort();
 }
 
+void sg_check_failed(const char *file, int line, const char *func, const char *cond,
+                     const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "sogclip: fatal: %s:%d (%s): check failed: %s — ", file, line, func, cond);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    abort();
+}
+
 int sg_err(const char *fmt, ...)
 {
     va_list ap;

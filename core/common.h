@@ -22,11 +22,13 @@
 
 void sg_panic_at(const char *file, int line, const char *func, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 4, 5)));
+void sg_check_failed(const char *file, int line, const char *func, const char *cond,
+                     const char *fmt, ...) __attribute__((noreturn, format(printf, 5, 6)));
 
 /* Always-on check for invariants; aborts with location and a formatted message. */
-#define SG_CHECK(cond, ...)                                                                  \
+#define SG_CHECK(cond, ...)                                                                \
     do {                                                                                   \
-        if (!(cond)) sg_panic_at(__FILE__, __LINE__, __func__, "check failed: " #cond " — " __VA_ARGS__); \
+        if (!(cond)) sg_check_failed(__FILE__, __LINE__, __func__, #cond, __VA_ARGS__);      \
     } while (0)
 #define SG_PANIC(...) sg_panic_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
 

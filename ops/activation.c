@@ -123,30 +123,27 @@ static inline float clamp_f(float x, float lim)
     return select_f(x < -lim, -lim, x);
 }
 
-/* exp(-x^2/2) with x^2 carried exactly (fma residual), so the error does not grow with x^2 as
- * exp(-(x*x)/2) does (1 ulp of x*x is ~x^2 ulp of the result). |x| > 14.5 gives 0. */
-static inline float exp_neg_half_sq(float x)
-{
-    x = fabsf(x);
-    x = select_f(x < 14.5f, x, 14.5f); /* x*x cannot overflow */
-    float xx = x * x;
-    float lo = fmaf(x, x, -xx); /* x^2 = xx + lo */
-    float e = sg_expf_fast(-0.5f * xx);
-    return fmaf(e, -0.5f * lo, e); /* e exp(-lo/2) */
-}
-
 /*
- * Normal CDF Phi(x) = 0.5 erfc(-x/sqrt 2), given e = exp(-x^2/2). With t = |x|/sqrt 2,
- * h = erfc(t)/2 = exp(-t^2) P(q) / (2 (1 + 2t)), q = (t - 2)/(t + 2) (N. Juffa's scaling), P a
- * degree-9 polynomial fitted for minimax relative error (3e-8 with float coefficients) over
- * t in [0, 10.5]; Phi = 1 - h for x > 0, h otherwise. Over the whole range, so the x < 0 tail
- * keeps its relative accuracy (torch's 0.5 (1 + erf) cancels there) and no erf/erfc branch
- * select is needed. One division serves q and 1/(1 + 2t).
+ * GELU's pieces for x: returns Phi(x) (normal CDF) and sets *e = exp(-x^2/2).
+ * exp(-x^2/2) carries x^2 exactly (fma residual), so its error does not grow with x^2 as
+ * exp(-(x*x)/2) does (1 ulp of x*x is ~x^2 ulp of the result).
+ * Phi(x) = 0.5 erfc(-x/sqrt 2): with t = |x|/sqrt 2, h = erfc(t)/2 = exp(-t^2) P(q) / (2 (1 + 2t)),
+ * q = (t - 2)/(t + 2) (N. Juffa's scaling), P a degree-9 polynomial fitted for minimax relative
+ * error (3e-8 with float coefficients) over t in [0, 10.5]; Phi = 1 - h for x > 0, h otherwise.
+ * One form over the whole range: the x < 0 tail keeps its relative accuracy (torch's
+ * 0.5 (1 + erf) cancels there) and there is no erf/erfc branch to select. One division serves
+ * q and 1/(1 + 2t). |x| is clamped at 14.5 (where e = 0) so that nothing overflows.
  */
-static inline float phi_fast(float x, float e)
+static inline float gelu_phi(float x, float *e)
 {
-    float t = fabsf(x) * (float)SQRT1_2;
-    t = select_f(t < 10.5f, t, 10.5f); /* beyond, e = 0; keeps the products finite */
+    float xa = fabsf(x);
+    xa = select_f(xa < 14.5f, xa, 14.5f);
+    float xx = xa * xa;
+    float lo = fmaf(xa, xa, -xx); /* x^2 = xx + lo */
+    float ex = sg_expf_fast(-0.5f * xx);
+    ex = fmaf(ex, -0.5f * lo, ex); /* exp(-xx/2) exp(-lo/2) */
+    *e = ex;
+    float t = xa * (float)SQRT1_2;
     float a = t + 2.0f, b = fmaf(2.0f, t, 1.0f);
     float r = 1.0f / (a * b);
     float q = (t - 2.0f) * b * r;
@@ -160,7 +157,7 @@ static inline float phi_fast(float x, float e)
     p = fmaf(p, q, -1.66031569e-1f);
     p = fmaf(p, q, -9.27639976e-2f);
     p = fmaf(p, q, 1.27697837e+0f);
-    float h = 0.5f * p * (a * r) * e;
+    float h = 0.5f * p * (a * r) * ex;
     return select_f(x > 0.0f, 1.0f - h, h);
 }
 
@@ -186,7 +183,10 @@ static void relu_bwd(int nt, float *dinp, const float *dout, const float *inp, i
 static void gelu_fwd(int nt, float *out, const float *inp, int64_t n)
 {
     PAR_SIMD
-    for (int64_t i = 0; i < n; i++) out[i] = inp[i] * phi_fast(inp[i], exp_neg_half_sq(inp[i]));
+    for (int64_t i = 0; i < n; i++) {
+        float e;
+        out[i] = inp[i] * gelu_phi(inp[i], &e);
+    }
 }
 
 /* d/dx x Phi(x) = Phi(x) + x pdf(x) */
@@ -195,8 +195,8 @@ static void gelu_bwd(int nt, float *dinp, const float *dout, const float *inp, i
     PAR_SIMD
     for (int64_t i = 0; i < n; i++) {
         float x = inp[i];
-        float e = exp_neg_half_sq(x);
-        dinp[i] = dout[i] * fmaf(x * (float)INV_SQRT_2PI, e, phi_fast(x, e));
+        float e, phi = gelu_phi(x, &e);
+        dinp[i] = dout[i] * fmaf(x * (float)INV_SQRT_2PI, e, phi);
     }
 }
 

@@ -224,8 +224,8 @@ static void softmax_backward_tile(float *ds, const float *att, int T, int causal
     }
 }
 
-void attention_forward_cpu(struct sg_ctx *c, float *out, float *att, const float *qkv, int B,
-                           int T, int C, int NH, int causal)
+void attention_forward_cpu(struct sg_ctx *c, float *out, float *att, const float *qkv, int B, int T,
+                           int C, int NH, int causal)
 {
     SG_UNUSED(c);
     check_dims(B, T, C, NH);
@@ -236,7 +236,7 @@ void attention_forward_cpu(struct sg_ctx *c, float *out, float *att, const float
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *q = qkv + (int64_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        float *a = att + (int64_t)bh * T * T;      /* (T,T) */
+        float *a = att + (int64_t)bh * T * T;         /* (T,T) */
         float *y = out + (int64_t)b * T * C + h * hs; /* (T,hs), row stride C */
         sg_gemm(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a, T);
         softmax_tile(a, T, causal);
@@ -276,8 +276,11 @@ void op_attention_forward(struct sg_ctx *c, float *out, float *att, const float 
                           int C, int NH, int causal)
 {
     switch (c->dev) {
-    case SG_DEVICE_CPU: attention_forward_cpu(c, out, att, qkv, B, T, C, NH, causal); return;
-    default: SG_PANIC("attention_forward: not implemented on %s yet", sg_device_name(c->dev));
+    case SG_DEVICE_CPU:
+        attention_forward_cpu(c, out, att, qkv, B, T, C, NH, causal);
+        return;
+    default:
+        SG_PANIC("attention_forward: not implemented on %s yet", sg_device_name(c->dev));
     }
 }
 
@@ -289,6 +292,7 @@ void op_attention_backward(struct sg_ctx *c, float *dqkv, float *scratch, const 
     case SG_DEVICE_CPU:
         attention_backward_cpu(c, dqkv, scratch, dout, qkv, att, B, T, C, NH, causal);
         return;
-    default: SG_PANIC("attention_backward: not implemented on %s yet", sg_device_name(c->dev));
+    default:
+        SG_PANIC("attention_backward: not implemented on %s yet", sg_device_name(c->dev));
     }
 }

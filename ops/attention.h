@@ -40,8 +40,8 @@ void attention_forward_ref(float *out, float *att, const float *qkv, int B, int 
 void attention_backward_ref(float *dqkv, const float *dout, const float *qkv, const float *att,
                             int B, int T, int C, int NH, int causal);
 
-void attention_forward_cpu(struct sg_ctx *c, float *out, float *att, const float *qkv, int B,
-                           int T, int C, int NH, int causal);
+void attention_forward_cpu(struct sg_ctx *c, float *out, float *att, const float *qkv, int B, int T,
+                           int C, int NH, int causal);
 void attention_backward_cpu(struct sg_ctx *c, float *dqkv, float *scratch, const float *dout,
                             const float *qkv, const float *att, int B, int T, int C, int NH,
                             int causal);

@@ -168,7 +168,44 @@ void conv2d_backward_ref(const struct sg_conv2d_shape *s, float *dinp, float *dw
 
 /* ---- im2col + GEMM ------------------------------------------------------------------------- */
 
-/* Per-shape scratch: one column buffer (Cg*KH*KW, OH*OW) per thread, and per-thread partial dw. */
+/* One scratch buffer per context for all convolutions (DESIGN.md: im2col and library workspaces
+ * share one arena sized to the largest need): it grows to the largest request and is reused,
+ * so steady-state steps allocate nothing. Ops on one context run one at a time. */
+struct conv_scratch {
+    void *p;
+    size_t bytes;
+};
+
+static void conv_scratch_free(void *p)
+{
+    struct conv_scratch *cs = p;
+    sg_afree(cs->p);
+    free(cs);
+}
+
+/* Returns at least `bytes` of 64-byte aligned scratch; previous contents are not kept. */
+static void *conv_scratch(struct sg_ctx *c, size_t bytes)
+{
+    struct conv_scratch *cs = sg_dnnl_cache_find(c, "conv2d_scratch");
+    if (!cs) {
+        cs = sg_xcalloc(1, sizeof *cs);
+        sg_dnnl_cache_put(c, "conv2d_scratch", cs, conv_scratch_free);
+    }
+    if (cs->bytes < bytes) {
+        sg_afree(cs->p);
+        cs->p = sg_xmalloc_aligned(bytes);
+        cs->bytes = bytes;
+    }
+    return cs->p;
+}
+
+static size_t align64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+/* im2col layout of the scratch: one column buffer (Cg*KH*KW, OH*OW) per thread, then one partial
+ * dw (OC, Cg*KH*KW) per thread. */
 struct im2col_ws {
     int nthreads;
     int64_t col_size, w_size;
@@ -176,12 +213,19 @@ struct im2col_ws {
     float *dw;  /* (nthreads, w_size) */
 };
 
-static void im2col_ws_free(void *p)
+static struct im2col_ws im2col_ws_get(struct sg_ctx *c, const struct sg_conv2d_shape *s)
 {
-    struct im2col_ws *ws = p;
-    sg_afree(ws->col);
-    sg_afree(ws->dw);
-    free(ws);
+    struct im2col_ws ws;
+    ws.nthreads = c->nthreads > 0 ? c->nthreads : 1;
+    int64_t K = (int64_t)s->C / s->groups * s->KH * s->KW;
+    ws.col_size = K * s->OH * s->OW;
+    ws.w_size = (int64_t)s->OC * K;
+    size_t col_bytes = align64(sizeof(float) * (size_t)(ws.nthreads * ws.col_size));
+    size_t dw_bytes = sizeof(float) * (size_t)(ws.nthreads * ws.w_size);
+    char *base = conv_scratch(c, col_bytes + dw_bytes);
+    ws.col = (float *)base;
+    ws.dw = (float *)(base + col_bytes);
+    return ws;
 }
 
 static void shape_key(char *key, size_t n, const char *op, const struct sg_conv2d_shape *s,
@@ -189,23 +233,6 @@ static void shape_key(char *key, size_t n, const char *op, const struct sg_conv2
 {
     snprintf(key, n, "%s:%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d:%d", op, s->B, s->C, s->H, s->W, s->OC,
              s->KH, s->KW, s->stride_h, s->stride_w, s->pad_h, s->pad_w, s->groups, extra);
-}
-
-static struct im2col_ws *im2col_ws_get(struct sg_ctx *c, const struct sg_conv2d_shape *s)
-{
-    char key[160];
-    shape_key(key, sizeof key, "conv2d_im2col", s, c->nthreads);
-    struct im2col_ws *ws = sg_dnnl_cache_find(c, key);
-    if (ws) return ws;
-    ws = sg_xcalloc(1, sizeof *ws);
-    ws->nthreads = c->nthreads > 0 ? c->nthreads : 1;
-    int64_t K = (int64_t)s->C / s->groups * s->KH * s->KW;
-    ws->col_size = K * s->OH * s->OW;
-    ws->w_size = (int64_t)s->OC * K;
-    ws->col = sg_xmalloc_aligned(sizeof(float) * (size_t)(ws->nthreads * ws->col_size));
-    ws->dw = sg_xmalloc_aligned(sizeof(float) * (size_t)(ws->nthreads * ws->w_size));
-    sg_dnnl_cache_put(c, key, ws, im2col_ws_free);
-    return ws;
 }
 
 static int is_pointwise(const struct sg_conv2d_shape *s)
@@ -276,7 +303,7 @@ void conv2d_forward_im2col(struct sg_ctx *c, const struct sg_conv2d_shape *s, fl
                            const float *inp, const float *w, const float *b)
 {
     check_shape(s);
-    struct im2col_ws *ws = im2col_ws_get(c, s);
+    struct im2col_ws w_s = im2col_ws_get(c, s), *ws = &w_s;
     int G = s->groups, Cg = s->C / G, OCg = s->OC / G;
     int64_t K = (int64_t)Cg * s->KH * s->KW, L = (int64_t)s->OH * s->OW, HW = (int64_t)s->H * s->W;
     int ntask = s->B * G;
@@ -345,17 +372,17 @@ void conv2d_backward_im2col(struct sg_ctx *c, const struct sg_conv2d_shape *s, f
                             const float *w)
 {
     check_shape(s);
-    struct im2col_ws *ws = im2col_ws_get(c, s);
+    struct im2col_ws w_s = im2col_ws_get(c, s), *ws = &w_s;
     int G = s->groups, Cg = s->C / G, OCg = s->OC / G;
     int64_t K = (int64_t)Cg * s->KH * s->KW, L = (int64_t)s->OH * s->OW, HW = (int64_t)s->H * s->W;
     int ntask = s->B * G, nth = ntask >= ws->nthreads ? ws->nthreads : 1;
     if (dw) memset(ws->dw, 0, sizeof(float) * (size_t)(nth * ws->w_size));
-#pragma omp parallel num_threads(nth) if (nth > 1)
+#pragma omp parallel num_threads(nth) if (nth > 1 && (dinp || dw))
     {
         int tid = omp_get_thread_num();
         float *col = ws->col + tid * ws->col_size, *dwp = ws->dw + tid * ws->w_size;
 #pragma omp for schedule(static)
-        for (int t = 0; t < ntask; t++) {
+        for (int t = 0; t < (dinp || dw ? ntask : 0); t++) {
             int n = t / G, g = t % G;
             int64_t xoff = ((int64_t)n * s->C + (int64_t)g * Cg) * HW;
             im2col_backward_task(s, col, dinp ? dinp + xoff : NULL,
@@ -384,12 +411,14 @@ struct prim_arg {
     int kind, is_out;
     dnnl_memory_t user, mem;
     dnnl_primitive_t reorder;
+    size_t offset, bytes; /* mem's buffer in the primitive's share of the scratch (reordered) */
 };
 
 struct conv_prim {
     dnnl_primitive_t prim;
     int n;
     struct prim_arg arg[4];
+    size_t scratch_bytes; /* sum of the reordered arguments' sizes, 64-byte aligned each */
 };
 
 static void conv_prim_free(void *p)
@@ -440,7 +469,10 @@ static void conv_prim_add(struct conv_prim *cp, dnnl_engine_t e, int kind, int i
         a->reorder = NULL;
         return;
     }
-    SG_DNNL_CHECK(dnnl_memory_create(&a->mem, prim_md, e, DNNL_MEMORY_ALLOCATE));
+    SG_DNNL_CHECK(dnnl_memory_create(&a->mem, prim_md, e, DNNL_MEMORY_NONE));
+    a->offset = cp->scratch_bytes;
+    a->bytes = align64(dnnl_memory_desc_get_size(prim_md));
+    cp->scratch_bytes += a->bytes;
     a->reorder = is_out ? make_reorder(e, prim_md, user_md, accumulate)
                         : make_reorder(e, user_md, prim_md, 0);
 }
@@ -451,11 +483,12 @@ static void run_reorder(struct sg_ctx *c, dnnl_primitive_t r, dnnl_memory_t from
     SG_DNNL_CHECK(dnnl_primitive_execute(r, sg_dnnl_stream(c), 2, args));
 }
 
-/* Binds ptr[i] to argument i, runs the input reorders, the primitive and the output reorders.
+/* Binds ptr[i] to argument i (reordered copies live at scratch + offset, scratch holding
+ * cp->scratch_bytes), runs the input reorders, the primitive and the output reorders.
  * ready0, when not NULL, already holds argument 0 in the primitive's layout (the reordered dout
  * shared by the two backward primitives). */
 static void conv_prim_run(struct sg_ctx *c, struct conv_prim *cp, void *const *ptr,
-                          dnnl_memory_t ready0)
+                          dnnl_memory_t ready0, char *scratch)
 {
     dnnl_exec_arg_t args[4];
     for (int i = 0; i < cp->n; i++) {
@@ -465,6 +498,7 @@ static void conv_prim_run(struct sg_ctx *c, struct conv_prim *cp, void *const *p
             args[i].memory = ready0;
             continue;
         }
+        if (a->reorder) SG_DNNL_CHECK(dnnl_memory_set_data_handle(a->mem, scratch + a->offset));
         SG_DNNL_CHECK(dnnl_memory_set_data_handle(a->user, ptr[i]));
         if (a->reorder && !a->is_out) run_reorder(c, a->reorder, a->user, a->mem);
     }
@@ -626,25 +660,28 @@ void conv2d_forward_dnnl(struct sg_ctx *c, const struct sg_conv2d_shape *s, floa
     check_shape(s);
     struct conv_prim *cp = conv_fwd_get(c, s, b != NULL);
     void *fwd[4] = {(void *)inp, (void *)w, b ? (void *)b : out, out};
-    conv_prim_run(c, cp, fwd, NULL);
+    conv_prim_run(c, cp, fwd, NULL, conv_scratch(c, cp->scratch_bytes));
 }
 
 void conv2d_backward_dnnl(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *dinp, float *dw,
                           float *db, const float *dout, const float *inp, const float *w)
 {
     check_shape(s);
-    dnnl_memory_t dy_ready = NULL; /* dout reordered by backward-data, if any */
-    if (dinp) {
-        struct conv_prim *cp = conv_bwd_data_get(c, s);
-        void *bd[3] = {(void *)dout, (void *)w, dinp};
-        conv_prim_run(c, cp, bd, NULL);
-        if (cp->arg[0].reorder) dy_ready = cp->arg[0].mem;
+    struct conv_prim *bd = dinp ? conv_bwd_data_get(c, s) : NULL;
+    struct conv_prim *bw = dw ? conv_bwd_w_get(c, s, db != NULL) : NULL;
+    /* dout reordered by backward-data is reused by backward-weights when the layouts agree; it
+     * sits at the start of the scratch, so backward-weights' share starts after it. */
+    int share = bd && bw && bd->arg[0].reorder && same_layout(bd->arg[0].mem, bw->arg[0].mem);
+    size_t keep = share ? bd->arg[0].offset + bd->arg[0].bytes : 0;
+    size_t need = SG_MAX(bd ? bd->scratch_bytes : 0, keep + (bw ? bw->scratch_bytes : 0));
+    char *scratch = conv_scratch(c, need);
+    if (bd) {
+        void *args[3] = {(void *)dout, (void *)w, dinp};
+        conv_prim_run(c, bd, args, NULL, scratch);
     }
-    if (dw) {
-        struct conv_prim *cp = conv_bwd_w_get(c, s, db != NULL);
-        if (dy_ready && !same_layout(dy_ready, cp->arg[0].mem)) dy_ready = NULL;
-        void *bw[4] = {(void *)dout, (void *)inp, dw, db};
-        conv_prim_run(c, cp, bw, dy_ready);
+    if (bw) {
+        void *args[4] = {(void *)dout, (void *)inp, dw, db};
+        conv_prim_run(c, bw, args, share ? bd->arg[0].mem : NULL, scratch + keep);
     } else if (db) {
         conv2d_db_cpu(s, db, dout);
     }
@@ -652,16 +689,43 @@ void conv2d_backward_dnnl(struct sg_ctx *c, const struct sg_conv2d_shape *s, flo
 
 /* ---- fast path and dispatch ------------------------------------------------------------------ */
 
+/* The measured rule (table at the top). Plain GEMMs beat oneDNN's reorders + jit_1x1 kernels for
+ * 1x1 convolutions with at least 28x28 outputs per image; elsewhere oneDNN's direct kernels win
+ * forward and backward-data (with few pixels, per-image GEMMs get too thin). For the weight
+ * gradient of spatial kernels, im2col + GEMM (long inner dimension OH*OW, no reorders) wins once
+ * the patch length Cg*KH*KW reaches 1024 (3x3 with C >= 128). */
+static int gemm_pointwise(const struct sg_conv2d_shape *s)
+{
+    return s->KH == 1 && s->KW == 1 && s->pad_h == 0 && s->pad_w == 0 &&
+           (int64_t)s->OH * s->OW >= 28 * 28;
+}
+
+static int gemm_dw(const struct sg_conv2d_shape *s)
+{
+    int64_t patch = (int64_t)s->C / s->groups * s->KH * s->KW;
+    return gemm_pointwise(s) || (s->KH * s->KW > 1 && patch >= 1024);
+}
+
 void conv2d_forward_cpu(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *out,
                         const float *inp, const float *w, const float *b)
 {
-    conv2d_forward_dnnl(c, s, out, inp, w, b);
+    if (gemm_pointwise(s))
+        conv2d_forward_im2col(c, s, out, inp, w, b);
+    else
+        conv2d_forward_dnnl(c, s, out, inp, w, b);
 }
 
 void conv2d_backward_cpu(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *dinp, float *dw,
                          float *db, const float *dout, const float *inp, const float *w)
 {
-    conv2d_backward_dnnl(c, s, dinp, dw, db, dout, inp, w);
+    if (gemm_pointwise(s)) {
+        conv2d_backward_im2col(c, s, dinp, dw, db, dout, inp, w);
+    } else if (gemm_dw(s)) {
+        if (dinp) conv2d_backward_dnnl(c, s, dinp, NULL, NULL, dout, inp, w);
+        if (dw || db) conv2d_backward_im2col(c, s, NULL, dw, db, dout, inp, w);
+    } else {
+        conv2d_backward_dnnl(c, s, dinp, dw, db, dout, inp, w);
+    }
 }
 
 void op_conv2d_forward(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *out,

@@ -5,7 +5,8 @@
  * F.dropout(x, p, training=True) (= x * mask / (1 - p) given the mask).
  *
  *  _ref  plain loops (norms and dot products in double).
- *  _cpu  OpenMP + `omp simd` loops (vectorised, 8 lanes on AVX2); row ops parallel over rows.
+ *  _cpu  OpenMP + `omp simd` loops (vectorised, 8 lanes on AVX2); row ops parallel over rows,
+ *        their sums and dot products accumulated in double (vectorised too).
  *        Dropout draws its mask serially from the (sequential) mt19937 stream with an integer
  *        compare equivalent to sg_rng_float(rng) < 1 - p, then applies it in parallel.
  */
@@ -109,10 +110,10 @@ void l2norm_forward_cpu(struct sg_ctx *c, float *out, float *norm, const float *
     for (int i = 0; i < N; i++) {
         const float *x = inp + (int64_t)i * D;
         float *y = out + (int64_t)i * D;
-        float ss = 0.0f;
+        double ss = 0.0;
 #pragma omp simd reduction(+ : ss)
-        for (int j = 0; j < D; j++) ss += x[j] * x[j];
-        float nrm = sqrtf(ss), inv = 1.0f / (nrm > eps ? nrm : eps);
+        for (int j = 0; j < D; j++) ss += (double)x[j] * x[j];
+        float nrm = (float)sqrt(ss), inv = 1.0f / (nrm > eps ? nrm : eps);
         norm[i] = nrm;
 #pragma omp simd
         for (int j = 0; j < D; j++) y[j] = x[j] * inv;
@@ -127,14 +128,14 @@ void l2norm_backward_cpu(struct sg_ctx *c, float *dinp, const float *dout, const
     for (int i = 0; i < N; i++) {
         const float *dy = dout + (int64_t)i * D, *y = out + (int64_t)i * D;
         float *dx = dinp + (int64_t)i * D;
-        float dot = 0.0f;
+        double dot = 0.0;
 #pragma omp simd reduction(+ : dot)
-        for (int j = 0; j < D; j++) dot += dy[j] * y[j];
+        for (int j = 0; j < D; j++) dot += (double)dy[j] * y[j];
         /* norm < eps: out = x / eps and no gradient flows through the clamped norm */
         float inv = 1.0f / (norm[i] >= eps ? norm[i] : eps);
-        dot = norm[i] >= eps ? dot : 0.0f;
+        float d = norm[i] >= eps ? (float)dot : 0.0f;
 #pragma omp simd
-        for (int j = 0; j < D; j++) dx[j] = (dy[j] - y[j] * dot) * inv;
+        for (int j = 0; j < D; j++) dx[j] = (dy[j] - y[j] * d) * inv;
     }
 }
 

@@ -28,7 +28,8 @@ void linear_forward_ref(float *out, const float *inp, const float *w, const floa
     for (int n = 0; n < N; n++) {
         for (int o = 0; o < OC; o++) {
             double acc = b ? (double)b[o] : 0.0;
-            for (int i = 0; i < C; i++) acc += (double)inp[(int64_t)n * C + i] * w[(int64_t)o * C + i];
+            for (int i = 0; i < C; i++)
+                acc += (double)inp[(int64_t)n * C + i] * w[(int64_t)o * C + i];
             out[(int64_t)n * OC + o] = (float)acc;
         }
     }
@@ -186,8 +187,8 @@ static void gemm_batched(const struct sg_ctx *c, int ta, int tb, int M, int N, i
 void matmul_forward_cpu(struct sg_ctx *c, float *out, const float *a, const float *b, int batch,
                         int M, int K, int N)
 {
-    gemm_batched(c, 0, 0, M, N, K, a, K, (int64_t)M * K, b, N, (int64_t)K * N, out,
-                 (int64_t)M * N, batch);
+    gemm_batched(c, 0, 0, M, N, K, a, K, (int64_t)M * K, b, N, (int64_t)K * N, out, (int64_t)M * N,
+                 batch);
 }
 
 void matmul_backward_cpu(struct sg_ctx *c, float *da, float *db, const float *dout, const float *a,
@@ -208,11 +209,16 @@ void op_linear_forward(struct sg_ctx *c, float *out, const float *inp, const flo
                        const float *b, int N, int C, int OC)
 {
     switch (c->dev) {
-    case SG_DEVICE_CPU: linear_forward_cpu(c, out, inp, w, b, N, C, OC); return;
+    case SG_DEVICE_CPU:
+        linear_forward_cpu(c, out, inp, w, b, N, C, OC);
+        return;
 #ifdef SG_CUDA
-    case SG_DEVICE_CUDA: linear_forward_cuda(c, out, inp, w, b, N, C, OC); return;
+    case SG_DEVICE_CUDA:
+        linear_forward_cuda(c, out, inp, w, b, N, C, OC);
+        return;
 #endif
-    default: SG_PANIC("linear_forward: device %s not supported", sg_device_name(c->dev));
+    default:
+        SG_PANIC("linear_forward: device %s not supported", sg_device_name(c->dev));
     }
 }
 
@@ -220,11 +226,16 @@ void op_linear_backward(struct sg_ctx *c, float *dinp, float *dw, float *db, con
                         const float *inp, const float *w, int N, int C, int OC)
 {
     switch (c->dev) {
-    case SG_DEVICE_CPU: linear_backward_cpu(c, dinp, dw, db, dout, inp, w, N, C, OC); return;
+    case SG_DEVICE_CPU:
+        linear_backward_cpu(c, dinp, dw, db, dout, inp, w, N, C, OC);
+        return;
 #ifdef SG_CUDA
-    case SG_DEVICE_CUDA: linear_backward_cuda(c, dinp, dw, db, dout, inp, w, N, C, OC); return;
+    case SG_DEVICE_CUDA:
+        linear_backward_cuda(c, dinp, dw, db, dout, inp, w, N, C, OC);
+        return;
 #endif
-    default: SG_PANIC("linear_backward: device %s not supported", sg_device_name(c->dev));
+    default:
+        SG_PANIC("linear_backward: device %s not supported", sg_device_name(c->dev));
     }
 }
 
@@ -232,11 +243,16 @@ void op_matmul_forward(struct sg_ctx *c, float *out, const float *a, const float
                        int M, int K, int N)
 {
     switch (c->dev) {
-    case SG_DEVICE_CPU: matmul_forward_cpu(c, out, a, b, batch, M, K, N); return;
+    case SG_DEVICE_CPU:
+        matmul_forward_cpu(c, out, a, b, batch, M, K, N);
+        return;
 #ifdef SG_CUDA
-    case SG_DEVICE_CUDA: matmul_forward_cuda(c, out, a, b, batch, M, K, N); return;
+    case SG_DEVICE_CUDA:
+        matmul_forward_cuda(c, out, a, b, batch, M, K, N);
+        return;
 #endif
-    default: SG_PANIC("matmul_forward: device %s not supported", sg_device_name(c->dev));
+    default:
+        SG_PANIC("matmul_forward: device %s not supported", sg_device_name(c->dev));
     }
 }
 
@@ -244,10 +260,15 @@ void op_matmul_backward(struct sg_ctx *c, float *da, float *db, const float *dou
                         const float *b, int batch, int M, int K, int N)
 {
     switch (c->dev) {
-    case SG_DEVICE_CPU: matmul_backward_cpu(c, da, db, dout, a, b, batch, M, K, N); return;
+    case SG_DEVICE_CPU:
+        matmul_backward_cpu(c, da, db, dout, a, b, batch, M, K, N);
+        return;
 #ifdef SG_CUDA
-    case SG_DEVICE_CUDA: matmul_backward_cuda(c, da, db, dout, a, b, batch, M, K, N); return;
+    case SG_DEVICE_CUDA:
+        matmul_backward_cuda(c, da, db, dout, a, b, batch, M, K, N);
+        return;
 #endif
-    default: SG_PANIC("matmul_backward: device %s not supported", sg_device_name(c->dev));
+    default:
+        SG_PANIC("matmul_backward: device %s not supported", sg_device_name(c->dev));
     }
 }

@@ -6,22 +6,31 @@
  * Gradient contract (ops/ops.h): dinp OVERWRITES, dw/db/dgamma/dbeta ACCUMULATE (+=), a NULL
  * gradient pointer is skipped. mean/rstd may also be NULL in forward when no backward follows.
  *
- * Fast CPU path (measured 2 threads, AMD EPYC AVX2, fwd+bwd ms, ours vs oneDNN 2.6 primitives
- * (dnnl_layer_normalization / dnnl_batch_normalization, f32, plain layouts, use_scale|use_shift,
- * plus our running-stat update and dgamma/dbeta accumulation)):
- *   layernorm (6304, 768)            ours  X.X   oneDNN  X.X
- *   layernorm (2464, 512)            ours  X.X   oneDNN  X.X
- *   batchnorm2d (32, 64, 56x56)      ours  X.X   oneDNN  X.X
- *   batchnorm2d (32, 2048, 7x7)      ours  X.X   oneDNN  X.X
- * so the hand loops are kept:
- *  - layernorm: OpenMP over rows, one fused pass per row (row in L1: mean, centred variance,
- *    normalise); backward keeps per-thread dw/db partials (float over blocks of LN_BLOCK rows,
- *    then double), reduced over threads at the end. Row sums use double SIMD reductions.
+ * Fast CPU path. Measured against oneDNN 2.6's primitives (dnnl_layer_normalization /
+ * dnnl_batch_normalization, f32, plain ab / nchw layouts, use_scale|use_shift, plus the running
+ * stats update, variance -> rstd and dgamma/dbeta accumulation they lack), fwd+bwd, 1 thread,
+ * best of 3x15 runs in thread CPU time (the 2-core test machine was shared and noisy), ms:
+ *   layernorm   (6304, 768)           ours   7.8   oneDNN   9.8
+ *   layernorm   (2464, 512)           ours   1.7   oneDNN   1.6  (in cache; medians 2.5 / 2.3)
+ *   batchnorm2d (32, 64, 56x56)       ours  14.9   oneDNN  41.9
+ *   batchnorm2d (32, 256, 56x56)      ours  58.9   oneDNN 166.3
+ *   batchnorm2d (32, 512, 28x28)      ours  27.5   oneDNN  86.5
+ *   batchnorm2d (32, 2048, 7x7)       ours   9.6   oneDNN  24.7
+ *   batchnorm1d (256, 2048)           ours   0.7   oneDNN  20.7
+ * oneDNN's batch norm on plain NCHW runs its generic ncsp_bnorm kernel, and its layer norm is no
+ * faster than the loops below, so the hand loops are kept:
+ *  - layernorm: OpenMP over rows; per row one reduction pass (float SIMD lanes combined in
+ *    double, of the row shifted by its first value) and one output pass, the row staying in L1.
+ *    Backward: one reduction pass and one fused pass writing dinp and accumulating per-thread
+ *    dw/db partials (float over LN_BLOCK rows, then double), reduced over threads at the end.
  *  - batchnorm: per-(b,c) chunks of HW contiguous floats, OpenMP over the B*C chunks (balanced
  *    for any C); per-chunk sums in double of the data shifted by the channel's first value
- *    (exact in double, so sum/sum-of-squares has no cancellation problem), combined per channel.
- *    Forward reads the input twice (stats, normalise) and writes once; backward reads x and
- *    dout twice. HW == 1 (BatchNorm1d) runs over rows of C with per-column accumulators.
+ *    (exact in double, so sum/sum-of-squares has no cancellation problem), then summed per
+ *    channel in double. The output passes use the centred form (x - mean) * scale + shift.
+ *    Forward reads x twice and writes out once; backward reads x and dout twice. HW == 1
+ *    (BatchNorm1d) runs over rows of C with per-column double accumulators.
+ *  - outputs of 16 MiB and more are written with streaming (non-temporal) stores: measured
+ *    -12% on layernorm (6304, 768) and up to -8% on the batchnorm cases above.
  */
 #include "ops/norm.h"
 
@@ -181,10 +190,9 @@ static int threads_for(const struct sg_ctx *c, int64_t elems)
 /* Outputs of at least NORM_STREAM_BYTES are written with non-temporal stores: they do not fit
  * in the last-level cache anyway, and a streaming store skips the read-for-ownership of the
  * destination line (the forward then moves 3 instead of 4 tensors' worth of bytes). */
-int64_t norm_stream_bytes_exp = NORM_STREAM_BYTES;
 static int use_stream(int64_t n_out)
 {
-    return n_out * (int64_t)sizeof(float) >= norm_stream_bytes_exp;
+    return n_out * (int64_t)sizeof(float) >= NORM_STREAM_BYTES;
 }
 
 /* dst(n) = src(n) with non-temporal stores where the ISA has them. A thread that used it calls
@@ -209,37 +217,46 @@ static void stream_fence(void)
 #endif
 }
 
-/* Row/chunk reductions in double, written with GCC/Clang vector extensions: several independent
- * 4-wide accumulators (not bound by the add latency; no -ffast-math needed to vectorise). */
+/* BatchNorm chunk reductions in double, written with GCC/Clang vector extensions: NACC
+ * independent 4-wide accumulators (not bound by the add latency; no -ffast-math needed). A
+ * channel's sum is then the double sum of its B chunk sums (blocked, pairwise-like). Vectors
+ * never cross a function boundary (their calling convention depends on -march). */
 typedef float v4f __attribute__((vector_size(16)));
+typedef float v8f __attribute__((vector_size(32)));
 typedef double v4d __attribute__((vector_size(32)));
+#define NACC 4
 
-static inline v4d load4d(const float *p)
+/* sum of the lanes of acc[NACC] */
+static double hsum4d(const v4d *acc)
 {
-    v4f f;
-    memcpy(&f, p, sizeof f);
-    return __builtin_convertvector(f, v4d);
+    double s = 0.0;
+    for (int j = 0; j < 4; j++) s += ((acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]));
+    return s;
 }
 
-static inline double hsum4(v4d v)
+static double hsum8f(const v8f *acc)
 {
-    return (v[0] + v[2]) + (v[1] + v[3]);
+    double s = 0.0;
+    for (int j = 0; j < 8; j++)
+        s += ((double)acc[0][j] + acc[1][j]) + ((double)acc[2][j] + acc[3][j]);
+    return s;
 }
 
 /* s1 = sum(x - K), s2 = sum((x - K)^2) over x(n). x - K is exact in double, so with K a value of
  * the data (near the mean) s2/n - (s1/n)^2 is the variance without cancellation trouble. */
 static void shifted_sums(const float *restrict x, int n, double K, double *s1, double *s2)
 {
-    v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};
-    v4d k = {K, K, K, K};
+    v4d a[NACC] = {{0}}, q[NACC] = {{0}}, k = {K, K, K, K};
     int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        v4d d0 = load4d(x + i) - k, d1 = load4d(x + i + 4) - k;
-        v4d d2 = load4d(x + i + 8) - k, d3 = load4d(x + i + 12) - k;
-        a0 += d0, a1 += d1, a2 += d2, a3 += d3;
-        q0 += d0 * d0, q1 += d1 * d1, q2 += d2 * d2, q3 += d3 * d3;
-    }
-    double sa = hsum4((a0 + a1) + (a2 + a3)), sq = hsum4((q0 + q1) + (q2 + q3));
+    for (; i + 4 * NACC <= n; i += 4 * NACC)
+        for (int u = 0; u < NACC; u++) {
+            v4f f;
+            memcpy(&f, x + i + 4 * u, sizeof f);
+            v4d d = __builtin_convertvector(f, v4d) - k;
+            a[u] += d;
+            q[u] += d * d;
+        }
+    double sa = hsum4d(a), sq = hsum4d(q);
     for (; i < n; i++) {
         double d = (double)x[i] - K;
         sa += d;
@@ -249,26 +266,73 @@ static void shifted_sums(const float *restrict x, int n, double K, double *s1, d
     *s2 = sq;
 }
 
-/* sg = sum(g), sgx = sum(g * (x - m)) over n elements, g = dy * w (w NULL: g = dy). */
-static void grad_sums(const float *restrict dy, const float *restrict w, const float *restrict x,
-                      double m, int n, double *sg, double *sgx)
+/* s1 = sum(dy), s2 = sum(dy * (x - m)) over n elements, in double. */
+static void grad_sums(const float *restrict dy, const float *restrict x, double m, int n,
+                      double *s1, double *s2)
 {
-    v4d a0 = {0}, a1 = {0}, q0 = {0}, q1 = {0}, mm = {m, m, m, m};
+    v4d a[NACC] = {{0}}, q[NACC] = {{0}}, mm = {m, m, m, m};
     int i = 0;
-    if (w) {
-        for (; i + 8 <= n; i += 8) {
-            v4d g0 = load4d(dy + i) * load4d(w + i), g1 = load4d(dy + i + 4) * load4d(w + i + 4);
-            a0 += g0, a1 += g1;
-            q0 += g0 * (load4d(x + i) - mm), q1 += g1 * (load4d(x + i + 4) - mm);
+    for (; i + 4 * NACC <= n; i += 4 * NACC)
+        for (int u = 0; u < NACC; u++) {
+            v4f fg, fx;
+            memcpy(&fg, dy + i + 4 * u, sizeof fg);
+            memcpy(&fx, x + i + 4 * u, sizeof fx);
+            v4d g = __builtin_convertvector(fg, v4d);
+            a[u] += g;
+            q[u] += g * (__builtin_convertvector(fx, v4d) - mm);
         }
-    } else {
-        for (; i + 8 <= n; i += 8) {
-            v4d g0 = load4d(dy + i), g1 = load4d(dy + i + 4);
-            a0 += g0, a1 += g1;
-            q0 += g0 * (load4d(x + i) - mm), q1 += g1 * (load4d(x + i + 4) - mm);
-        }
+    double sa = hsum4d(a), sq = hsum4d(q);
+    for (; i < n; i++) {
+        sa += dy[i];
+        sq += (double)dy[i] * ((double)x[i] - m);
     }
-    double sa = hsum4(a0 + a1), sq = hsum4(q0 + q1);
+    *s1 = sa;
+    *s2 = sq;
+}
+
+/* LayerNorm rows are short (C/32 values per lane), so their sums use float lanes (4x cheaper
+ * than double when the row is in L1), combined in double at the end. */
+
+/* shifted_sums for a row, float lanes. */
+static void row_shifted_sums(const float *restrict x, int n, float K, double *s1, double *s2)
+{
+    v8f a[NACC] = {{0}}, q[NACC] = {{0}}, k = (v8f){0} + K;
+    int i = 0;
+    for (; i + 8 * NACC <= n; i += 8 * NACC)
+        for (int u = 0; u < NACC; u++) {
+            v8f d;
+            memcpy(&d, x + i + 8 * u, sizeof d);
+            d -= k;
+            a[u] += d;
+            q[u] += d * d;
+        }
+    double sa = hsum8f(a), sq = hsum8f(q);
+    for (; i < n; i++) {
+        double d = (double)x[i] - K;
+        sa += d;
+        sq += d * d;
+    }
+    *s1 = sa;
+    *s2 = sq;
+}
+
+/* sg = sum(g), sgx = sum(g * (x - m)) for a row, g = dy * w (w NULL: g = dy), float lanes. */
+static void row_grad_sums(const float *restrict dy, const float *restrict w,
+                          const float *restrict x, float m, int n, double *sg, double *sgx)
+{
+    v8f a[NACC] = {{0}}, q[NACC] = {{0}}, mm = (v8f){0} + m;
+    int i = 0;
+    for (; i + 8 * NACC <= n; i += 8 * NACC)
+        for (int u = 0; u < NACC; u++) {
+            v8f g, xv, wv = (v8f){0} + 1.0f;
+            memcpy(&g, dy + i + 8 * u, sizeof g);
+            memcpy(&xv, x + i + 8 * u, sizeof xv);
+            if (w) memcpy(&wv, w + i + 8 * u, sizeof wv);
+            g *= wv;
+            a[u] += g;
+            q[u] += g * (xv - mm);
+        }
+    double sa = hsum8f(a), sq = hsum8f(q);
     for (; i < n; i++) {
         double g = w ? (double)dy[i] * w[i] : dy[i];
         sa += g;
@@ -278,11 +342,13 @@ static void grad_sums(const float *restrict dy, const float *restrict w, const f
     *sgx = sq;
 }
 
-static const float *off(const float *p, int i)
+/* p + i, NULL stays NULL (optional buffers). */
+static const float *off(const float *p, size_t i)
 {
     return p ? p + i : NULL;
 }
-static float *offm(float *p, int i)
+
+static float *offm(float *p, size_t i)
 {
     return p ? p + i : NULL;
 }
@@ -315,7 +381,7 @@ static void ln_row_forward(float *y, float *mean, float *rstd, const float *x, c
                            const float *b, int C, float eps, int stream)
 {
     double s1, s2;
-    shifted_sums(x, C, x[0], &s1, &s2);
+    row_shifted_sums(x, C, x[0], &s1, &s2);
     double d = s1 / C;
     float m = (float)(x[0] + d), r = (float)(1.0 / sqrt(SG_MAX(s2 / C - d * d, 0.0) + eps));
     if (mean) *mean = m;
@@ -388,7 +454,7 @@ static void ln_row_backward(float *dx, float *pw, float *pb, const float *dy, co
     float gm = 0.0f, gxm = 0.0f; /* mean(g), mean(g * xhat) */
     if (dx) {
         double sg, sgx;
-        grad_sums(dy, w, x, m, C, &sg, &sgx);
+        row_grad_sums(dy, w, x, m, C, &sg, &sgx);
         gm = (float)(sg / C);
         gxm = (float)(sgx * r / C);
     }
@@ -464,6 +530,22 @@ void layernorm_backward_cpu(struct sg_ctx *c, float *dinp, float *dw, float *db,
 /* the channel). HW == 1 (BatchNorm1d) runs over rows of C instead (per-column accumulators).  */
 /* ------------------------------------------------------------------------------------------ */
 
+/* s1(c), s2(c) = sums over b of the per-chunk pairs cs(B,C,2). Called inside a parallel
+ * region (the loop is shared among its threads). */
+static void combine_chunks(double *s1, double *s2, const double *cs, int B, int C)
+{
+#pragma omp for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double a = 0.0, q = 0.0;
+        for (int b = 0; b < B; b++) {
+            a += cs[2 * ((size_t)b * C + c)];
+            q += cs[2 * ((size_t)b * C + c) + 1];
+        }
+        s1[c] = a;
+        s2[c] = q;
+    }
+}
+
 /* s1(C) = sum(x - K), s2(C) = sum((x - K)^2) per channel over (B,HW), in double. */
 static void bn_sums(double *s1, double *s2, const float *inp, int B, int C, int HW, int nt)
 {
@@ -490,16 +572,7 @@ static void bn_sums(double *s1, double *s2, const float *inp, int B, int C, int 
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < (int64_t)B * C; j++)
             shifted_sums(inp + j * HW, HW, inp[(j % C) * HW], &cs[2 * j], &cs[2 * j + 1]);
-#pragma omp for schedule(static)
-        for (int c = 0; c < C; c++) {
-            double a = 0.0, q = 0.0;
-            for (int b = 0; b < B; b++) {
-                a += cs[2 * ((size_t)b * C + c)];
-                q += cs[2 * ((size_t)b * C + c) + 1];
-            }
-            s1[c] = a;
-            s2[c] = q;
-        }
+        combine_chunks(s1, s2, cs, B, C);
     }
     free(cs);
 }
@@ -529,70 +602,82 @@ static void bn_dsums(double *s1, double *s2, const float *dout, const float *inp
     {
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < (int64_t)B * C; j++)
-            grad_sums(dout + j * HW, NULL, inp + j * HW, mean[j % C], HW, &cs[2 * j],
-                      &cs[2 * j + 1]);
-#pragma omp for schedule(static)
-        for (int c = 0; c < C; c++) {
-            double a = 0.0, q = 0.0;
-            for (int b = 0; b < B; b++) {
-                a += cs[2 * ((size_t)b * C + c)];
-                q += cs[2 * ((size_t)b * C + c) + 1];
-            }
-            s1[c] = a;
-            s2[c] = q;
-        }
+            grad_sums(dout + j * HW, inp + j * HW, mean[j % C], HW, &cs[2 * j], &cs[2 * j + 1]);
+        combine_chunks(s1, s2, cs, B, C);
     }
     free(cs);
 }
 
-/* y(n) = u * p + v * q + k, v NULL: y = u * p + k */
-static void bn_span(float *restrict y, const float *restrict u, const float *restrict v, float p,
-                    float q, float k, int n)
+/* Per-channel coefficients of y = u * p + (v - m) * q + k, arrays of C each. The centred form
+ * (v - m) keeps the result accurate when |mean| >> std. */
+struct bn_coef {
+    float *p, *q, *m, *k;
+};
+
+static struct bn_coef bn_coef_alloc(int C)
 {
-    if (v) {
+    float *all = sg_xcalloc(4 * (size_t)C, sizeof(float));
+    return (struct bn_coef){all, all + C, all + 2 * (size_t)C, all + 3 * (size_t)C};
+}
+
+/* y(n) = u * p + (v - m) * q + k; u NULL: no u term, v NULL: no v term. */
+static void bn_span(float *restrict y, const float *restrict u, const float *restrict v, float p,
+                    float q, float m, float k, int n)
+{
+    if (u && v) {
 #pragma omp simd
-        for (int i = 0; i < n; i++) y[i] = u[i] * p + v[i] * q + k;
+        for (int i = 0; i < n; i++) y[i] = u[i] * p + (v[i] - m) * q + k;
+    } else if (v) {
+#pragma omp simd
+        for (int i = 0; i < n; i++) y[i] = (v[i] - m) * q + k;
     } else {
 #pragma omp simd
         for (int i = 0; i < n; i++) y[i] = u[i] * p + k;
     }
 }
 
-/* One chunk: bn_span, through an L1 block and streaming stores if stream. */
-static void bn_chunk(float *y, const float *u, const float *v, float p, float q, float k, int HW,
-                     int stream)
+/* One chunk j of channel c: bn_span, through an L1 block and streaming stores if stream. */
+static void bn_chunk(float *y, const float *u, const float *v, const struct bn_coef *f, int c,
+                     int HW, int stream)
 {
     if (!stream) {
-        bn_span(y, u, v, p, q, k, HW);
+        bn_span(y, u, v, f->p[c], f->q[c], f->m[c], f->k[c], HW);
         return;
     }
     float tmp[NORM_BLOCK];
     for (int i = 0; i < HW; i += NORM_BLOCK) {
         int n = SG_MIN(NORM_BLOCK, HW - i);
-        bn_span(tmp, u + i, off(v, i), p, q, k, n);
+        bn_span(tmp, off(u, i), off(v, i), f->p[c], f->q[c], f->m[c], f->k[c], n);
         stream_copy(y + i, tmp, n);
     }
 }
 
-/* y = u * p[c] + v * q[c] + k[c] over (B,C,HW) (v, q NULL: y = u * p[c] + k[c]). Forward:
- * y = x * scale + shift; backward: dinp = dout * p + x * q + k (eval: v NULL). */
-static void bn_apply(float *y, const float *u, const float *v, const float *p, const float *q,
-                     const float *k, int B, int C, int HW, int nt)
+/* One row b of the HW == 1 layout: y(C) = u * p + (v - m) * q + k per column. */
+static void bn_row(float *restrict y, const float *restrict u, const float *restrict v,
+                   const struct bn_coef *f, int C)
+{
+    const float *restrict p = f->p, *restrict q = f->q, *restrict m = f->m, *restrict k = f->k;
+    if (u && v) {
+#pragma omp simd
+        for (int c = 0; c < C; c++) y[c] = u[c] * p[c] + (v[c] - m[c]) * q[c] + k[c];
+    } else if (v) {
+#pragma omp simd
+        for (int c = 0; c < C; c++) y[c] = (v[c] - m[c]) * q[c] + k[c];
+    } else {
+#pragma omp simd
+        for (int c = 0; c < C; c++) y[c] = u[c] * p[c] + k[c];
+    }
+}
+
+/* y = u * p[c] + (v - m[c]) * q[c] + k[c] over (B,C,HW). Forward: v = x (u NULL); backward:
+ * u = dout, v = x (training) or NULL (eval). */
+static void bn_apply(float *y, const float *u, const float *v, const struct bn_coef *f, int B,
+                     int C, int HW, int nt)
 {
     if (HW == 1) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (int b = 0; b < B; b++) {
-            size_t o = (size_t)b * C;
-            float *restrict yb = y + o;
-            const float *restrict ub = u + o, *restrict vb = off(v, o);
-            if (vb) {
-#pragma omp simd
-                for (int c = 0; c < C; c++) yb[c] = ub[c] * p[c] + vb[c] * q[c] + k[c];
-            } else {
-#pragma omp simd
-                for (int c = 0; c < C; c++) yb[c] = ub[c] * p[c] + k[c];
-            }
-        }
+        for (int b = 0; b < B; b++)
+            bn_row(y + (size_t)b * C, off(u, (size_t)b * C), off(v, (size_t)b * C), f, C);
         return;
     }
     int stream = use_stream((int64_t)B * C * HW);
@@ -600,9 +685,8 @@ static void bn_apply(float *y, const float *u, const float *v, const float *p, c
     {
 #pragma omp for schedule(static) nowait
         for (int64_t j = 0; j < (int64_t)B * C; j++) {
-            int c = (int)(j % C);
-            bn_chunk(y + j * HW, u + j * HW, off(v, j * HW), p[c], q ? q[c] : 0.0f, k[c], HW,
-                     stream);
+            size_t o = (size_t)j * HW;
+            bn_chunk(y + o, off(u, o), off(v, o), f, (int)(j % C), HW, stream);
         }
         if (stream) stream_fence();
     }
@@ -618,7 +702,7 @@ void batchnorm2d_forward_cpu(struct sg_ctx *c, float *out, float *mean, float *r
     SG_CHECK(training || (run_mean && run_var), "batchnorm eval needs running statistics");
     int nt = threads_for(c, n * C);
     double *s = sg_xmalloc(sizeof(double) * 2 * (size_t)C);
-    float *ak = sg_xmalloc(sizeof(float) * 2 * (size_t)C); /* scale a(C), shift k(C) */
+    struct bn_coef f = bn_coef_alloc(C); /* out = (x - m) * q + k */
     if (training) bn_sums(s, s + C, inp, B, C, HW, nt);
     for (int ch = 0; ch < C; ch++) {
         double m, v;
@@ -634,15 +718,16 @@ void batchnorm2d_forward_cpu(struct sg_ctx *c, float *out, float *mean, float *r
             m = run_mean[ch];
             v = run_var[ch];
         }
-        double r = 1.0 / sqrt(v + eps), a = r * (gamma ? gamma[ch] : 1.0);
-        ak[ch] = (float)a;
-        ak[C + ch] = (float)((beta ? beta[ch] : 0.0) - m * a);
+        double r = 1.0 / sqrt(v + eps);
+        f.m[ch] = (float)m;
+        f.q[ch] = (float)(r * (gamma ? gamma[ch] : 1.0));
+        f.k[ch] = beta ? beta[ch] : 0.0f;
         if (mean) mean[ch] = (float)m;
         if (rstd) rstd[ch] = (float)r;
     }
-    bn_apply(out, inp, NULL, ak, NULL, ak + C, B, C, HW, nt);
+    bn_apply(out, NULL, inp, &f, B, C, HW, nt);
     free(s);
-    free(ak);
+    free(f.p);
 }
 
 void batchnorm2d_backward_cpu(struct sg_ctx *c, float *dinp, float *dgamma, float *dbeta,
@@ -654,25 +739,25 @@ void batchnorm2d_backward_cpu(struct sg_ctx *c, float *dinp, float *dgamma, floa
     int nt = threads_for(c, (int64_t)B * C * HW);
     int need_sums = dgamma || dbeta || (dinp && training);
     double *s = sg_xcalloc(2 * (size_t)C, sizeof(double));
-    float *pqk = sg_xcalloc(3 * (size_t)C, sizeof(float)); /* dinp = dout*p + x*q + k */
+    struct bn_coef f = bn_coef_alloc(C); /* dinp = dout * p + (x - m) * q + k */
     if (need_sums) bn_dsums(s, s + C, dout, inp, mean, B, C, HW, nt);
     for (int ch = 0; ch < C; ch++) {
         double r = rstd[ch], a = r * (gamma ? gamma[ch] : 1.0);
         double sdy = s[ch], sdyx = s[C + ch] * r; /* sum(dout), sum(dout * xhat) */
         if (dgamma) dgamma[ch] += (float)sdyx;
         if (dbeta) dbeta[ch] += (float)sdy;
-        pqk[ch] = (float)a;
+        /* training: dinp = a * (dout - sdy/n - xhat * sdyx/n), xhat = (x - mean) * r;
+         * eval: dinp = a * dout (the statistics are constants) */
+        f.p[ch] = (float)a;
         if (training) {
-            /* dinp = a * (dout - sdy/n - xhat * sdyx/n), xhat = (x - mean) * r */
-            double qx = -a * r * sdyx / n;
-            pqk[C + ch] = (float)qx;
-            pqk[2 * C + ch] = (float)(-a * sdy / n - qx * mean[ch]);
+            f.m[ch] = mean[ch];
+            f.q[ch] = (float)(-a * r * sdyx / n);
+            f.k[ch] = (float)(-a * sdy / n);
         }
     }
-    if (dinp && training) bn_apply(dinp, dout, inp, pqk, pqk + C, pqk + 2 * C, B, C, HW, nt);
-    if (dinp && !training) bn_apply(dinp, dout, NULL, pqk, NULL, pqk + 2 * C, B, C, HW, nt);
+    if (dinp) bn_apply(dinp, dout, training ? inp : NULL, &f, B, C, HW, nt);
     free(s);
-    free(pqk);
+    free(f.p);
 }
 
 /* ------------------------------------------------------------------------------------------ */

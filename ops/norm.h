@@ -3,7 +3,8 @@
  *
  * layernorm (torch.nn.LayerNorm(C, eps)) over the last dim of inp(N,C):
  *   out = (inp - mean) * rstd * w + b,  rstd = 1/sqrt(var_biased + eps)
- *   forward fills mean(N), rstd(N) for backward. w, b may be NULL (no affine).
+ *   forward fills mean(N), rstd(N) for backward (either may be NULL when no backward follows).
+ *   w, b may be NULL (no affine).
  *   backward: dinp (overwrite), dw/db (accumulate); NULL to skip.
  *
  * batchnorm2d (torch.nn.BatchNorm2d(C, eps, momentum)) on inp(B,C,HW):
@@ -14,7 +15,8 @@
  *   eval: normalise with run_mean/run_var; mean/rstd are still filled (from the running stats)
  *     so that backward works in eval mode too (then the stats are constants).
  *   gamma/beta may be NULL (affine=False, as in SogCLR's last head BN).
- *   forward fills mean(C), rstd(C).
+ *   forward fills mean(C), rstd(C) (either may be NULL when no backward follows).
+ *   Training needs B*HW > 1 (torch: "Expected more than 1 value per channel").
  *   backward (training): full batch-statistics gradient; (eval): dinp = dout*gamma*rstd.
  *     dinp overwrite; dgamma/dbeta accumulate; NULL to skip.
  */

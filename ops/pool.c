@@ -27,6 +27,8 @@ void sg_pool2d_shape_finish(struct sg_pool2d_shape *s)
              s->pad_w, s->KH, s->KW);
     SG_CHECK(s->H + 2 * s->pad_h >= s->KH && s->W + 2 * s->pad_w >= s->KW,
              "pool2d: window larger than the padded input");
+    SG_CHECK(s->KW <= SG_POOL_MAX_KW, "pool2d: window width %d > %d (use adaptive_avgpool2d)",
+             s->KW, SG_POOL_MAX_KW);
     s->OH = (s->H + 2 * s->pad_h - s->KH) / s->stride_h + 1;
     s->OW = (s->W + 2 * s->pad_w - s->KW) / s->stride_w + 1;
 }
@@ -184,20 +186,28 @@ void adaptive_avgpool2d_backward_ref(float *dinp, const float *dout, int B, int 
 
 /* ---- fast CPU paths ------------------------------------------------------------------------- */
 
-/* Output columns [*lo, *hi) whose input column ow*stride - pad + k lies inside [0, W). */
-static void col_range(int k, int pad, int stride, int W, int OW, int *lo, int *hi)
+/* For each kernel column kw: the output columns [lo, hi) whose input column ow*stride - pad + kw
+ * lies inside [0, W). Computed once per call (the divisions cost more than the pooling itself
+ * for small windows). */
+struct col_ranges {
+    int lo[SG_POOL_MAX_KW], hi[SG_POOL_MAX_KW];
+};
+
+static void col_ranges_init(const struct sg_pool2d_shape *s, struct col_ranges *r)
 {
-    int a = pad - k, b = W - 1 + pad - k;
-    int l = a <= 0 ? 0 : (a + stride - 1) / stride;
-    int h = b < 0 ? 0 : b / stride + 1;
-    *lo = SG_MIN(l, OW);
-    *hi = SG_MAX(SG_MIN(h, OW), *lo);
+    for (int kw = 0; kw < s->KW; kw++) {
+        int a = s->pad_w - kw, b = s->W - 1 + s->pad_w - kw;
+        int l = a <= 0 ? 0 : (a + s->stride_w - 1) / s->stride_w;
+        int h = b < 0 ? 0 : b / s->stride_w + 1;
+        r->lo[kw] = SG_MIN(l, s->OW);
+        r->hi[kw] = SG_MAX(SG_MIN(h, s->OW), r->lo[kw]);
+    }
 }
 
 /* One output row of one plane: y(OW), a(OW) from x(H,W). Visits each window in row-major
  * order (ih outer, kw inner), so ties and NaNs resolve exactly as in the reference. */
-static void maxpool_row(const struct sg_pool2d_shape *s, float *y, int32_t *a, const float *x,
-                        int oh)
+static void maxpool_row(const struct sg_pool2d_shape *s, const struct col_ranges *r, float *y,
+                        int32_t *a, const float *x, int oh)
 {
     int hs = oh * s->stride_h - s->pad_h;
     int h0 = SG_MAX(hs, 0), h1 = SG_MIN(hs + s->KH, s->H);
@@ -207,8 +217,7 @@ static void maxpool_row(const struct sg_pool2d_shape *s, float *y, int32_t *a, c
     }
     for (int ih = h0; ih < h1; ih++)
         for (int kw = 0; kw < s->KW; kw++) {
-            int lo, hi, sw = s->stride_w, off = ih * s->W - s->pad_w + kw;
-            col_range(kw, s->pad_w, sw, s->W, s->OW, &lo, &hi);
+            int lo = r->lo[kw], hi = r->hi[kw], sw = s->stride_w, off = ih * s->W - s->pad_w + kw;
             for (int ow = lo; ow < hi; ow++) {
                 float v = x[off + ow * sw];
                 int take = v > y[ow] || v != v;
@@ -224,11 +233,13 @@ void maxpool2d_forward_cpu(struct sg_ctx *c, const struct sg_pool2d_shape *s, fl
     SG_UNUSED(c);
     check_shape(s);
     int64_t HW = (int64_t)s->H * s->W, L = (int64_t)s->OH * s->OW, P = (int64_t)s->B * s->C;
+    struct col_ranges r;
+    col_ranges_init(s, &r);
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < P; p++)
         for (int oh = 0; oh < s->OH; oh++)
-            maxpool_row(s, out + p * L + (int64_t)oh * s->OW, argmax + p * L + (int64_t)oh * s->OW,
-                        inp + p * HW, oh);
+            maxpool_row(s, &r, out + p * L + (int64_t)oh * s->OW,
+                        argmax + p * L + (int64_t)oh * s->OW, inp + p * HW, oh);
 }
 
 void maxpool2d_backward_cpu(struct sg_ctx *c, const struct sg_pool2d_shape *s, float *dinp,
@@ -248,7 +259,8 @@ void maxpool2d_backward_cpu(struct sg_ctx *c, const struct sg_pool2d_shape *s, f
 }
 
 /* One output row of one plane: y(OW) = window sums / (KH*KW). */
-static void avgpool_row(const struct sg_pool2d_shape *s, float *y, const float *x, int oh)
+static void avgpool_row(const struct sg_pool2d_shape *s, const struct col_ranges *r, float *y,
+                        const float *x, int oh)
 {
     int hs = oh * s->stride_h - s->pad_h;
     int h0 = SG_MAX(hs, 0), h1 = SG_MIN(hs + s->KH, s->H);
@@ -256,9 +268,8 @@ static void avgpool_row(const struct sg_pool2d_shape *s, float *y, const float *
     for (int ow = 0; ow < s->OW; ow++) y[ow] = 0.0f;
     for (int ih = h0; ih < h1; ih++)
         for (int kw = 0; kw < s->KW; kw++) {
-            int lo, hi, sw = s->stride_w;
+            int lo = r->lo[kw], hi = r->hi[kw], sw = s->stride_w;
             const float *row = x + ih * s->W - s->pad_w + kw;
-            col_range(kw, s->pad_w, sw, s->W, s->OW, &lo, &hi);
             for (int ow = lo; ow < hi; ow++) y[ow] += row[ow * sw];
         }
     for (int ow = 0; ow < s->OW; ow++) y[ow] *= inv;
@@ -270,24 +281,25 @@ void avgpool2d_forward_cpu(struct sg_ctx *c, const struct sg_pool2d_shape *s, fl
     SG_UNUSED(c);
     check_shape(s);
     int64_t HW = (int64_t)s->H * s->W, L = (int64_t)s->OH * s->OW, P = (int64_t)s->B * s->C;
+    struct col_ranges r;
+    col_ranges_init(s, &r);
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < P; p++)
         for (int oh = 0; oh < s->OH; oh++)
-            avgpool_row(s, out + p * L + (int64_t)oh * s->OW, inp + p * HW, oh);
+            avgpool_row(s, &r, out + p * L + (int64_t)oh * s->OW, inp + p * HW, oh);
 }
 
 /* dx(H,W) += dy row oh spread over its windows, scaled by 1/(KH*KW). */
-static void avgpool_row_backward(const struct sg_pool2d_shape *s, float *dx, const float *dy,
-                                 int oh)
+static void avgpool_row_backward(const struct sg_pool2d_shape *s, const struct col_ranges *r,
+                                 float *dx, const float *dy, int oh)
 {
     int hs = oh * s->stride_h - s->pad_h;
     int h0 = SG_MAX(hs, 0), h1 = SG_MIN(hs + s->KH, s->H);
     float inv = 1.0f / (float)(s->KH * s->KW);
     for (int ih = h0; ih < h1; ih++)
         for (int kw = 0; kw < s->KW; kw++) {
-            int lo, hi, sw = s->stride_w;
+            int lo = r->lo[kw], hi = r->hi[kw], sw = s->stride_w;
             float *row = dx + ih * s->W - s->pad_w + kw;
-            col_range(kw, s->pad_w, sw, s->W, s->OW, &lo, &hi);
             for (int ow = lo; ow < hi; ow++) row[ow * sw] += dy[ow] * inv;
         }
 }
@@ -298,11 +310,13 @@ void avgpool2d_backward_cpu(struct sg_ctx *c, const struct sg_pool2d_shape *s, f
     SG_UNUSED(c);
     check_shape(s);
     int64_t HW = (int64_t)s->H * s->W, L = (int64_t)s->OH * s->OW, P = (int64_t)s->B * s->C;
+    struct col_ranges r;
+    col_ranges_init(s, &r);
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < P; p++) {
         memset(dinp + p * HW, 0, sizeof(float) * (size_t)HW);
         for (int oh = 0; oh < s->OH; oh++)
-            avgpool_row_backward(s, dinp + p * HW, dout + p * L + (int64_t)oh * s->OW, oh);
+            avgpool_row_backward(s, &r, dinp + p * HW, dout + p * L + (int64_t)oh * s->OW, oh);
     }
 }
 

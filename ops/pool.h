@@ -4,7 +4,7 @@
  * Window shape (struct sg_pool2d_shape, filled by sg_pool2d_shape_init):
  *   inp(B,C,H,W) -> out(B,C,OH,OW),  OH = (H + 2*pad_h - KH) / stride_h + 1  (floor; same for W).
  *   pad <= kernel/2 (torch's rule); the window of (oh,ow) starts at (oh*stride_h - pad_h,
- *   ow*stride_w - pad_w).
+ *   ow*stride_w - pad_w). KW <= SG_POOL_MAX_KW (64).
  *
  * maxpool2d (torch.nn.functional.max_pool2d(..., return_indices=True)):
  *   out = max over the window, padding counts as -inf (never selected); NaN propagates.
@@ -27,6 +27,8 @@
 #include <stdint.h>
 
 #include "core/ctx.h"
+
+#define SG_POOL_MAX_KW 64 /* widest window the fast paths handle */
 
 struct sg_pool2d_shape {
     int B, C, H, W;         /* input */

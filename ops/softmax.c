@@ -5,7 +5,8 @@
  *  _ref  per row in double: max, sum of exp(x - max), then exp(x - max) / sum.
  *  _cpu  OpenMP over rows; per row three vectorised passes over the (L1-resident) row: max,
  *        e = sg_expf_fast(x - max) stored into out with the sum, out *= 1/sum. Backward: one
- *        dot product and one fused pass per row.
+ *        dot product and one fused pass per row. Row sums accumulate in double (vectorised too),
+ *        so the result does not depend on how the compiler splits the reduction.
  */
 #include "ops/softmax.h"
 
@@ -45,7 +46,8 @@ void softmax_backward_ref(float *dinp, const float *dout, const float *out, int 
 /* y may alias x (every pass reads and writes the same index). */
 static void softmax_row(float *y, const float *x, int C)
 {
-    float m = -INFINITY, sum = 0.0f;
+    float m = -INFINITY;
+    double sum = 0.0;
 #pragma omp simd reduction(max : m)
     for (int j = 0; j < C; j++) m = x[j] > m ? x[j] : m;
 #pragma omp simd reduction(+ : sum)
@@ -54,7 +56,7 @@ static void softmax_row(float *y, const float *x, int C)
         y[j] = e;
         sum += e;
     }
-    float inv = 1.0f / sum;
+    float inv = (float)(1.0 / sum);
 #pragma omp simd
     for (int j = 0; j < C; j++) y[j] *= inv;
 }
@@ -69,11 +71,12 @@ void softmax_forward_cpu(struct sg_ctx *c, float *out, const float *inp, int N, 
 /* dx may alias dy. */
 static void softmax_row_backward(float *dx, const float *dy, const float *y, int C)
 {
-    float dot = 0.0f;
+    double dot = 0.0;
 #pragma omp simd reduction(+ : dot)
-    for (int j = 0; j < C; j++) dot += dy[j] * y[j];
+    for (int j = 0; j < C; j++) dot += (double)dy[j] * y[j];
+    float d = (float)dot;
 #pragma omp simd
-    for (int j = 0; j < C; j++) dx[j] = y[j] * (dy[j] - dot);
+    for (int j = 0; j < C; j++) dx[j] = y[j] * (dy[j] - d);
 }
 
 void softmax_backward_cpu(struct sg_ctx *c, float *dinp, const float *dout, const float *out, int N,

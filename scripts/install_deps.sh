@@ -8,7 +8,9 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config libdnnl-dev libyaml-dev libjpeg62-turbo-dev
       libsentencepiece-dev)
 if [[ "${1:-}" == "--dev" ]]; then
-  PKGS+=(python3-torch python3-numpy python3-sentencepiece)
+  # libopenblas0-openmp: without it Debian's torch runs matrix products on the netlib
+  # reference BLAS (~1 GFLOP/s), which would make a meaningless benchmark peer.
+  PKGS+=(python3-torch python3-numpy python3-sentencepiece libopenblas0-openmp)
 fi
 
 missing=()

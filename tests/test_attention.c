@@ -21,7 +21,10 @@
 
 static struct sg_ctx ctx;
 
-static float *falloc(int64_t n) { return sg_xmalloc_aligned(sizeof(float) * (size_t)(n ? n : 1)); }
+static float *falloc(int64_t n)
+{
+    return sg_xmalloc_aligned(sizeof(float) * (size_t)(n ? n : 1));
+}
 
 static void fill_nan(float *x, int64_t n)
 {
@@ -33,9 +36,18 @@ struct att_case {
     float *qkv, *wgt; /* wgt = dout */
 };
 
-static int64_t n_qkv(const struct att_case *k) { return (int64_t)k->B * k->T * 3 * k->C; }
-static int64_t n_out(const struct att_case *k) { return (int64_t)k->B * k->T * k->C; }
-static int64_t n_att(const struct att_case *k) { return (int64_t)k->B * k->NH * k->T * k->T; }
+static int64_t n_qkv(const struct att_case *k)
+{
+    return (int64_t)k->B * k->T * 3 * k->C;
+}
+static int64_t n_out(const struct att_case *k)
+{
+    return (int64_t)k->B * k->T * k->C;
+}
+static int64_t n_att(const struct att_case *k)
+{
+    return (int64_t)k->B * k->NH * k->T * k->T;
+}
 
 /* Finite-difference loss L = sum(out * wgt) (double-accumulating reference forward). */
 static double att_loss(void *user, const float *x)

@@ -1,10 +1,12 @@
 /*
  * tests/test_conv.c — conv2d forward/backward against PyTorch (tests/ref/gen_conv.py ->
  * tests/ref/data/conv.safetensors) for every implementation: conv2d_*_ref, the oneDNN path,
- * the im2col+GEMM path and the public op_conv2d_* (CPU context). Cases: odd shapes, stride 2
- * with a floored output, groups, depthwise, 1x1, 1x1/2, the 7x7/2 stem, a round 3x3, a 1x3
- * kernel, with and without bias. Also checks the gradient contract (dinp overwritten, dw/db
- * accumulated, NULL skipped), shape bookkeeping, and central finite differences of the backward.
+ * the im2col+GEMM path and the public op_conv2d_* (CPU context).
+ * Cases: odd shapes, stride 2 with a floored output, groups, depthwise, 1x1, 1x1/2, the 7x7/2
+ * stem, a round 3x3, a 1x3 kernel, with and without bias; two 1x1 cases big enough for op_'s
+ * GEMM branch, and one with C*9 >= 1024 (op_ takes dw from im2col, dinp from oneDNN).
+ * Also checks the gradient contract (dinp overwritten, dw/db accumulated, NULL skipped), shape
+ * bookkeeping, and central finite differences of the backward.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,8 @@ static const struct conv_case CASES[] = {
     {2, 8, 5, 5, 16, 1, 1, 1, 0, 1, 0},  {2, 6, 7, 7, 4, 1, 1, 2, 0, 1, 1},
     {1, 3, 24, 24, 8, 7, 7, 2, 3, 1, 0}, {4, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1},
     {2, 4, 5, 6, 3, 1, 3, 1, 1, 1, 1},   {3, 8, 12, 12, 8, 3, 3, 1, 1, 8, 0},
+    {1, 4, 28, 28, 3, 1, 1, 1, 0, 1, 1}, {1, 2, 56, 56, 3, 1, 1, 2, 0, 1, 0},
+    {2, 128, 4, 5, 3, 3, 3, 1, 1, 1, 1},
 };
 #define NCASES ((int)(sizeof CASES / sizeof CASES[0]))
 

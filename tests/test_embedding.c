@@ -52,6 +52,13 @@ static double fd_loss(void *user, const float *table)
     return sg_test_dot(a->out, a->wgt, (int64_t)a->N * a->C);
 }
 
+static const char *case_label(char *buf, size_t len, const char *key, int N, int V, int C,
+                              const char *what)
+{
+    snprintf(buf, len, "%s %dx(%d,%d): %s", key, N, V, C, what);
+    return buf;
+}
+
 /* A case with the whole table and gradient in the reference file. */
 static void test_case(struct sg_ctx *c, const struct sg_st_file *ref, const char *key, int N, int V,
                       int C)
@@ -59,7 +66,7 @@ static void test_case(struct sg_ctx *c, const struct sg_st_file *ref, const char
     char name[128], label[160];
     size_t nc = (size_t)N * C, vc = (size_t)V * C;
 #define REF(suffix, n) (snprintf(name, sizeof name, "%s_" suffix, key), sg_test_ref(ref, name, n))
-#define LABEL(what)    (snprintf(label, sizeof label, "%s %dx(%d,%d): %s", key, N, V, C, what), label)
+#define LABEL(what)    case_label(label, sizeof label, key, N, V, C, what)
     snprintf(name, sizeof name, "%s_ids", key);
     int32_t *ids = ref_ids(ref, name, N);
     float *table = REF("table", (int64_t)vc), *wgt = REF("wgt", (int64_t)nc);
@@ -137,7 +144,8 @@ static void test_bigv(struct sg_ctx *c, const struct sg_st_file *ref)
         for (int64_t u = 0; u < U; u++)
             memcpy(rows + u * C, paths[p] + (size_t)uniq[u] * C, (size_t)C * sizeof(float));
         sg_test_close(labels[p], rows, want_rows, U * C, GRAD_ATOL, GRAD_RTOL);
-        for (int64_t u = 0; u < U; u++) memset(paths[p] + (size_t)uniq[u] * C, 0, C * 4);
+        for (int64_t u = 0; u < U; u++)
+            memset(paths[p] + (size_t)uniq[u] * C, 0, C * sizeof(float));
     }
     /* With the touched rows cleared, both gradients must be all zero. */
     int untouched = 1;

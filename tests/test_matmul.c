@@ -21,7 +21,10 @@
 
 static struct sg_ctx ctx;
 
-static float *falloc(int64_t n) { return sg_xmalloc_aligned(sizeof(float) * (size_t)(n ? n : 1)); }
+static float *falloc(int64_t n)
+{
+    return sg_xmalloc_aligned(sizeof(float) * (size_t)(n ? n : 1));
+}
 
 static void fill_nan(float *x, int64_t n)
 {
@@ -42,14 +45,18 @@ struct lin_case {
 
 static void lin_forward(int fast, float *out, const struct lin_case *k)
 {
-    if (fast) op_linear_forward(&ctx, out, k->inp, k->w, k->b, k->N, k->C, k->OC);
-    else linear_forward_ref(out, k->inp, k->w, k->b, k->N, k->C, k->OC);
+    if (fast)
+        op_linear_forward(&ctx, out, k->inp, k->w, k->b, k->N, k->C, k->OC);
+    else
+        linear_forward_ref(out, k->inp, k->w, k->b, k->N, k->C, k->OC);
 }
 
 static void lin_backward(int fast, float *dinp, float *dw, float *db, const struct lin_case *k)
 {
-    if (fast) op_linear_backward(&ctx, dinp, dw, db, k->wgt, k->inp, k->w, k->N, k->C, k->OC);
-    else linear_backward_ref(dinp, dw, db, k->wgt, k->inp, k->w, k->N, k->C, k->OC);
+    if (fast)
+        op_linear_backward(&ctx, dinp, dw, db, k->wgt, k->inp, k->w, k->N, k->C, k->OC);
+    else
+        linear_backward_ref(dinp, dw, db, k->wgt, k->inp, k->w, k->N, k->C, k->OC);
 }
 
 /* Finite-difference loss: L = sum(linear(inp, w, b) * wgt) in double; x is inp or w. */
@@ -259,15 +266,19 @@ static void mm_check_path(int fast, const struct mm_case *k, const char *p,
     sg_test_close(lab, db, want_db, nb, ATOL, RTOL);
     /* NULL skipping, and overwrite (not accumulate) on a second call. */
     fill_nan(db, nb);
-    if (fast) op_matmul_backward(&ctx, da, NULL, k->wgt, k->a, k->b, k->batch, k->M, k->K, k->N);
-    else matmul_backward_ref(da, NULL, k->wgt, k->a, k->b, k->batch, k->M, k->K, k->N);
+    if (fast)
+        op_matmul_backward(&ctx, da, NULL, k->wgt, k->a, k->b, k->batch, k->M, k->K, k->N);
+    else
+        matmul_backward_ref(da, NULL, k->wgt, k->a, k->b, k->batch, k->M, k->K, k->N);
     snprintf(lab, sizeof lab, "%s matmul_backward %s da overwritten, db=NULL untouched", path, p);
     sg_test_close(lab, da, want_da, na, ATOL, RTOL);
     int untouched = 1;
     for (int64_t i = 0; i < nb; i++) untouched &= isnan(db[i]);
     sg_test_true(lab, untouched);
-    if (fast) op_matmul_backward(&ctx, NULL, db, k->wgt, k->a, k->b, k->batch, k->M, k->K, k->N);
-    else matmul_backward_ref(NULL, db, k->wgt, k->a, k->b, k->batch, k->M, k->K, k->N);
+    if (fast)
+        op_matmul_backward(&ctx, NULL, db, k->wgt, k->a, k->b, k->batch, k->M, k->K, k->N);
+    else
+        matmul_backward_ref(NULL, db, k->wgt, k->a, k->b, k->batch, k->M, k->K, k->N);
     snprintf(lab, sizeof lab, "%s matmul_backward %s db alone (da=NULL)", path, p);
     sg_test_close(lab, db, want_db, nb, ATOL, RTOL);
     sg_afree(want_out);
@@ -350,7 +361,7 @@ int main(void)
     test_matmul_case(&ref, 4, 13, 6, 11);
     sg_st_close(&ref);
     test_linear_random(300, 200, 130);
-    test_matmul_random(5, 17, 40, 23);  /* many small items: OpenMP over the batch */
+    test_matmul_random(5, 17, 40, 23);    /* many small items: OpenMP over the batch */
     test_matmul_random(3, 200, 120, 190); /* few large items: threaded GEMMs in sequence */
     sg_ctx_free(&ctx);
     return sg_test_summary("test_matmul");

@@ -23,6 +23,9 @@ CASES = [
     (4, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1),   # round 3x3 (oneDNN's blocked path)
     (2, 4, 5, 6, 3, 1, 3, 1, 1, 1, 1),     # non-square kernel 1x3
     (3, 8, 12, 12, 8, 3, 3, 1, 1, 8, 0),   # depthwise with 8 channels (blocked path)
+    (1, 4, 28, 28, 3, 1, 1, 1, 0, 1, 1),   # 1x1 with 28x28 outputs: op_ takes the GEMM path
+    (1, 2, 56, 56, 3, 1, 1, 2, 0, 1, 0),   # 1x1/2 with 28x28 outputs: GEMM path, strided im2col
+    (2, 128, 4, 5, 3, 3, 3, 1, 1, 1, 1),   # C*9 >= 1024: op_ computes dw by im2col, dinp by oneDNN
 ]
 
 t = {}
