@@ -22,6 +22,7 @@
 
 static void check_targets(const int32_t *targets, int N, int V)
 {
+    SG_CHECK(N > 0 && V > 0, "cross_entropy: empty logits (N=%d, V=%d)", N, V);
     if (!targets) {
         SG_CHECK(N <= V, "cross_entropy: targets NULL (targets[n] = n) needs N=%d <= V=%d", N, V);
         return;

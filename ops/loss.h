@@ -3,7 +3,7 @@
  *
  * cross_entropy = torch.nn.functional.cross_entropy(logits, targets, reduction='mean',
  *                                                   label_smoothing=ls)
- *   logits(N,V) fp32, targets int32 (N) with 0 <= targets[n] < V, 0 <= ls <= 1.
+ *   logits(N,V) fp32 (N, V >= 1), targets int32 (N) with 0 <= targets[n] < V, 0 <= ls <= 1.
  *   With lse_n = log sum_j exp(logits[n,j]) (max-shifted: overflow-free for any finite logits)
  *   and q_n = (1-ls) * onehot(targets[n]) + ls/V (the smoothed target distribution):
  *     losses[n] = -sum_j q_n[j] * log_softmax(logits)[n,j]

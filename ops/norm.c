@@ -65,6 +65,7 @@ static int omp_get_thread_num(void)
 void layernorm_forward_ref(float *out, float *mean, float *rstd, const float *inp, const float *w,
                            const float *b, int N, int C, float eps)
 {
+    SG_CHECK(N >= 0 && C > 0, "layernorm: N=%d, C=%d", N, C);
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
@@ -401,6 +402,7 @@ static void ln_row_forward(float *y, float *mean, float *rstd, const float *x, c
 void layernorm_forward_cpu(struct sg_ctx *c, float *out, float *mean, float *rstd, const float *inp,
                            const float *w, const float *b, int N, int C, float eps)
 {
+    SG_CHECK(N >= 0 && C > 0, "layernorm: N=%d, C=%d", N, C);
     int64_t n = (int64_t)N * C;
     int stream = use_stream(n);
 #pragma omp parallel num_threads(threads_for(c, n))
