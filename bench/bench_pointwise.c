@@ -73,8 +73,8 @@ static void run_case(struct pw_case *k, const char *name, void (*fn)(void *), fl
     for (size_t i = 0; i < n; i++) k->x[i] *= scale;
     k->x2 = bench_rand(n, 2);
     k->g = bench_rand(n, 3);
-    k->out = bench_rand(n, 4); /* written before timing: pages are mapped, as in torch's */
-    k->dx = bench_rand(n, 5);  /* caching allocator */
+    k->out = bench_rand(n, 4); /* outputs written before timing (pages mapped): model code */
+    k->dx = bench_rand(n, 5);  /* reuses its activation buffers */
     k->dx2 = bench_rand(n, 6);
     k->norm = sg_xmalloc_aligned(sizeof(float) * (size_t)(k->N > 0 ? k->N : 1));
     k->mask = sg_xmalloc_aligned(n);

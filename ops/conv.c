@@ -10,13 +10,34 @@
  *    per-thread partial sums. 1x1/stride-1/no-pad convolutions skip im2col.
  *  - conv2d_*_dnnl: oneDNN 2.6 convolution primitives (forward_training, backward_data,
  *    backward_weights) created with format "any" so oneDNN picks its blocked layouts
- *    (nChw8c/OIhw8i8o on AVX2); plain NCHW user buffers are reordered in and out. dw/db are
- *    accumulated by the output reorder's sum post-op (oneDNN itself overwrites diff_weights).
- *    One cached entry per (direction, shape, bias) in the context cache.
+ *    (nChw8c/OIhw8i8o on AVX2); plain NCHW user buffers are reordered in and out (1-2 ms each
+ *    at these sizes), and backward reorders dout once for both primitives. dw/db accumulate
+ *    through the output reorder's sum post-op (oneDNN itself overwrites diff_weights).
+ *    One cached primitive set per (direction, shape, bias) in the context cache.
+ * Both fast paths take their buffers (columns, partial dw, reordered tensors) from one scratch
+ * per context that grows to the largest request (conv_scratch).
  *
- * Measurement that picked the fast path (2 threads, AMD EPYC AVX2, forward+backward ms, median of
- * bench_time; shapes as in bench/bench_conv.c):
- *   MEASUREMENT_TABLE
+ * Measurement that picked the fast path per direction (conv2d_*_cpu): ms of CPU time at one
+ * thread, min of 10-15 alternating runs (the 2-core machine was shared, so wall times were too
+ * noisy; two-thread wall-clock runs under that load pointed the same way, within their noise),
+ * AMD EPYC (AVX2), no bias, forward / backward-data / backward-weights:
+ *                                  oneDNN               im2col + sg_gemm      chosen
+ *   3x3 64->64 @56, B16           47.0 / 51.5 / 61.8    59.8 / 70.5 / 76.1    oneDNN
+ *   3x3 128->128 @28, B32         92.7 / 87.5 /118.8   104.4 /117.4 /112.8    oneDNN, dw GEMM
+ *   3x3 256->256 @14, B32         93.6 / 88.6 /127.2   101.8 /119.6 /105.6    oneDNN, dw GEMM
+ *   3x3 512->512 @7, B32         108.3 /114.7 /168.1   130.7 /207.4 /142.5    oneDNN, dw GEMM
+ *   3x3/2 256->256 @28, B32      103.0 /105.3 /134.9   101.6 /121.1 /106.6    oneDNN, dw GEMM
+ *   7x7/2 3->64 @224, B8          25.0 / 43.1 / 31.8    33.5 / 44.9 / 37.6    oneDNN
+ *   16x16/16 3->768 @224, B16     57.1 / 57.9 / 48.8    52.8 / 57.8 / 49.1    oneDNN (tie)
+ *   1x1 256->64 @56, B16          35.2 / 36.9 / 42.8    23.6 / 26.4 / 27.4    GEMM
+ *   1x1 512->128 @28, B32         54.4 / 59.0 / 65.6    38.6 / 41.4 / 47.1    GEMM
+ *   1x1/2 256->512 @56, B32      110.0 /133.6 /133.8    96.5 /105.0 /107.3    GEMM
+ *   1x1 1024->256 @14, B32        52.0 / 61.9 / 63.3    41.8 /103.4 / 53.7    oneDNN
+ *   1x1 2048->512 @7, B32         55.2 / 66.7 / 50.6    51.2 /149.2 / 60.6    oneDNN
+ *   1x1/2 1024->2048 @14, B32    110.9 /143.4 /150.6   151.5 /286.1 /115.8    oneDNN
+ * oneDNN's direct 3x3/7x7 kernels win forward and backward-data; its jit_1x1 kernels lose to
+ * plain GEMMs (no reorders) while an image has >= 28x28 pixels, and win below that, where the
+ * per-image GEMMs get thin. For dw of spatial kernels GEMM wins once Cg*KH*KW >= 1024.
  */
 #include "ops/conv.h"
 
@@ -372,17 +393,21 @@ void conv2d_backward_im2col(struct sg_ctx *c, const struct sg_conv2d_shape *s, f
                             const float *w)
 {
     check_shape(s);
+    if (!dinp && !dw) {
+        if (db) conv2d_db_cpu(s, db, dout);
+        return;
+    }
     struct im2col_ws w_s = im2col_ws_get(c, s), *ws = &w_s;
     int G = s->groups, Cg = s->C / G, OCg = s->OC / G;
     int64_t K = (int64_t)Cg * s->KH * s->KW, L = (int64_t)s->OH * s->OW, HW = (int64_t)s->H * s->W;
     int ntask = s->B * G, nth = ntask >= ws->nthreads ? ws->nthreads : 1;
     if (dw) memset(ws->dw, 0, sizeof(float) * (size_t)(nth * ws->w_size));
-#pragma omp parallel num_threads(nth) if (nth > 1 && (dinp || dw))
+#pragma omp parallel num_threads(nth) if (nth > 1)
     {
         int tid = omp_get_thread_num();
         float *col = ws->col + tid * ws->col_size, *dwp = ws->dw + tid * ws->w_size;
 #pragma omp for schedule(static)
-        for (int t = 0; t < (dinp || dw ? ntask : 0); t++) {
+        for (int t = 0; t < ntask; t++) {
             int n = t / G, g = t % G;
             int64_t xoff = ((int64_t)n * s->C + (int64_t)g * Cg) * HW;
             im2col_backward_task(s, col, dinp ? dinp + xoff : NULL,

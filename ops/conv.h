@@ -16,12 +16,13 @@
  *           db   (OC)           += sum_{b,oh,ow} dout        ACCUMULATE; NULL to skip
  *   backward needs only forward's inputs (inp, w), nothing saved.
  *
- * Paths: conv2d_*_ref (direct loops with double accumulation; the spec), conv2d_*_cpu (the fast
- * path: oneDNN convolution primitives, cached per shape in the context), conv2d_*_im2col (the
- * im2col + sg_gemm alternative, kept as a fallback and second oracle; see conv.c for the
- * measurement that chose between them). op_conv2d_* dispatch on ctx->dev.
- * The fast paths keep per-shape scratch buffers in the context cache (allocated on first use,
- * freed with the context): no allocation in the steady-state step loop.
+ * Paths: conv2d_*_ref (direct loops with double accumulation; the spec), conv2d_*_dnnl (oneDNN
+ * convolution primitives, cached per shape in the context), conv2d_*_im2col (im2col + sg_gemm),
+ * conv2d_*_cpu (the fast path: per direction whichever of the two measured faster for that kind
+ * of shape; the table and the rule are in conv.c). op_conv2d_* dispatch on ctx->dev.
+ * The fast paths take their buffers from one scratch per context that grows to the largest
+ * convolution's need (allocated on first use, freed with the context): no allocation in the
+ * steady-state step loop, and no two convolutions running concurrently on one context.
  */
 #ifndef SG_CONV_H
 #define SG_CONV_H

@@ -19,7 +19,7 @@
 /* An OpenMP-parallel simd loop over i in [0, n); needs `nt` and `n` in scope. `omp simd` (no
  * restrict) allows the documented same-index aliasing, e.g. out == a or dinp == dout. */
 #define PAR_SIMD _Pragma("omp parallel for simd schedule(static) num_threads(nt)")
-/* An OpenMP-parallel loop over rows; needs `nt` and `nd` (= N * D) in scope. */
+/* An OpenMP-parallel loop over rows; needs `nt` in scope. */
 #define PAR_ROWS _Pragma("omp parallel for schedule(static) num_threads(nt)")
 
 /* ---- residual add and accumulate ------------------------------------------------------------- */
@@ -156,6 +156,7 @@ void dropout_apply_ref(float *out, const uint8_t *mask, const float *inp, int64_
 void dropout_forward_ref(float *out, uint8_t *mask, const float *inp, int64_t n, float p,
                          struct sg_rng *rng)
 {
+    dropout_scale(p); /* range check before drawing */
     float keep = 1.0f - p;
     for (int64_t i = 0; i < n; i++) {
         if (p == 0.0f)

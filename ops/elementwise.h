@@ -85,7 +85,7 @@ static inline int sg_pointwise_threads(const struct sg_ctx *c, int64_t n)
  * exp(x) in float without a libm call, so that loops around it vectorise: Cody-Waite reduction
  * x = k ln2 + r, |r| <= ln2/2, Cephes' expf polynomial, scaled by 2 * 2^(k-1). Max error 1 ulp
  * on (-86.99, 88.72] (tests/test_activation.c sweeps it against libm's double exp); above it
- * overflows to +inf like expf; below -86.99 (results < 2.4e-38) it returns 0: tiny results are
+ * overflows to +inf like expf; below -86.99 (results < 1.7e-38) it returns 0: tiny results are
  * flushed instead of going denormal. NaN gives NaN.
  */
 static inline float sg_expf_fast(float x)

@@ -6,7 +6,11 @@
  * The fast paths parallelise over the B*C planes (each plane is independent in both
  * directions, so backward needs no atomics) and walk each output row as (ih, kw, ow) so the
  * innermost loop runs over output columns (vectorisable for avg; branch-free select for max).
- * oneDNN pooling was measured as the alternative: MEASUREMENT_POOL
+ * oneDNN pooling was measured as the alternative (forward_training + backward, 1 thread, ms,
+ * min of 8, B32):                   oneDNN on nchw     oneDNN nChw8c + reorders   these loops
+ *   maxpool 3x3/2 pad 1, 64x112x112  242 (simple_nchw)  97 (jit:avx2)              29
+ *   avgpool 2x2/2, 256x56x56         148 (simple_nchw)  37 (jit:avx2)              30
+ * and oneDNN's max-pool workspace is not torch's argmax, so the loops are the fast path.
  */
 #include "ops/pool.h"
 

@@ -2,7 +2,7 @@
  * tests/test_elementwise.c — residual add / accumulate, row L2 normalisation and dropout, _ref and
  * op_ (CPU fast) paths:
  *  - add: forward, and backward accumulating into pre-existing grads of both branches (and NULL
- *    skipping one), against torch a + b, on 7x13 and 16x64;
+ *    skipping one), against torch a + b, on 7x13 and 16x64; op_ vs _ref on 100003 elements;
  *  - l2norm: against F.normalize float32 and float64 on 7x13, 16x64, eps = 1 with row norms on
  *    both sides of it, and a zero row and a 1e-14 row under eps = 1e-12; op_ vs _ref on 3000x512;
  *  - dropout: torch's own F.dropout output replayed through op_dropout_apply / _backward with
@@ -89,6 +89,31 @@ static void check_add(struct sg_ctx *c, const struct sg_st_file *ref, const char
     free(out);
     float *bufs[] = {a, b, wgt, out_t, ga0, gb0, da_t, db_t};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sg_afree(bufs[i]);
+}
+
+/* op_ vs _ref above the OpenMP threshold (odd n): bit-exact, as both do single float adds. */
+static void test_add_parallel(struct sg_ctx *c)
+{
+    const int64_t n = 100003;
+    float *a = sg_xmalloc(sizeof(float) * n), *b = sg_xmalloc(sizeof(float) * n);
+    float *o1 = sg_xmalloc(sizeof(float) * n), *o2 = sg_xmalloc(sizeof(float) * n);
+    float *g1 = sg_xmalloc(sizeof(float) * n), *g2 = sg_xmalloc(sizeof(float) * n);
+    sg_test_fill(a, n, 61, -1.0f, 1.0f);
+    sg_test_fill(b, n, 62, -1.0f, 1.0f);
+    op_add_forward(c, o1, a, b, n);
+    add_forward_ref(o2, a, b, n);
+    sg_test_close("op add fwd 100003 vs ref", o1, o2, n, 0.0f, 0.0f);
+    memcpy(g1, a, sizeof(float) * n);
+    memcpy(g2, a, sizeof(float) * n);
+    op_add_backward(c, o1, g1, b, n);
+    add_backward_ref(o2, g2, b, n);
+    sg_test_close("op add bwd 100003 vs ref: da", o1, o2, n, 0.0f, 0.0f);
+    sg_test_close("op add bwd 100003 vs ref: db", g1, g2, n, 0.0f, 0.0f);
+    op_accumulate(c, g1, a, n);
+    accumulate_ref(g2, a, n);
+    sg_test_close("op accumulate 100003 vs ref", g1, g2, n, 0.0f, 0.0f);
+    float *bufs[] = {a, b, o1, o2, g1, g2};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
 }
 
 /* ---- l2norm ---------------------------------------------------------------------------------- */
@@ -365,6 +390,7 @@ int main(void)
     check_dropout(&c, &ref, "p0", 5 * 9);
     check_dropout(&c, &ref, "p1", 5 * 9);
     sg_st_close(&ref);
+    test_add_parallel(&c);
     test_l2norm_parallel(&c);
     test_dropout_stream(&c);
     test_fd(&c);
