@@ -5,7 +5,7 @@
  *
  *  _ref  the spec: double precision with libm, rounded to float once; written so that the
  *        x << 0 tails do not cancel (GELU as 0.5 x erfc(-x/sqrt 2), GELU_TANH as x sigmoid(2u)).
- *  _cpu  float, branch-free polynomials (sg_expf_fast from ops/elementwise.h, an erfc
+ *  _cpu  float, branch-free polynomials (sg_expf_fast from ops/vmath.h, an erfc
  *        below), so every loop vectorises (8 lanes on AVX2) with no libm call per element;
  *        OpenMP over n. Error vs. _ref: tests/test_activation.c sweeps it (a few ulp).
  *  The tanh forms use 0.5 (1 + tanh u) = sigmoid(2u), which has no cancellation for u << 0.
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "core/common.h"
-#include "ops/elementwise.h"
+#include "ops/vmath.h"
 
 #define SQRT1_2      0.70710678118654752440
 #define INV_SQRT_2PI 0.39894228040143267794 /* 1/sqrt(2 pi) */

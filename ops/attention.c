@@ -21,6 +21,7 @@
 
 #include "core/common.h"
 #include "ops/gemm.h"
+#include "ops/vmath.h"
 
 static void check_dims(int B, int T, int C, int NH)
 {
@@ -114,56 +115,15 @@ void attention_backward_ref(float *dqkv, const float *dout, const float *qkv, co
 
 /* ---- fast CPU path ------------------------------------------------------------------------ */
 
-/* exp(x) for finite x <= 88 (softmax passes x - rowmax <= 0).
- * Cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial for e^r, times 2^n built in the
- * exponent bits; a few ulp from libm. Inputs below -87 are clamped to -87 (e^-87 ~ 1.6e-38, far
- * below any softmax sum) with an unsigned compare on the bits: negative floats order by
- * magnitude as unsigned integers, non-negative ones sit below 0x80000000. Float compares would
- * not be vectorised without -fno-trapping-math. */
-static inline float exp_neg(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    u = u > 0xC2AE0000u ? 0xC2AE0000u : u; /* 0xC2AE0000 = -87.0f */
-    memcpy(&x, &u, sizeof x);
-    float n = x * 1.44269504088896341f + 12582912.0f; /* round to nearest via 1.5*2^23 */
-    n -= 12582912.0f;
-    float r = x - n * 0.693359375f; /* ln2 in two parts */
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float pow2n;
-    memcpy(&pow2n, &bits, sizeof pow2n);
-    return p * pow2n;
-}
-
-/* Order-preserving map float -> int32 (for non-NaN values; an involution), so that the row
- * max is an integer max, which gcc vectorises. */
-static inline int32_t float_key(float f)
-{
-    int32_t i;
-    memcpy(&i, &f, sizeof i);
-    return i ^ (int32_t)((uint32_t)(i >> 31) & 0x7fffffffu);
-}
-
 /* The row helpers keep 8 partial sums so that gcc vectorises them without -ffast-math. */
 static float row_max(const float *x, int n)
 {
-    int32_t m = float_key(x[0]);
+    int32_t m = sg_float_key(x[0]);
     for (int j = 1; j < n; j++) {
-        int32_t k = float_key(x[j]);
+        int32_t k = sg_float_key(x[j]);
         m = k > m ? k : m;
     }
-    m ^= (int32_t)((uint32_t)(m >> 31) & 0x7fffffffu); /* the map is its own inverse */
-    float r;
-    memcpy(&r, &m, sizeof r);
-    return r;
+    return sg_key_float(m);
 }
 
 /* x[j] = exp(x[j] - m); returns the sum. */
@@ -173,13 +133,13 @@ static float row_exp_sum(float *x, int n, float m)
     int j = 0;
     for (; j + 8 <= n; j += 8) {
         for (int l = 0; l < 8; l++) {
-            x[j + l] = exp_neg(x[j + l] - m);
+            x[j + l] = sg_expf_fast(x[j + l] - m);
             s8[l] += x[j + l];
         }
     }
     float s = 0.0f;
     for (; j < n; j++) {
-        x[j] = exp_neg(x[j] - m);
+        x[j] = sg_expf_fast(x[j] - m);
         s += x[j];
     }
     for (int l = 0; l < 8; l++) s += s8[l];

@@ -1,6 +1,6 @@
 /*
  * ops/elementwise.h — residual add, accumulate, row L2 normalisation and dropout, forward and
- * backward; plus sg_expf_fast, the vectorisable exp shared by the pointwise family.
+ * backward.
  *
  * add (out = a + b, the residual connection), n elements:
  *   forward: out = a + b                      (out may alias a or b)
@@ -33,6 +33,7 @@
 
 #include "core/ctx.h"
 #include "core/rng.h"
+#include "ops/vmath.h"
 
 void op_add_forward(struct sg_ctx *c, float *out, const float *a, const float *b, int64_t n);
 void op_add_backward(struct sg_ctx *c, float *da, float *db, const float *dout, int64_t n);
@@ -72,40 +73,5 @@ void dropout_apply_cpu(struct sg_ctx *c, float *out, const uint8_t *mask, const 
                        int64_t n, float p);
 void dropout_backward_cpu(struct sg_ctx *c, float *dinp, const float *dout, const uint8_t *mask,
                           int64_t n, float p);
-
-/* OpenMP threads for a pointwise pass over n elements: ctx's count, or 1 below 32768 elements
- * (waking a team costs a few microseconds). Not an OpenMP `if` clause: on a combined
- * `parallel for simd`, `if` also turns off the simd part. */
-static inline int sg_pointwise_threads(const struct sg_ctx *c, int64_t n)
-{
-    return n >= 32768 && c->nthreads > 1 ? c->nthreads : 1;
-}
-
-/*
- * exp(x) in float without a libm call, so that loops around it vectorise: Cody-Waite reduction
- * x = k ln2 + r, |r| <= ln2/2, Cephes' expf polynomial, scaled by 2 * 2^(k-1). Max error 1 ulp
- * on (-86.99, 88.72] (tests/test_activation.c sweeps it against libm's double exp); above it
- * overflows to +inf like expf; below -86.99 (results < 1.7e-38) it returns 0: tiny results are
- * flushed instead of going denormal. NaN gives NaN.
- */
-static inline float sg_expf_fast(float x)
-{
-    float xc = x < -87.3f ? -87.3f : x; /* k = -126: scale +0.0, result 0 */
-    xc = xc > 89.0f ? 89.0f : xc;       /* k = 128: 2^128 y overflows to inf */
-    float k = fmaf(xc, 1.44269504f, 12582912.0f) - 12582912.0f; /* round(x / ln2) */
-    float r = fmaf(k, -0.693359375f, xc);
-    r = fmaf(k, 2.12194440e-4f, r);
-    float p = 1.9875691500e-4f;
-    p = fmaf(p, r, 1.3981999507e-3f);
-    p = fmaf(p, r, 8.3334519073e-3f);
-    p = fmaf(p, r, 4.1665795894e-2f);
-    p = fmaf(p, r, 1.6666665459e-1f);
-    p = fmaf(p, r, 5.0000001201e-1f);
-    float y = fmaf(p, r * r, r) + 1.0f;
-    uint32_t bits = (uint32_t)((int32_t)k + 126) << 23; /* 2^(k-1), k in [-126, 128] */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return (2.0f * y) * scale;
-}
 
 #endif

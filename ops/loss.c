@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "ops/vmath.h"
 
 #define CE_PARALLEL_MIN 16384 /* N*V below which one thread is faster than a fork */
 
@@ -79,48 +80,6 @@ void cross_entropy_backward_ref(float *dlogits, const float *probs, const int32_
 
 /* ---- fast CPU path --------------------------------------------------------------------------- */
 
-static inline float f32_from_bits(uint32_t i)
-{
-    float f;
-    memcpy(&f, &i, sizeof f);
-    return f;
-}
-
-static inline uint32_t bits_from_f32(float f)
-{
-    uint32_t i;
-    memcpy(&i, &f, sizeof i);
-    return i;
-}
-
-/* exp(x) for x <= 0 (max-shifted logits). x = k*ln2 + r with |r| <= ln2/2 (Cody-Waite split of
- * ln2), e^r by Cephes' expf polynomial, times 2^k built in the exponent bits. Below -87 the result
- * flushes to 0 (< 1.7e-38 of a row sum that is >= 1); NaN propagates. Branch-free, selects done on
- * the bits: with a float compare or a ?: GCC sinks the polynomial into a branch that it may not
- * if-convert under -ftrapping-math, and the loop stays scalar (4x slower). */
-static inline float exp_nonpos(float x)
-{
-    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    const uint32_t lim = 0x42ae0000;   /* bits of 87.0f */
-    uint32_t ax = bits_from_f32(x) & 0x7fffffffu;
-    uint32_t under = 0u - (uint32_t)((ax > lim) & (ax <= 0x7f800000u)); /* ~0: x < -87, -inf */
-    float xc = f32_from_bits((bits_from_f32(x) & ~under) | (bits_from_f32(-87.0f) & under));
-    float kf = xc * 1.44269504088896341f + shifter;
-    uint32_t k = bits_from_f32(kf) - bits_from_f32(shifter); /* 2's complement int */
-    kf -= shifter;
-    float r = xc - kf * 0.693359375f;
-    r = r - kf * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float e = p * r * r + r + 1.0f;
-    float y = e * f32_from_bits((k + 127u) << 23);
-    return f32_from_bits(bits_from_f32(y) & ~under);
-}
-
 /* One row: fills p(V) (may be NULL) with softmax(x) and returns the row's loss. */
 static double ce_row_forward(float *p, const float *x, int t, int V, float ls)
 {
@@ -133,7 +92,7 @@ static double ce_row_forward(float *p, const float *x, int t, int V, float ls)
     if (p) {
 #pragma omp simd reduction(+ : sum)
         for (int j = 0; j < V; j++) {
-            float e = exp_nonpos(x[j] - m);
+            float e = sg_expf_fast(x[j] - m);
             p[j] = e;
             sum += e;
         }
@@ -142,7 +101,7 @@ static double ce_row_forward(float *p, const float *x, int t, int V, float ls)
         for (int j = 0; j < V; j++) p[j] *= inv;
     } else {
 #pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < V; j++) sum += exp_nonpos(x[j] - m);
+        for (int j = 0; j < V; j++) sum += sg_expf_fast(x[j] - m);
     }
     double lse = (double)m + log((double)sum);
     return lse - (1.0 - (double)ls) * x[t] - (double)ls / V * sumx;

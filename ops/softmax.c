@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "core/common.h"
-#include "ops/elementwise.h"
+#include "ops/vmath.h"
 
 /* ---- reference ------------------------------------------------------------------------------- */
 
