@@ -8,12 +8,9 @@
  * with the offending value.
  * References: tests/ref/gen_embedding.py -> tests/ref/data/embedding.safetensors.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "core/common.h"
 #include "core/ctx.h"
@@ -221,35 +218,6 @@ static void test_parallel_paths(void)
     }
 }
 
-/* Runs fn in a child process; passes when it aborts (SIGABRT) and its stderr contains `want`. */
-static void expect_abort(const char *label, void (*fn)(void), const char *want)
-{
-    int fds[2];
-    SG_CHECK(pipe(fds) == 0, "pipe");
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    SG_CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        fn();
-        _exit(0);
-    }
-    close(fds[1]);
-    char msg[1024] = {0};
-    size_t len = 0;
-    ssize_t r;
-    while (len + 1 < sizeof msg && (r = read(fds[0], msg + len, sizeof msg - 1 - len)) > 0)
-        len += (size_t)r;
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    int ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && strstr(msg, want) != NULL;
-    if (!ok) fprintf(stderr, "  child stderr: %s\n", msg);
-    sg_test_true(label, ok);
-}
-
 static void bad_id_forward(void)
 {
     struct sg_ctx c;
@@ -281,10 +249,10 @@ int main(void)
     sg_st_close(&ref);
     test_parallel_paths();
     sg_ctx_init(&c, SG_DEVICE_CPU, 0, 0);
-    expect_abort("out-of-range id aborts with its value (forward op)", bad_id_forward,
-                 "ids[3] = 7 is outside [0, V=7)");
-    expect_abort("negative id aborts with its value (backward ref)", bad_id_backward,
-                 "ids[1] = -2 is outside [0, V=7)");
+    sg_test_expect_abort("out-of-range id aborts with its value (forward op)", bad_id_forward,
+                         "ids[3] = 7 is outside [0, V=7)");
+    sg_test_expect_abort("negative id aborts with its value (backward ref)", bad_id_backward,
+                         "ids[1] = -2 is outside [0, V=7)");
     sg_ctx_free(&c);
     return sg_test_summary("test_embedding");
 }

@@ -9,12 +9,9 @@
  * tests/ref/gen_loss.py -> tests/ref/data/loss.safetensors (computed in float64).
  */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "core/common.h"
 #include "core/ctx.h"
@@ -202,35 +199,6 @@ static void test_nan(struct sg_ctx *c)
                  isnan(l_op) && isnan(losses[1]) && isfinite(losses[0]) && isfinite(losses[2]));
 }
 
-/* Runs fn in a child process; passes when it aborts (SIGABRT) and its stderr contains `want`. */
-static void expect_abort(const char *label, void (*fn)(void), const char *want)
-{
-    int fds[2];
-    SG_CHECK(pipe(fds) == 0, "pipe");
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    SG_CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        fn();
-        _exit(0);
-    }
-    close(fds[1]);
-    char msg[1024] = {0};
-    size_t len = 0;
-    ssize_t got;
-    while (len + 1 < sizeof msg && (got = read(fds[0], msg + len, sizeof msg - 1 - len)) > 0)
-        len += (size_t)got;
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    int ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && strstr(msg, want) != NULL;
-    if (!ok) fprintf(stderr, "  child stderr: %s\n", msg);
-    sg_test_true(label, ok);
-}
-
 static void bad_target(void)
 {
     struct sg_ctx c;
@@ -267,9 +235,10 @@ int main(void)
     test_parallel();
     test_nan(&c);
     sg_ctx_init(&c, SG_DEVICE_CPU, 0, 0);
-    expect_abort("out-of-range target aborts with its value", bad_target,
-                 "targets[1] = 4 is outside [0, V=4)");
-    expect_abort("targets=NULL with N > V aborts", null_targets_too_many_rows, "N=5 <= V=4");
+    sg_test_expect_abort("out-of-range target aborts with its value", bad_target,
+                         "targets[1] = 4 is outside [0, V=4)");
+    sg_test_expect_abort("targets=NULL with N > V aborts", null_targets_too_many_rows,
+                         "N=5 <= V=4");
     sg_ctx_free(&c);
     return sg_test_summary("test_loss");
 }

@@ -2,8 +2,12 @@
 #include "tests/testutil.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/common.h"
 
@@ -13,7 +17,10 @@
 
 static int n_pass, n_fail;
 
-int sg_test_failures(void) { return n_fail; }
+int sg_test_failures(void)
+{
+    return n_fail;
+}
 
 int sg_test_close(const char *label, const float *got, const float *ref, int64_t n, float atol,
                   float rtol)
@@ -28,8 +35,8 @@ int sg_test_close(const char *label, const float *got, const float *ref, int64_t
         if (d > maxdiff || isnan(got[i])) maxdiff = isnan(got[i]) ? INFINITY : d;
         if (!ok) {
             if (bad < 5)
-                fprintf(stderr, "  %s[%lld]: got %.9g, ref %.9g (diff %.3g)\n", label,
-                        (long long)i, got[i], ref[i], d);
+                fprintf(stderr, "  %s[%lld]: got %.9g, ref %.9g (diff %.3g)\n", label, (long long)i,
+                        got[i], ref[i], d);
             bad++;
         }
     }
@@ -61,7 +68,8 @@ void sg_test_ref_open(struct sg_st_file *f, const char *file)
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", SG_REF_DIR, file);
     if (sg_st_open(f, path) != 0) {
-        fprintf(stderr, "FAIL: cannot load reference file: %s\n---> HINT: reference files are "
+        fprintf(stderr,
+                "FAIL: cannot load reference file: %s\n---> HINT: reference files are "
                 "committed; regenerate with /usr/bin/python3 tests/ref/gen_*.py\n",
                 sg_last_error());
         exit(1);
@@ -128,8 +136,8 @@ int sg_test_fd(const char *label, sg_test_loss_fn fn, void *user, float *x, int6
         n_fail++;
         return 0;
     }
-    printf("ok   %s (finite differences, %lld probes, max diff %.3g)\n", label,
-           (long long)checked, maxdiff);
+    printf("ok   %s (finite differences, %lld probes, max diff %.3g)\n", label, (long long)checked,
+           maxdiff);
     n_pass++;
     return 1;
 }
@@ -150,6 +158,34 @@ double sg_test_dot(const float *x, const float *w, int64_t n)
     double acc = 0.0;
     for (int64_t i = 0; i < n; i++) acc += (double)x[i] * (double)w[i];
     return acc;
+}
+
+int sg_test_expect_abort(const char *label, void (*fn)(void), const char *want)
+{
+    int fds[2];
+    SG_CHECK(pipe(fds) == 0, "pipe");
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    SG_CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        fn();
+        _exit(0);
+    }
+    close(fds[1]);
+    char msg[1024] = {0};
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < sizeof msg && (r = read(fds[0], msg + len, sizeof msg - 1 - len)) > 0)
+        len += (size_t)r;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && strstr(msg, want) != NULL;
+    if (!ok) fprintf(stderr, "  child stderr: %s\n", msg);
+    return sg_test_true(label, ok);
 }
 
 int sg_test_summary(const char *name)

@@ -45,6 +45,10 @@ void sg_test_fill(float *x, int64_t n, uint64_t seed, float lo, float hi);
 /* Sum of x*w in double: the scalar "loss" used by gradient checks (w a fixed random tensor). */
 double sg_test_dot(const float *x, const float *w, int64_t n);
 
+/* Runs fn in a child process; passes when it aborts (SIGABRT, e.g. an SG_CHECK) and its stderr
+ * contains `want` — for checking that programmer errors are caught with a useful message. */
+int sg_test_expect_abort(const char *label, void (*fn)(void), const char *want);
+
 int sg_test_summary(const char *name);
 int sg_test_failures(void);
 
