@@ -17,10 +17,11 @@ float *bench_rand(size_t n, unsigned seed);
 /* Non-zero when the case `name` is selected by the command-line filter. */
 int bench_selected(const char *name);
 
-void bench_matmul(struct sg_ctx *c);    /* bench/bench_matmul.c: linear, bmm, attention */
-void bench_conv(struct sg_ctx *c);      /* bench/bench_conv.c: conv2d, pools */
-void bench_norm(struct sg_ctx *c);      /* bench/bench_norm.c: layernorm, batchnorm */
-void bench_pointwise(struct sg_ctx *c); /* bench/bench_pointwise.c: activations, softmax, add, l2norm, dropout */
-void bench_embed_loss(struct sg_ctx *c);/* bench/bench_embed_loss.c: embedding, cross-entropy */
+void bench_matmul(struct sg_ctx *c); /* bench/bench_matmul.c: linear, bmm, attention */
+void bench_conv(struct sg_ctx *c);   /* bench/bench_conv.c: conv2d, pools */
+void bench_norm(struct sg_ctx *c);   /* bench/bench_norm.c: layernorm, batchnorm */
+void bench_pointwise(
+    struct sg_ctx *c); /* bench/bench_pointwise.c: activations, softmax, add, l2norm, dropout */
+void bench_embed_loss(struct sg_ctx *c); /* bench/bench_embed_loss.c: embedding, cross-entropy */
 
 #endif

@@ -12,7 +12,10 @@
 
 static const char *filter;
 
-int bench_selected(const char *name) { return !filter || strstr(name, filter) != NULL; }
+int bench_selected(const char *name)
+{
+    return !filter || strstr(name, filter) != NULL;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -55,8 +58,10 @@ int main(int argc, char **argv)
 {
     int threads = 2;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
-        else filter = argv[i];
+        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else
+            filter = argv[i];
     }
     struct sg_ctx c;
     if (sg_ctx_init(&c, SG_DEVICE_CPU, 0, threads) != 0) {

@@ -21,8 +21,8 @@ struct sg_arena {
 void sg_arena_init(struct sg_arena *a, struct sg_ctx *c, size_t bytes, const char *name);
 void *sg_arena_alloc(struct sg_arena *a, size_t bytes);
 float *sg_arena_floats(struct sg_arena *a, size_t n);
-void sg_arena_reset(struct sg_arena *a);  /* keeps the memory, forgets the allocations */
+void sg_arena_reset(struct sg_arena *a); /* keeps the memory, forgets the allocations */
 void sg_arena_free(struct sg_arena *a);
-size_t sg_arena_round(size_t bytes);      /* the size an allocation really takes */
+size_t sg_arena_round(size_t bytes); /* the size an allocation really takes */
 
 #endif

@@ -61,8 +61,14 @@ int sg_err_prefix(const char *fmt, ...)
     return -1;
 }
 
-const char *sg_last_error(void) { return sg_errbuf[0] ? sg_errbuf : "(no error recorded)"; }
-void sg_clear_error(void) { sg_errbuf[0] = 0; }
+const char *sg_last_error(void)
+{
+    return sg_errbuf[0] ? sg_errbuf : "(no error recorded)";
+}
+void sg_clear_error(void)
+{
+    sg_errbuf[0] = 0;
+}
 
 #define OOM_HINT "---> HINT: reduce the batch size or model size, or free memory on this machine"
 
@@ -104,7 +110,10 @@ void *sg_xmalloc_aligned(size_t bytes)
     return p;
 }
 
-void sg_afree(void *p) { free(p); }
+void sg_afree(void *p)
+{
+    free(p);
+}
 
 FILE *sg_fopen(const char *path, const char *mode)
 {
@@ -164,7 +173,8 @@ int sg_write_file_atomic(const char *path, const void *data, size_t len)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         sg_err("cannot create '%s': %s\n---> HINT: check that the directory exists and is "
-               "writable", tmp, strerror(errno));
+               "writable",
+               tmp, strerror(errno));
         free(tmp);
         return -1;
     }
@@ -178,8 +188,14 @@ int sg_write_file_atomic(const char *path, const void *data, size_t len)
         left -= (size_t)w;
     }
     if (fsync(fd) != 0) goto fail;
-    if (close(fd) != 0) { fd = -1; goto fail; }
-    if (rename(tmp, path) != 0) { fd = -1; goto fail; }
+    if (close(fd) != 0) {
+        fd = -1;
+        goto fail;
+    }
+    if (rename(tmp, path) != 0) {
+        fd = -1;
+        goto fail;
+    }
     free(tmp);
     return 0;
 fail:

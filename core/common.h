@@ -15,9 +15,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define SG_UNUSED(x) ((void)(x))
-#define SG_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define SG_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SG_UNUSED(x)      ((void)(x))
+#define SG_MIN(a, b)      ((a) < (b) ? (a) : (b))
+#define SG_MAX(a, b)      ((a) > (b) ? (a) : (b))
 #define SG_CEIL_DIV(a, b) (((a) + (b)-1) / (b))
 
 void sg_panic_at(const char *file, int line, const char *func, const char *fmt, ...)
@@ -26,9 +26,9 @@ void sg_check_failed(const char *file, int line, const char *func, const char *c
                      const char *fmt, ...) __attribute__((noreturn, format(printf, 5, 6)));
 
 /* Always-on check for invariants; aborts with location and a formatted message. */
-#define SG_CHECK(cond, ...)                                                                \
-    do {                                                                                   \
-        if (!(cond)) sg_check_failed(__FILE__, __LINE__, __func__, #cond, __VA_ARGS__);      \
+#define SG_CHECK(cond, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) sg_check_failed(__FILE__, __LINE__, __func__, #cond, __VA_ARGS__);            \
     } while (0)
 #define SG_PANIC(...) sg_panic_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
 

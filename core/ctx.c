@@ -12,7 +12,10 @@
 
 void sg_dnnl_free(struct sg_dnnl *d); /* ops/dnnl_util.c */
 
-const char *sg_device_name(enum sg_device d) { return d == SG_DEVICE_CUDA ? "cuda" : "cpu"; }
+const char *sg_device_name(enum sg_device d)
+{
+    return d == SG_DEVICE_CUDA ? "cuda" : "cpu";
+}
 
 int sg_cuda_available(void)
 {

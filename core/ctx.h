@@ -12,8 +12,8 @@
 
 enum sg_device { SG_DEVICE_CPU = 0, SG_DEVICE_CUDA = 1 };
 
-struct sg_cuda;  /* streams, cuBLAS/cuDNN handles: ops/cuda/ctx.cu */
-struct sg_dnnl;  /* oneDNN engine, stream and primitive cache: ops/dnnl_util.c */
+struct sg_cuda; /* streams, cuBLAS/cuDNN handles: ops/cuda/ctx.cu */
+struct sg_dnnl; /* oneDNN engine, stream and primitive cache: ops/dnnl_util.c */
 
 struct sg_ctx {
     enum sg_device dev;

@@ -7,7 +7,10 @@
 #include "core/common.h"
 #include "core/safetensors.h"
 
-void sg_params_init(struct sg_params *ps) { memset(ps, 0, sizeof *ps); }
+void sg_params_init(struct sg_params *ps)
+{
+    memset(ps, 0, sizeof *ps);
+}
 
 struct sg_param *sg_params_find(const struct sg_params *ps, const char *name)
 {
@@ -66,13 +69,16 @@ void sg_params_alloc(struct sg_params *ps, struct sg_ctx *c, int with_optim)
 static void init_one(struct sg_param *p, float *host, struct sg_rng *rng)
 {
     int64_t n = p->numel;
-    if (p->flags & SG_PARAM_INIT_NORMAL) sg_rng_normal(rng, host, n, 0.0f, p->init_scale);
+    if (p->flags & SG_PARAM_INIT_NORMAL)
+        sg_rng_normal(rng, host, n, 0.0f, p->init_scale);
     else if (p->flags & SG_PARAM_INIT_UNIFORM)
         sg_rng_uniform(rng, host, n, -p->init_scale, p->init_scale);
-    else if (p->flags & SG_PARAM_INIT_ONE) for (int64_t i = 0; i < n; i++) host[i] = 1.0f;
+    else if (p->flags & SG_PARAM_INIT_ONE)
+        for (int64_t i = 0; i < n; i++) host[i] = 1.0f;
     else if (p->flags & SG_PARAM_INIT_CONST)
         for (int64_t i = 0; i < n; i++) host[i] = p->init_scale;
-    else memset(host, 0, (size_t)n * sizeof(float));
+    else
+        memset(host, 0, (size_t)n * sizeof(float));
 }
 
 void sg_params_init_values(struct sg_params *ps, struct sg_rng *rng)
@@ -137,8 +143,8 @@ static int check_shape(const struct sg_param *p, const struct sg_st_entry *e, co
     if (same) return 0;
     char a[96], b[96];
     return sg_err("%s: '%s' has shape %s, the model expects %s\n---> HINT: the checkpoint was "
-                  "made for a different model configuration", path, p->name,
-                  sg_shape_str(e->ndim, e->shape, a, sizeof a),
+                  "made for a different model configuration",
+                  path, p->name, sg_shape_str(e->ndim, e->shape, a, sizeof a),
                   sg_shape_str(p->ndim, p->shape, b, sizeof b));
 }
 

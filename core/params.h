@@ -16,8 +16,8 @@
 #include "core/rng.h"
 
 enum sg_param_flags {
-    SG_PARAM_DECAY = 1u << 0,        /* apply weight decay (weights of linear/conv layers) */
-    SG_PARAM_BUFFER = 1u << 1,       /* not trainable (running_mean, running_var, ...) */
+    SG_PARAM_DECAY = 1u << 0,  /* apply weight decay (weights of linear/conv layers) */
+    SG_PARAM_BUFFER = 1u << 1, /* not trainable (running_mean, running_var, ...) */
     SG_PARAM_INIT_ZERO = 1u << 4,
     SG_PARAM_INIT_ONE = 1u << 5,
     SG_PARAM_INIT_NORMAL = 1u << 6,  /* normal(0, init_scale) */
@@ -32,17 +32,17 @@ struct sg_param {
     int ndim;
     int64_t shape[4];
     int64_t numel;
-    size_t offset;     /* in floats, into each of the four arenas */
+    size_t offset; /* in floats, into each of the four arenas */
     unsigned flags;
-    float init_scale;  /* std / bound / constant for the INIT_* flags */
-    float *data;       /* (numel) on the params' device, valid after sg_params_alloc */
-    float *grad;       /* (numel) */
+    float init_scale; /* std / bound / constant for the INIT_* flags */
+    float *data;      /* (numel) on the params' device, valid after sg_params_alloc */
+    float *grad;      /* (numel) */
 };
 
 struct sg_params {
     struct sg_param **items; /* stable pointers */
     int n, cap;
-    size_t total;            /* floats per arena, including alignment padding */
+    size_t total; /* floats per arena, including alignment padding */
     struct sg_ctx *ctx;
     float *data, *grad, *m, *v; /* (total) each; m and v only when with_optim */
 };

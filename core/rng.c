@@ -3,9 +3,9 @@
 
 #include <math.h>
 
-#define MT_M 397
-#define UMASK 0x80000000u
-#define LMASK 0x7fffffffu
+#define MT_M     397
+#define UMASK    0x80000000u
+#define LMASK    0x7fffffffu
 #define MATRIX_A 0x9908b0dfu
 
 void sg_rng_seed(struct sg_rng *r, uint64_t seed)

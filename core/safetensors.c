@@ -15,8 +15,9 @@
 #include "core/common.h"
 
 #define ST_MAX_HEADER (100u << 20) /* same cap as the reference implementation */
-#define ST_HINT "\n---> HINT: the file is not a valid safetensors file (truncated or corrupt?); " \
-                "re-export it"
+#define ST_HINT                                                                                    \
+    "\n---> HINT: the file is not a valid safetensors file (truncated or corrupt?); "              \
+    "re-export it"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Minimal bounded JSON scanner                                                              */
@@ -80,8 +81,10 @@ static int hex4(struct json *j, uint32_t *v)
     *v = 0;
     for (int i = 0; i < 4; i++) {
         char c = *j->p++;
-        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        int d = (c >= '0' && c <= '9')   ? c - '0'
+                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                         : -1;
         if (d < 0) return jerr(j, "bad \\u escape");
         *v = (*v << 4) | (uint32_t)d;
     }
@@ -145,7 +148,8 @@ static int parse_string(struct json *j, char **out)
 static int parse_u64(struct json *j, uint64_t *v)
 {
     skip_ws(j);
-    if (j->p >= j->end || *j->p < '0' || *j->p > '9') return jerr(j, "expected a non-negative integer");
+    if (j->p >= j->end || *j->p < '0' || *j->p > '9')
+        return jerr(j, "expected a non-negative integer");
     uint64_t x = 0;
     while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
         uint64_t d = (uint64_t)(*j->p++ - '0');
@@ -269,7 +273,8 @@ static int parse_entry_field(struct json *j, struct sg_st_entry *e, int *seen)
         rc = parse_string(j, &dt);
         if (rc == 0 && sg_dtype_parse(dt, strlen(dt), &e->dtype) != 0)
             rc = sg_err("%s: tensor '%s' has unsupported dtype '%s' (supported: F32, F16, BF16, "
-                        "I32, I64, U8)", j->label, e->name, dt);
+                        "I32, I64, U8)",
+                        j->label, e->name, dt);
         free(dt);
         *seen |= 1;
     } else if (rc == 0 && strcmp(key, "shape") == 0) {
@@ -301,8 +306,10 @@ static int parse_entry(struct json *j, struct sg_st_entry *e)
     if (expect(j, '{')) return -1;
     while (!peek(j, '}')) {
         if (parse_entry_field(j, e, &seen)) return -1;
-        if (peek(j, ',')) j->p++;
-        else if (!peek(j, '}')) return jerr(j, "expected ',' or '}' in tensor entry");
+        if (peek(j, ','))
+            j->p++;
+        else if (!peek(j, '}'))
+            return jerr(j, "expected ',' or '}' in tensor entry");
     }
     j->p++;
     if (seen != 7)
@@ -326,12 +333,14 @@ static int validate_entries(struct sg_st_file *f, const char *label)
         uint64_t bytes = numel * sg_dtype_size(e->dtype);
         if (e->end < e->begin || e->end > f->data_len)
             return sg_err("%s: tensor '%s': data_offsets [%llu, %llu] outside the %zu-byte data "
-                          "buffer" ST_HINT, label, e->name, (unsigned long long)e->begin,
-                          (unsigned long long)e->end, f->data_len);
+                          "buffer" ST_HINT,
+                          label, e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                          f->data_len);
         if (e->end - e->begin != bytes)
-            return sg_err("%s: tensor '%s': %llu bytes at data_offsets but shape x %s needs %llu"
-                          ST_HINT, label, e->name, (unsigned long long)(e->end - e->begin),
-                          sg_dtype_name(e->dtype), (unsigned long long)bytes);
+            return sg_err(
+                "%s: tensor '%s': %llu bytes at data_offsets but shape x %s needs %llu" ST_HINT,
+                label, e->name, (unsigned long long)(e->end - e->begin), sg_dtype_name(e->dtype),
+                (unsigned long long)bytes);
         covered += bytes;
     }
     /* Sort-free overlap check: total bytes must not exceed the buffer and no two intervals of
@@ -378,8 +387,10 @@ static int parse_header(struct sg_st_file *f, const char *hdr, size_t len, const
             e->name = name;
             if (parse_entry(&j, e)) return -1;
         }
-        if (peek(&j, ',')) j.p++;
-        else if (!peek(&j, '}')) return jerr(&j, "expected ',' or '}' after an entry");
+        if (peek(&j, ','))
+            j.p++;
+        else if (!peek(&j, '}'))
+            return jerr(&j, "expected ',' or '}' after an entry");
     }
     j.p++;
     skip_ws(&j);
@@ -398,8 +409,9 @@ static int validate_image(struct sg_st_file *f, const char *label)
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->map[i];
     if (hlen > ST_MAX_HEADER || hlen > f->map_len - 8)
-        return sg_err("%s: header length %llu exceeds the file (%zu bytes) or the 100 MiB cap"
-                      ST_HINT, label, (unsigned long long)hlen, f->map_len);
+        return sg_err(
+            "%s: header length %llu exceeds the file (%zu bytes) or the 100 MiB cap" ST_HINT, label,
+            (unsigned long long)hlen, f->map_len);
     f->data = f->map + 8 + hlen;
     f->data_len = f->map_len - 8 - (size_t)hlen;
     if (parse_header(f, (const char *)f->map + 8, (size_t)hlen, label)) return -1;
@@ -450,8 +462,10 @@ int sg_st_open(struct sg_st_file *f, const char *path)
 void sg_st_close(struct sg_st_file *f)
 {
     file_reset(f);
-    if (f->mapped) munmap(f->map, f->map_len);
-    else free(f->map);
+    if (f->mapped)
+        munmap(f->map, f->map_len);
+    else
+        free(f->map);
     free(f->path);
     memset(f, 0, sizeof *f);
 }
@@ -481,7 +495,8 @@ static const struct sg_st_entry *find_sized(const struct sg_st_file *f, const ch
     const struct sg_st_entry *e = sg_st_find(f, name);
     if (!e) {
         sg_err("%s: no tensor named '%s'\n---> HINT: the file was written for another model or "
-               "version; list its names with `sogclip inspect`", f->path, name);
+               "version; list its names with `sogclip inspect`",
+               f->path, name);
         return NULL;
     }
     int64_t have = sg_shape_numel(e->ndim, e->shape);
@@ -502,13 +517,25 @@ static double element_as_double(const uint8_t *p, enum sg_dtype t, int64_t i)
     int64_t i64;
     float f;
     switch (t) {
-    case SG_F32: memcpy(&f, p + 4 * i, 4); return f;
-    case SG_F16: memcpy(&h, p + 2 * i, 2); return sg_f16_to_f32(h);
-    case SG_BF16: memcpy(&h, p + 2 * i, 2); return sg_bf16_to_f32(h);
-    case SG_I32: memcpy(&i32, p + 4 * i, 4); return i32;
-    case SG_I64: memcpy(&i64, p + 8 * i, 8); return (double)i64;
-    case SG_U8: return p[i];
-    default: return 0;
+    case SG_F32:
+        memcpy(&f, p + 4 * i, 4);
+        return f;
+    case SG_F16:
+        memcpy(&h, p + 2 * i, 2);
+        return sg_f16_to_f32(h);
+    case SG_BF16:
+        memcpy(&h, p + 2 * i, 2);
+        return sg_bf16_to_f32(h);
+    case SG_I32:
+        memcpy(&i32, p + 4 * i, 4);
+        return i32;
+    case SG_I64:
+        memcpy(&i64, p + 8 * i, 8);
+        return (double)i64;
+    case SG_U8:
+        return p[i];
+    default:
+        return 0;
     }
 }
 
@@ -530,12 +557,14 @@ int sg_st_read_i64(const struct sg_st_file *f, const char *name, int64_t *dst, i
     const struct sg_st_entry *e = find_sized(f, name, numel);
     if (!e) return -1;
     if (e->dtype != SG_I32 && e->dtype != SG_I64 && e->dtype != SG_U8)
-        return sg_err("%s: tensor '%s' is %s, expected an integer dtype (I64, I32 or U8)",
-                      f->path, name, sg_dtype_name(e->dtype));
+        return sg_err("%s: tensor '%s' is %s, expected an integer dtype (I64, I32 or U8)", f->path,
+                      name, sg_dtype_name(e->dtype));
     const uint8_t *p = sg_st_raw(f, e);
     for (int64_t i = 0; i < numel; i++) {
-        if (e->dtype == SG_I64) memcpy(&dst[i], p + 8 * i, 8);
-        else dst[i] = (int64_t)element_as_double(p, e->dtype, i);
+        if (e->dtype == SG_I64)
+            memcpy(&dst[i], p + 8 * i, 8);
+        else
+            dst[i] = (int64_t)element_as_double(p, e->dtype, i);
     }
     return 0;
 }
@@ -560,7 +589,10 @@ float *sg_st_load_f32(const struct sg_st_file *f, const char *name, int64_t *num
 /* ---------------------------------------------------------------------------------------- */
 /* Writer                                                                                    */
 
-void sg_stw_init(struct sg_st_writer *w) { memset(w, 0, sizeof *w); }
+void sg_stw_init(struct sg_st_writer *w)
+{
+    memset(w, 0, sizeof *w);
+}
 
 void sg_stw_add(struct sg_st_writer *w, const char *name, enum sg_dtype dtype, int ndim,
                 const int64_t *shape, const void *data)
@@ -675,8 +707,7 @@ static void build_header(const struct sg_st_writer *w, struct sbuf *b)
         sb_put(b, sg_dtype_name(e->dtype), strlen(sg_dtype_name(e->dtype)));
         sb_put(b, "\",\"shape\":[", 11);
         for (int d = 0; d < e->ndim; d++) sb_printf(b, d ? ",%lld" : "%lld", e->shape[d], 0);
-        sb_printf(b, "],\"data_offsets\":[%lld,%lld]}", (long long)off,
-                  (long long)(off + e->end));
+        sb_printf(b, "],\"data_offsets\":[%lld,%lld]}", (long long)off, (long long)(off + e->end));
         off += e->end;
     }
     sb_put(b, "}", 1);

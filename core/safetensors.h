@@ -30,10 +30,10 @@ struct sg_st_entry {
 
 struct sg_st_file {
     char *path;
-    uint8_t *map;       /* whole file (mmap or malloc) */
+    uint8_t *map; /* whole file (mmap or malloc) */
     size_t map_len;
-    int mapped;         /* 1 if map came from mmap */
-    const uint8_t *data;/* start of the data buffer */
+    int mapped;          /* 1 if map came from mmap */
+    const uint8_t *data; /* start of the data buffer */
     size_t data_len;
     int n;
     struct sg_st_entry *entries;
@@ -63,7 +63,7 @@ float *sg_st_load_f32(const struct sg_st_file *f, const char *name, int64_t *num
 struct sg_st_writer {
     int n, cap;
     struct sg_st_entry *entries;
-    void **datas;        /* owned copies of each tensor's bytes */
+    void **datas; /* owned copies of each tensor's bytes */
     int nmeta, capmeta;
     char **meta_keys, **meta_vals;
 };

@@ -7,7 +7,10 @@
 static const char *const dtype_names[SG_DTYPE_COUNT] = {"F32", "F16", "BF16", "I32", "I64", "U8"};
 static const size_t dtype_sizes[SG_DTYPE_COUNT] = {4, 2, 2, 4, 8, 1};
 
-size_t sg_dtype_size(enum sg_dtype t) { return (unsigned)t < SG_DTYPE_COUNT ? dtype_sizes[t] : 0; }
+size_t sg_dtype_size(enum sg_dtype t)
+{
+    return (unsigned)t < SG_DTYPE_COUNT ? dtype_sizes[t] : 0;
+}
 const char *sg_dtype_name(enum sg_dtype t)
 {
     return (unsigned)t < SG_DTYPE_COUNT ? dtype_names[t] : "?";
@@ -55,7 +58,10 @@ static float bits_f32(uint32_t u)
     return f;
 }
 
-float sg_bf16_to_f32(uint16_t b) { return bits_f32((uint32_t)b << 16); }
+float sg_bf16_to_f32(uint16_t b)
+{
+    return bits_f32((uint32_t)b << 16);
+}
 
 uint16_t sg_f32_to_bf16(float f)
 {
@@ -84,10 +90,10 @@ uint16_t sg_f32_to_f16(float f)
     uint32_t u = f32_bits(f);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
     uint32_t a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return sign | 0x7e00u;    /* NaN */
-    if (a >= 0x477ff000u) return sign | 0x7c00u;   /* overflow (rounds to >= 65520) -> inf */
-    if (a < 0x38800000u) {                          /* subnormal or zero in half */
-        float v = bits_f32(a) * 16777216.0f;        /* scale by 2^24: value in half ulps */
+    if (a > 0x7f800000u) return sign | 0x7e00u;  /* NaN */
+    if (a >= 0x477ff000u) return sign | 0x7c00u; /* overflow (rounds to >= 65520) -> inf */
+    if (a < 0x38800000u) {                       /* subnormal or zero in half */
+        float v = bits_f32(a) * 16777216.0f;     /* scale by 2^24: value in half ulps */
         uint32_t r = (uint32_t)v;
         float frac = v - (float)r;
         if (frac > 0.5f || (frac == 0.5f && (r & 1u))) r++;

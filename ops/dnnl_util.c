@@ -27,8 +27,14 @@ static struct sg_dnnl *get(struct sg_ctx *c)
     return d;
 }
 
-dnnl_engine_t sg_dnnl_engine(struct sg_ctx *c) { return get(c)->engine; }
-dnnl_stream_t sg_dnnl_stream(struct sg_ctx *c) { return get(c)->stream; }
+dnnl_engine_t sg_dnnl_engine(struct sg_ctx *c)
+{
+    return get(c)->engine;
+}
+dnnl_stream_t sg_dnnl_stream(struct sg_ctx *c)
+{
+    return get(c)->stream;
+}
 
 void *sg_dnnl_cache_find(struct sg_ctx *c, const char *key)
 {

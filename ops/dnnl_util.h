@@ -12,10 +12,10 @@
 #include "core/common.h"
 #include "core/ctx.h"
 
-#define SG_DNNL_CHECK(call)                                                                \
-    do {                                                                                   \
-        dnnl_status_t st_ = (call);                                                        \
-        if (st_ != dnnl_success) SG_PANIC("oneDNN call failed (status %d): %s", (int)st_, #call); \
+#define SG_DNNL_CHECK(call)                                                                        \
+    do {                                                                                           \
+        dnnl_status_t st_ = (call);                                                                \
+        if (st_ != dnnl_success) SG_PANIC("oneDNN call failed (status %d): %s", (int)st_, #call);  \
     } while (0)
 
 typedef void (*sg_dnnl_destroy_fn)(void *obj);

@@ -5,13 +5,12 @@
 
 #include "core/common.h"
 
-void sg_gemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
-             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-             int64_t ldc)
+void sg_gemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+             int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
     if (M == 0 || N == 0) return;
-    dnnl_status_t st = dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A, lda,
-                                  B, ldb, beta, C, ldc);
+    dnnl_status_t st = dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B,
+                                  ldb, beta, C, ldc);
     SG_CHECK(st == dnnl_success, "dnnl_sgemm(M=%lld N=%lld K=%lld) failed with status %d",
              (long long)M, (long long)N, (long long)K, (int)st);
 }

@@ -50,8 +50,8 @@ void linear_backward_cuda(struct sg_ctx *c, float *dinp, float *dw, float *db, c
                           const float *inp, const float *w, int N, int C, int OC);
 void matmul_forward_cuda(struct sg_ctx *c, float *out, const float *a, const float *b, int batch,
                          int M, int K, int N);
-void matmul_backward_cuda(struct sg_ctx *c, float *da, float *db, const float *dout,
-                          const float *a, const float *b, int batch, int M, int K, int N);
+void matmul_backward_cuda(struct sg_ctx *c, float *da, float *db, const float *dout, const float *a,
+                          const float *b, int batch, int M, int K, int N);
 #endif
 
 #endif

@@ -25,16 +25,14 @@
 
 #include "core/ctx.h"
 
-void op_layernorm_forward(struct sg_ctx *c, float *out, float *mean, float *rstd,
-                          const float *inp, const float *w, const float *b, int N, int C,
-                          float eps);
+void op_layernorm_forward(struct sg_ctx *c, float *out, float *mean, float *rstd, const float *inp,
+                          const float *w, const float *b, int N, int C, float eps);
 void op_layernorm_backward(struct sg_ctx *c, float *dinp, float *dw, float *db, const float *dout,
                            const float *inp, const float *w, const float *mean, const float *rstd,
                            int N, int C);
-void op_batchnorm2d_forward(struct sg_ctx *c, float *out, float *mean, float *rstd,
-                            float *run_mean, float *run_var, const float *inp, const float *gamma,
-                            const float *beta, int B, int C, int HW, float momentum, float eps,
-                            int training);
+void op_batchnorm2d_forward(struct sg_ctx *c, float *out, float *mean, float *rstd, float *run_mean,
+                            float *run_var, const float *inp, const float *gamma, const float *beta,
+                            int B, int C, int HW, float momentum, float eps, int training);
 void op_batchnorm2d_backward(struct sg_ctx *c, float *dinp, float *dgamma, float *dbeta,
                              const float *dout, const float *inp, const float *gamma,
                              const float *mean, const float *rstd, int B, int C, int HW,
@@ -51,12 +49,11 @@ void batchnorm2d_backward_ref(float *dinp, float *dgamma, float *dbeta, const fl
                               const float *inp, const float *gamma, const float *mean,
                               const float *rstd, int B, int C, int HW, int training);
 
-void layernorm_forward_cpu(struct sg_ctx *c, float *out, float *mean, float *rstd,
-                           const float *inp, const float *w, const float *b, int N, int C,
-                           float eps);
-void layernorm_backward_cpu(struct sg_ctx *c, float *dinp, float *dw, float *db,
-                            const float *dout, const float *inp, const float *w, const float *mean,
-                            const float *rstd, int N, int C);
+void layernorm_forward_cpu(struct sg_ctx *c, float *out, float *mean, float *rstd, const float *inp,
+                           const float *w, const float *b, int N, int C, float eps);
+void layernorm_backward_cpu(struct sg_ctx *c, float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean, const float *rstd,
+                            int N, int C);
 void batchnorm2d_forward_cpu(struct sg_ctx *c, float *out, float *mean, float *rstd,
                              float *run_mean, float *run_var, const float *inp, const float *gamma,
                              const float *beta, int B, int C, int HW, float momentum, float eps,
@@ -70,9 +67,9 @@ void batchnorm2d_backward_cpu(struct sg_ctx *c, float *dinp, float *dgamma, floa
 void layernorm_forward_cuda(struct sg_ctx *c, float *out, float *mean, float *rstd,
                             const float *inp, const float *w, const float *b, int N, int C,
                             float eps);
-void layernorm_backward_cuda(struct sg_ctx *c, float *dinp, float *dw, float *db,
-                             const float *dout, const float *inp, const float *w,
-                             const float *mean, const float *rstd, int N, int C);
+void layernorm_backward_cuda(struct sg_ctx *c, float *dinp, float *dw, float *db, const float *dout,
+                             const float *inp, const float *w, const float *mean, const float *rstd,
+                             int N, int C);
 #endif
 
 #endif

@@ -125,10 +125,10 @@ static void test_safetensors_roundtrip(void)
         float a[6];
         int64_t idx[3], bytes[5];
         sg_test_true("safetensors: f32 values", sg_st_read_f32(&f, "a", a, 6) == 0 && a[5] == 6);
-        sg_test_true("safetensors: i64 values", sg_st_read_i64(&f, "idx", idx, 3) == 0 &&
-                                                    idx[1] == -8);
-        sg_test_true("safetensors: u8 values", sg_st_read_i64(&f, "bytes", bytes, 5) == 0 &&
-                                                   bytes[4] == 255);
+        sg_test_true("safetensors: i64 values",
+                     sg_st_read_i64(&f, "idx", idx, 3) == 0 && idx[1] == -8);
+        sg_test_true("safetensors: u8 values",
+                     sg_st_read_i64(&f, "bytes", bytes, 5) == 0 && bytes[4] == 255);
         const char *note = sg_st_meta(&f, "note");
         sg_test_true("safetensors: metadata with escapes",
                      note && strcmp(note, "quote \" and \\ and \n newline") == 0);
@@ -153,26 +153,33 @@ static void test_safetensors_hostile(void)
     sg_test_true("hostile: header length overflow", open_copy(big, sizeof big) != 0);
     sg_test_true("hostile: offsets past the end",
                  open_with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
-                                  "\"data_offsets\":[0,80]}}", 8) != 0);
+                                  "\"data_offsets\":[0,80]}}",
+                                  8) != 0);
     sg_test_true("hostile: offsets reversed",
                  open_with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],"
-                                  "\"data_offsets\":[8,0]}}", 8) != 0);
+                                  "\"data_offsets\":[8,0]}}",
+                                  8) != 0);
     sg_test_true("hostile: size does not match shape",
                  open_with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],"
-                                  "\"data_offsets\":[0,8]}}", 12) != 0);
+                                  "\"data_offsets\":[0,8]}}",
+                                  12) != 0);
     sg_test_true("hostile: shape product overflow",
                  open_with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,"
-                                  "1099511627776],\"data_offsets\":[0,8]}}", 8) != 0);
+                                  "1099511627776],\"data_offsets\":[0,8]}}",
+                                  8) != 0);
     sg_test_true("hostile: huge offset integer",
                  open_with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":"
-                                  "[0,99999999999999999999999]}}", 8) != 0);
+                                  "[0,99999999999999999999999]}}",
+                                  8) != 0);
     sg_test_true("hostile: unknown dtype",
                  open_with_header("{\"a\":{\"dtype\":\"F64x\",\"shape\":[2],"
-                                  "\"data_offsets\":[0,8]}}", 8) != 0);
-    sg_test_true("hostile: overlapping tensors",
-                 open_with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                                  "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
-                                  12) != 0);
+                                  "\"data_offsets\":[0,8]}}",
+                                  8) != 0);
+    sg_test_true(
+        "hostile: overlapping tensors",
+        open_with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                         12) != 0);
     sg_test_true("hostile: duplicate names",
                  open_with_header("{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
                                   "\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",
@@ -183,13 +190,15 @@ static void test_safetensors_hostile(void)
                  open_with_header("{\"a\":{\"dtype\":\"F32", 0) != 0);
     sg_test_true("hostile: deep nesting in unknown field",
                  open_with_header("{\"a\":{\"x\":[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]],"
-                                  "\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1) != 0);
+                                  "\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}",
+                                  1) != 0);
     sg_test_true("hostile: trailing garbage", open_with_header("{}xx", 0) != 0);
     sg_test_true("hostile: non-string metadata",
                  open_with_header("{\"__metadata__\":{\"k\":5}}", 0) != 0);
     sg_test_true("hostile: too many dims",
                  open_with_header("{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],"
-                                  "\"data_offsets\":[0,1]}}", 1) != 0);
+                                  "\"data_offsets\":[0,1]}}",
+                                  1) != 0);
 }
 
 static void test_params_roundtrip(void)
@@ -199,11 +208,11 @@ static void test_params_roundtrip(void)
     struct sg_params ps;
     sg_params_init(&ps);
     int64_t sw[2] = {4, 3}, sb[1] = {4};
-    struct sg_param *w = sg_params_add(&ps, "layer.weight", 2, sw, SG_PARAM_DECAY |
-                                       SG_PARAM_INIT_NORMAL, 0.02f);
+    struct sg_param *w =
+        sg_params_add(&ps, "layer.weight", 2, sw, SG_PARAM_DECAY | SG_PARAM_INIT_NORMAL, 0.02f);
     struct sg_param *b = sg_params_add(&ps, "layer.bias", 1, sb, SG_PARAM_INIT_ZERO, 0);
-    struct sg_param *rm = sg_params_add(&ps, "bn.running_var", 1, sb, SG_PARAM_BUFFER |
-                                        SG_PARAM_INIT_ONE, 0);
+    struct sg_param *rm =
+        sg_params_add(&ps, "bn.running_var", 1, sb, SG_PARAM_BUFFER | SG_PARAM_INIT_ONE, 0);
     sg_params_alloc(&ps, &c, 1);
     struct sg_rng r;
     sg_rng_seed(&r, 1);
