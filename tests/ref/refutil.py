@@ -51,3 +51,21 @@ def save(name, tensors, metadata=None):
 def rand(*shape, seed=0, lo=-1.0, hi=1.0):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(*shape, generator=g) * (hi - lo) + lo
+
+
+def load(name):
+    """Reads tests/ref/data/<name>.safetensors: returns (dict name -> torch tensor, metadata)."""
+    import numpy as np
+    path = os.path.join(DATA_DIR, name + ".safetensors")
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    np_types = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.int64,
+                "U8": np.uint8}
+    out = {}
+    for key, e in header.items():
+        b, end = e["data_offsets"]
+        arr = np.frombuffer(raw[8 + n + b:8 + n + end], dtype=np_types[e["dtype"]])
+        out[key] = torch.from_numpy(arr.copy()).reshape(e["shape"])
+    return out, meta

@@ -1,0 +1,122 @@
+/*
+ * losses/fastclip.c — FastCLIP-v3 / RGCL-g (see fastclip.h): a caller-owned global temperature
+ * and its gradient on top of the shared bimodal GCL engine (losses/gcl_bimodal.c).
+ */
+#include "losses/fastclip.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/common.h"
+
+static const char WHO[] = "fastclip";
+
+int fastclip_init(struct fastclip *l, const struct fastclip_config *cfg)
+{
+    SG_CHECK(l && cfg, "NULL loss or config");
+    memset(l, 0, sizeof *l);
+    if (!isfinite(cfg->rho)) return sg_err("fastclip: rho must be finite");
+    if (gcl_bi_sched_init(&l->sched, WHO, cfg->gamma_schedule, cfg->gamma,
+                          cfg->gamma_decay_epochs) != 0)
+        return -1;
+    if (gcl_bi_state_init(&l->st, cfg->N) != 0) return -1;
+    l->cfg = *cfg;
+    gcl_bi_ws_init(&l->ws);
+    return 0;
+}
+
+void fastclip_free(struct fastclip *l)
+{
+    gcl_bi_state_free(&l->st);
+    gcl_bi_ws_free(&l->ws);
+    memset(l, 0, sizeof *l);
+}
+
+int fastclip_set_epoch(struct fastclip *l, int64_t epoch)
+{
+    return gcl_bi_sched_set_epoch(&l->sched, WHO, epoch);
+}
+
+static int begin(struct fastclip *l, float tau, const float *zi, const float *zt,
+                 const int64_t *idx, int B, int d, int nthreads, float *dzi, float *dzt,
+                 const struct fastclip_out *out)
+{
+    SG_CHECK(l && zi && zt && idx && dzi && dzt && out, "NULL argument");
+    if (!(tau > 0.0f && isfinite(tau)))
+        return sg_err("fastclip: tau = %g must be a finite positive temperature", (double)tau);
+    if (gcl_bi_begin(&l->ws, WHO, l->st.N, zi, zt, idx, B, d, nthreads) != 0) return -1;
+    for (int i = 0; i < B; i++) {
+        l->ws.rows.tau_img[i] = tau;
+        l->ws.rows.tau_txt[i] = tau;
+    }
+    return 0;
+}
+
+static void finish(const struct fastclip *l, float tau, int B, struct fastclip_out *out)
+{
+    const struct gcl_bi_rows *r = &l->ws.rows;
+    double logU = 0.0, pa = 0.0;
+    for (int i = 0; i < B; i++) {
+        logU += (double)r->logU_img[i] + r->logU_txt[i];
+        pa += (double)r->pa_img[i] + r->pa_txt[i];
+    }
+    double rho = l->cfg.rho, dtau = rho + (logU - pa) / (2.0 * B);
+    out->loss = (float)gcl_bi_surrogate(r, B);
+    out->objective = (float)((double)tau * logU / (2.0 * B) + rho * tau);
+    out->gamma = l->sched.gamma_cur;
+    out->dtau = (float)dtau;
+    out->dlog_scale = (float)(-(double)tau * dtau);
+}
+
+int fastclip_step_cpu(struct sg_ctx *c, struct fastclip *l, float tau, const float *zi,
+                      const float *zt, const int64_t *idx, int B, int d, float *dzi, float *dzt,
+                      struct fastclip_out *out)
+{
+    if (begin(l, tau, zi, zt, idx, B, d, c->nthreads, dzi, dzt, out) != 0) return -1;
+    gcl_bi_step_cpu(c, &l->ws, &l->st, zi, zt, idx, B, d, l->sched.gamma_cur, dzi, dzt);
+    finish(l, tau, B, out);
+    return 0;
+}
+
+int fastclip_step_ref(struct fastclip *l, float tau, const float *zi, const float *zt,
+                      const int64_t *idx, int B, int d, float *dzi, float *dzt,
+                      struct fastclip_out *out)
+{
+    if (begin(l, tau, zi, zt, idx, B, d, 1, dzi, dzt, out) != 0) return -1;
+    gcl_bi_step_ref(&l->ws, &l->st, zi, zt, idx, B, d, l->sched.gamma_cur, dzi, dzt);
+    finish(l, tau, B, out);
+    return 0;
+}
+
+int fastclip_step(struct sg_ctx *c, struct fastclip *l, float tau, const float *zi, const float *zt,
+                  const int64_t *idx, int B, int d, float *dzi, float *dzt,
+                  struct fastclip_out *out)
+{
+    switch (c->dev) {
+    case SG_DEVICE_CPU:
+        return fastclip_step_cpu(c, l, tau, zi, zt, idx, B, d, dzi, dzt, out);
+    default:
+        SG_PANIC("fastclip_step not implemented on CUDA yet");
+    }
+}
+
+size_t fastclip_workspace_bytes(const struct fastclip *l)
+{
+    return l->ws.bytes;
+}
+
+int fastclip_state_save(const struct fastclip *l, struct sg_st_writer *w, const char *prefix)
+{
+    gcl_bi_state_save(&l->st, w, prefix);
+    gcl_bi_sched_save(&l->sched, w, prefix);
+    return 0;
+}
+
+int fastclip_state_load(struct fastclip *l, const struct sg_st_file *f, const char *prefix)
+{
+    if (gcl_bi_state_check(&l->st, f, prefix) != 0 || gcl_bi_sched_check(f, prefix) != 0)
+        return sg_err_prefix("fastclip state: ");
+    gcl_bi_state_copy_in(&l->st, f, prefix);
+    gcl_bi_sched_copy_in(&l->sched, f, prefix);
+    return 0;
+}

@@ -1,0 +1,53 @@
+/*
+ * tools/sogclip.c — the `sogclip` command. Subcommands:
+ *   sogclip loss IN.safetensors OUT.safetensors [--threads N] [--ref]
+ *       replay a sequence of loss steps (file contract: README "Loss replay")
+ * (train and eval arrive with issues 6 and 7). The only place that decides exit codes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "tools/loss_replay.h"
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: sogclip loss IN.safetensors OUT.safetensors [--threads N] [--ref]\n"
+                    "  replays K loss steps from IN and writes losses, gradients and the final\n"
+                    "  state to OUT (contract: README, 'Loss replay')\n");
+    return 2;
+}
+
+static int cmd_loss(int argc, char **argv)
+{
+    const char *in = NULL, *out = NULL;
+    int threads = 0, use_ref = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--ref") == 0)
+            use_ref = 1;
+        else if (!in)
+            in = argv[i];
+        else if (!out)
+            out = argv[i];
+        else
+            return usage();
+    }
+    if (!in || !out) return usage();
+    if (sg_loss_replay(in, out, threads, use_ref) != 0) {
+        fprintf(stderr, "sogclip loss: %s\n", sg_last_error());
+        return 1;
+    }
+    printf("sogclip loss: wrote %s\n", out);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return usage();
+    if (strcmp(argv[1], "loss") == 0) return cmd_loss(argc - 2, argv + 2);
+    fprintf(stderr, "sogclip: unknown command '%s'\n", argv[1]);
+    return usage();
+}
