@@ -1,7 +1,8 @@
 /*
  * tests/test_loss_replay.c — the `sogclip loss` replay tool end to end: replays reference
  * sequences in the file contract (tests/ref/gen_replay.py, from the float64 spec references of
- * gen_sogclr.py / gen_fastclip.py), reads the output file back, and compares every step's loss,
+ * gen_sogclr.py, gen_isogclr.py, gen_fastclip.py, gen_sogclr_uni.py, gen_clip_loss.py,
+ * gen_simclr.py), reads the output file back, and compares every step's loss,
  * objective, feature and temperature gradients and the final state against the reference.
  * Both the fast path and --ref are replayed; a corrupt input must fail with a message.
  */
@@ -89,10 +90,15 @@ static void bad_inputs(void)
 
 int main(void)
 {
-    replay_one("replay_sogclr.safetensors", 0);
-    replay_one("replay_sogclr.safetensors", 1);
-    replay_one("replay_fastclip.safetensors", 0);
-    replay_one("replay_fastclip.safetensors", 1);
+    static const char *const files[] = {
+        "replay_sogclr.safetensors",   "replay_isogclr.safetensors",
+        "replay_fastclip.safetensors", "replay_sogclr_uni.safetensors",
+        "replay_clip.safetensors",     "replay_simclr.safetensors",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        replay_one(files[i], 0);
+        replay_one(files[i], 1);
+    }
     bad_inputs();
     return sg_test_summary("test_loss_replay");
 }
