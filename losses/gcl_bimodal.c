@@ -3,12 +3,14 @@
  *
  * Fast path layout: S (B, B) in the workspace. Pass 1 reads S once for the row maxima (image
  * anchors) and per-thread column maxima (text anchors: column i of S is text anchor i); pass 2
- * reads it again for the row sums of exp(A^I - b^I) and per-thread column sums of
- * exp(A^T - b^T); pass 3 recomputes both exponentials, writes p^I_ij + p^T_ji over S_ij (the
- * coefficient matrix M) and accumulates sum p A in both directions; the diagonal of M is set
- * from the pass-2 sums. Rows are split into one contiguous block per thread; the diagonal
- * element of each row is skipped by splitting the row into [0, i) and (i, B) (subtracting it
- * afterwards would cancel catastrophically when the positive dominates).
+ * computes e^I = exp(A^I - b^I) and e^T = exp(A^T - b^T) per element and accumulates the row
+ * sums of e^I and e^I A^I and per-thread column sums of e^T and e^T A^T (p A sums are
+ * (1/u) e A sums); for B <= store_max_b it stores e^I over S and e^T in W. Pass 3 writes
+ * M_ij = e^I_ij / u^I_i + e^T_ij / u^T_j over S (from the stored values, or recomputing both
+ * exponentials from S) and the diagonal from the pass-2 sums. Rows are split into one
+ * contiguous block per thread; the diagonal element of each row is skipped by splitting the row
+ * into [0, i) and (i, B) (subtracting it afterwards would cancel catastrophically when the
+ * positive dominates).
  */
 #include "losses/gcl_bimodal.h"
 
@@ -41,6 +43,7 @@ enum {
     AN_IUT,  /* 1 / u^T_new */
     AN_RSI,  /* sum_{j!=i} exp(A^I_ij - b^I_i) */
     AN_RST,  /* sum_{j!=i} exp(A^T_ij - b^T_i) */
+    AN_RAI,  /* sum_{j!=i} exp(A^I_ij - b^I_i) A^I_ij */
     AN_RMAX, /* max_j S_ij */
     GCL_BI_NANC
 };
@@ -130,13 +133,16 @@ void gcl_bi_state_copy_in(struct gcl_bi_state *s, const struct sg_st_file *f, co
 void gcl_bi_ws_init(struct gcl_bi_ws *ws)
 {
     memset(ws, 0, sizeof *ws);
+    ws->store_max_b = GCL_BI_STORE_MAX_B;
 }
 
 void gcl_bi_ws_free(struct gcl_bi_ws *ws)
 {
     sg_afree(ws->S);
+    sg_afree(ws->W);
     sg_afree(ws->anc);
     sg_afree(ws->part);
+    sg_afree(ws->partf);
     sg_afree(ws->pkey);
     free(ws->sidx);
     memset(ws, 0, sizeof *ws);
@@ -147,9 +153,11 @@ void gcl_bi_ws_reserve(struct gcl_bi_ws *ws, int64_t B, int nthreads)
     if (nthreads < 1) nthreads = 1;
     if (B > ws->cap_b) {
         sg_afree(ws->S);
+        sg_afree(ws->W);
         sg_afree(ws->anc);
         free(ws->sidx);
         ws->S = sg_xmalloc_aligned(sizeof(float) * (size_t)(B * B));
+        ws->W = B <= ws->store_max_b ? sg_xmalloc_aligned(sizeof(float) * (size_t)(B * B)) : NULL;
         ws->anc = sg_xmalloc_aligned(sizeof(float) * (size_t)(B * GCL_BI_NANC));
         ws->sidx = sg_xmalloc(sizeof(int64_t) * (size_t)B);
         memset(ws->anc, 0, sizeof(float) * (size_t)(B * GCL_BI_NANC));
@@ -159,12 +167,15 @@ void gcl_bi_ws_reserve(struct gcl_bi_ws *ws, int64_t B, int nthreads)
     if (nthreads > ws->cap_t) {
         sg_afree(ws->part);
         sg_afree(ws->pkey);
-        ws->part = sg_xmalloc_aligned(sizeof(float) * (size_t)(ws->cap_b * nthreads));
+        sg_afree(ws->partf);
+        ws->part = sg_xmalloc_aligned(sizeof(double) * (size_t)(2 * ws->cap_b * nthreads));
+        ws->partf = sg_xmalloc_aligned(sizeof(float) * (size_t)(2 * ws->cap_b * nthreads));
         ws->pkey = sg_xmalloc_aligned(sizeof(int32_t) * (size_t)(ws->cap_b * nthreads));
         ws->cap_t = nthreads;
     }
     size_t cb = (size_t)ws->cap_b, ct = (size_t)ws->cap_t;
-    ws->bytes = sizeof(float) * (cb * cb + cb * GCL_BI_NANC + 2 * cb * ct) + sizeof(int64_t) * cb;
+    ws->bytes = sizeof(float) * (cb * cb * (ws->W ? 2 : 1) + cb * GCL_BI_NANC + 2 * cb * ct) +
+                sizeof(int32_t) * cb * ct + sizeof(double) * 2 * cb * ct + sizeof(int64_t) * cb;
     float *a = ws->anc;
     int64_t cap = ws->cap_b;
     ws->rows.tau_img = a + AN_TAUI * cap;
@@ -219,6 +230,36 @@ int gcl_bi_begin(struct gcl_bi_ws *ws, const char *who, int64_t N, const float *
 
 /* ---- fast path ------------------------------------------------------------------------------ */
 
+/* exp(x) for the shifted exponents of the passes: x = A - b is finite and <= 0 up to one
+ * rounding (b >= every A of its row/column). Same Cody-Waite reduction and Cephes polynomial as
+ * sg_expf_fast (1 ulp), without its NaN and overflow handling; x below -87.3 is clamped there
+ * (result ~1.2e-38 instead of a denormal or 0: nothing at that scale matters next to the
+ * 1e-20 floor of u). The clamp is an unsigned min on the bit pattern: negative floats order
+ * by magnitude as unsigned integers, and non-negative ones (below 0x80000000) pass through. */
+static inline float exp_shifted(float x)
+{
+    const uint32_t lo = 0xc2ae999au; /* -87.3f */
+    uint32_t xb = sg_f32_bits(x);
+    xb = xb < lo ? xb : lo;
+    float xc = sg_bits_f32(xb);
+    float k = fmaf(xc, 1.44269504f, 12582912.0f) - 12582912.0f; /* round(x / ln2) */
+    float r = fmaf(k, -0.693359375f, xc);
+    r = fmaf(k, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    float y = fmaf(p, r * r, r) + 1.0f;
+    return y * sg_bits_f32((uint32_t)((int32_t)k + 127) << 23); /* y 2^k, k in [-126, 0] */
+}
+
+/* Column (text-anchor) sums: float partials over blocks of COL_BLOCK rows, added into the
+ * per-thread double partials after each block (a float sum over thousands of rows would lose
+ * digits; double accumulation per element costs conversions). */
+#define COL_BLOCK 32
+
 /* Pass 1 for rows [r0, r1): row maxima (as keys) and this thread's column maxima. */
 static void pass1(const float *S, int64_t B, int64_t r0, int64_t r1, float *rmax, int32_t *ck)
 {
@@ -235,37 +276,68 @@ static void pass1(const float *S, int64_t B, int64_t r0, int64_t r1, float *rmax
     }
 }
 
-/* Pass 2 segment [lo, hi) of row Si: returns sum exp(A^I - b^I) and adds exp(A^T - b^T) to cs. */
-static float pass2_seg(const float *Si, int64_t lo, int64_t hi, float sii, float ai, float bi,
-                       const float *diag, const float *aT, const float *bT, float *cs)
+/* Pass-2 results of one row segment: row sums of e^I and e^I A^I; column sums of e^T and
+ * e^T A^T go to cs, ca (this thread's float block partials). */
+struct rowsum {
+    double e, ea;
+};
+
+/* Pass 2 over [lo, hi) of row Si (the diagonal is never inside a segment). When Wi is not
+ * NULL, e^I is stored over Si and e^T into Wi (the store path); otherwise S is left intact. */
+__attribute__((noinline)) static struct rowsum pass2_seg(float *Si, float *Wi, int64_t lo,
+                                                         int64_t hi, float sii, float ai, float bi,
+                                                         const float *diag, const float *aT,
+                                                         const float *bT, float *cs, float *ca)
 {
-    float rs = 0.0f;
-#pragma omp simd reduction(+ : rs)
-    for (int64_t j = lo; j < hi; j++) {
-        float s = Si[j];
-        rs += sg_expf_fast((s - sii) * ai - bi);
-        cs[j] += sg_expf_fast((s - diag[j]) * aT[j] - bT[j]);
+    double e = 0.0, ea = 0.0;
+    if (Wi) {
+#pragma omp simd reduction(+ : e, ea)
+        for (int64_t j = lo; j < hi; j++) {
+            float s = Si[j];
+            float AI = (s - sii) * ai, AT = (s - diag[j]) * aT[j];
+            float eI = exp_shifted(AI - bi), eT = exp_shifted(AT - bT[j]);
+            e += eI;
+            ea += eI * AI;
+            cs[j] += eT;
+            ca[j] += eT * AT;
+            Si[j] = eI;
+            Wi[j] = eT;
+        }
+    } else {
+#pragma omp simd reduction(+ : e, ea)
+        for (int64_t j = lo; j < hi; j++) {
+            float s = Si[j];
+            float AI = (s - sii) * ai, AT = (s - diag[j]) * aT[j];
+            float eI = exp_shifted(AI - bi), eT = exp_shifted(AT - bT[j]);
+            e += eI;
+            ea += eI * AI;
+            cs[j] += eT;
+            ca[j] += eT * AT;
+        }
     }
-    return rs;
+    struct rowsum r = {e, ea};
+    return r;
 }
 
-/* Pass 3 segment: writes p^I_ij + p^T_ji over S_ij, returns sum p^I A^I, adds p^T A^T to cs. */
-static float pass3_seg(float *Si, int64_t lo, int64_t hi, float sii, float ai, float bi, float iui,
-                       const float *diag, const float *aT, const float *bT, const float *iuT,
-                       float *cs)
+/* Pass 3 over [lo, hi) of row Si: M_ij = p^I_ij + p^T_ji written over S_ij, from the stored
+ * exponentials (Wi not NULL) or recomputed from S. */
+__attribute__((noinline)) static void pass3_seg(float *Si, const float *Wi, int64_t lo, int64_t hi,
+                                                float sii, float ai, float bi, float iui,
+                                                const float *diag, const float *aT, const float *bT,
+                                                const float *iuT)
 {
-    float pa = 0.0f;
-#pragma omp simd reduction(+ : pa)
-    for (int64_t j = lo; j < hi; j++) {
-        float s = Si[j];
-        float AI = (s - sii) * ai, AT = (s - diag[j]) * aT[j];
-        float pI = sg_expf_fast(AI - bi) * iui;
-        float pT = sg_expf_fast(AT - bT[j]) * iuT[j];
-        Si[j] = pI + pT;
-        pa += pI * AI;
-        cs[j] += pT * AT;
+    if (Wi) {
+#pragma omp simd
+        for (int64_t j = lo; j < hi; j++) Si[j] = Si[j] * iui + Wi[j] * iuT[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = lo; j < hi; j++) {
+            float s = Si[j];
+            float pI = exp_shifted((s - sii) * ai - bi) * iui;
+            float pT = exp_shifted((s - diag[j]) * aT[j] - bT[j]) * iuT[j];
+            Si[j] = pI + pT;
+        }
     }
-    return pa;
 }
 
 /* u update for one anchor (see header); returns the clamped value. */
@@ -280,96 +352,115 @@ static float u_update(float u_old, float b_old, float b_new, double rs, int64_t 
     return uf > GCL_BI_U_MIN ? uf : GCL_BI_U_MIN;
 }
 
+/* Per-anchor arrays of the fast path. */
+struct anchors {
+    float *tauI, *tauT, *logUI, *logUT, *paI, *paT, *diag, *aI, *aT, *bI, *bT, *uI, *uT, *iuI, *iuT,
+        *rsI, *rsT, *raI, *rmax;
+};
+
+static struct anchors anchors_of(const struct gcl_bi_ws *ws)
+{
+    float *a = ws->anc;
+    const int64_t c = ws->cap_b;
+    struct anchors r = {a + AN_TAUI * c, a + AN_TAUT * c, a + AN_LOGUI * c, a + AN_LOGUT * c,
+                        a + AN_PAI * c,  a + AN_PAT * c,  a + AN_DIAG * c,  a + AN_AI * c,
+                        a + AN_AT * c,   a + AN_BI * c,   a + AN_BT * c,    a + AN_UI * c,
+                        a + AN_UT * c,   a + AN_IUI * c,  a + AN_IUT * c,   a + AN_RSI * c,
+                        a + AN_RST * c,  a + AN_RAI * c,  a + AN_RMAX * c};
+    return r;
+}
+
+/* The three passes over S (see the top of this file); run by each thread of a team. */
+static void passes(struct gcl_bi_ws *ws, const struct anchors *q, const struct gcl_bi_state *st,
+                   const int64_t *idx, int64_t n, float gamma, int store)
+{
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t r0 = n * t / T, r1 = n * (t + 1) / T;
+    float *S = ws->S, *W = store ? ws->W : NULL;
+    double *cs = ws->part + 2 * t * n; /* this thread's column partials (e, e A) */
+    float *fs = ws->partf + 2 * t * n, *fa = fs + n;
+    int32_t *pkey = ws->pkey;
+    pass1(S, n, r0, r1, q->rmax, pkey + t * n);
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < n; j++) {
+        int32_t m = pkey[j];
+        for (int k = 1; k < T; k++) m = pkey[k * n + j] > m ? pkey[k * n + j] : m;
+        float bt = (sg_key_float(m) - q->diag[j]) * q->aT[j], bo = st->b_txt[idx[j]];
+        float bi = (q->rmax[j] - q->diag[j]) * q->aI[j], boi = st->b_img[idx[j]];
+        q->bT[j] = bt > bo ? bt : bo;
+        q->bI[j] = bi > boi ? bi : boi;
+    }
+    for (int64_t j = 0; j < 2 * n; j++) cs[j] = 0.0;
+    for (int64_t i0 = r0; i0 < r1; i0 += COL_BLOCK) {
+        for (int64_t j = 0; j < 2 * n; j++) fs[j] = 0.0f;
+        for (int64_t i = i0; i < SG_MIN(i0 + COL_BLOCK, r1); i++) {
+            float *Si = S + i * n, *Wi = W ? W + i * n : NULL;
+            float sii = q->diag[i], ai = q->aI[i], bi = q->bI[i];
+            struct rowsum a = pass2_seg(Si, Wi, 0, i, sii, ai, bi, q->diag, q->aT, q->bT, fs, fa);
+            struct rowsum b =
+                pass2_seg(Si, Wi, i + 1, n, sii, ai, bi, q->diag, q->aT, q->bT, fs, fa);
+            q->rsI[i] = (float)(a.e + b.e);
+            q->raI[i] = (float)(a.ea + b.ea);
+        }
+        for (int64_t j = 0; j < 2 * n; j++) cs[j] += fs[j];
+    }
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < n; j++) {
+        double se = 0.0, sa = 0.0;
+        for (int k = 0; k < T; k++)
+            se += ws->part[2 * k * n + j], sa += ws->part[(2 * k + 1) * n + j];
+        int64_t id = idx[j];
+        q->rsT[j] = (float)se;
+        q->uI[j] = u_update(st->u_img[id], st->b_img[id], q->bI[j], q->rsI[j], n, gamma);
+        q->uT[j] = u_update(st->u_txt[id], st->b_txt[id], q->bT[j], se, n, gamma);
+        q->iuI[j] = 1.0f / q->uI[j];
+        q->iuT[j] = 1.0f / q->uT[j];
+        q->logUI[j] = logf(q->uI[j]) + q->bI[j];
+        q->logUT[j] = logf(q->uT[j]) + q->bT[j];
+        q->paI[j] = (float)((double)q->raI[j] / q->uI[j] / (double)(n - 1));
+        q->paT[j] = (float)(sa / q->uT[j] / (double)(n - 1));
+    }
+    for (int64_t i = r0; i < r1; i++) {
+        float *Si = S + i * n, *Wi = W ? W + i * n : NULL;
+        float sii = q->diag[i], ai = q->aI[i], bi = q->bI[i], iui = q->iuI[i];
+        pass3_seg(Si, Wi, 0, i, sii, ai, bi, iui, q->diag, q->aT, q->bT, q->iuT);
+        pass3_seg(Si, Wi, i + 1, n, sii, ai, bi, iui, q->diag, q->aT, q->bT, q->iuT);
+        Si[i] = -(q->rsI[i] * iui + q->rsT[i] * q->iuT[i]); /* -sum_{j!=i} (p^I_ij + p^T_ij) */
+    }
+}
+
 void gcl_bi_step_cpu(struct sg_ctx *c, struct gcl_bi_ws *ws, struct gcl_bi_state *st,
                      const float *zi, const float *zt, const int64_t *idx, int B, int d,
                      float gamma, float *dzi, float *dzt)
 {
     SG_CHECK(ws->cap_b >= B, "workspace reserved for B = %lld < %d", (long long)ws->cap_b, B);
     const int64_t n = B;
-    float *S = ws->S, *a = ws->anc;
+    float *S = ws->S;
     sg_gemm(0, 1, n, n, d, 1.0f, zi, d, zt, d, 0.0f, S, n); /* S = zi zt^T (B, B) */
-
-    const int64_t cap = ws->cap_b;
-    float *tauI = a + AN_TAUI * cap, *tauT = a + AN_TAUT * cap;
-    float *logUI = a + AN_LOGUI * cap, *logUT = a + AN_LOGUT * cap;
-    float *paI = a + AN_PAI * cap, *paT = a + AN_PAT * cap, *diag = a + AN_DIAG * cap;
-    float *aI = a + AN_AI * cap, *aT = a + AN_AT * cap, *bI = a + AN_BI * cap;
-    float *bT = a + AN_BT * cap, *uI = a + AN_UI * cap, *uT = a + AN_UT * cap;
-    float *iuI = a + AN_IUI * cap, *iuT = a + AN_IUT * cap, *rsI = a + AN_RSI * cap;
-    float *rsT = a + AN_RST * cap, *rmax = a + AN_RMAX * cap;
+    struct anchors q = anchors_of(ws);
     for (int64_t i = 0; i < n; i++) {
-        diag[i] = S[i * n + i];
-        aI[i] = 1.0f / tauI[i];
-        aT[i] = 1.0f / tauT[i];
+        q.diag[i] = S[i * n + i];
+        q.aI[i] = 1.0f / q.tauI[i];
+        q.aT[i] = 1.0f / q.tauT[i];
     }
     int nt = n * n >= 65536 && c->nthreads > 1 ? c->nthreads : 1;
     if (nt > n) nt = (int)n;
     SG_CHECK(nt <= ws->cap_t, "workspace reserved for %d threads < %d", ws->cap_t, nt);
-    float *part = ws->part;
-    int32_t *pkey = ws->pkey;
-
+    const int store = ws->W != NULL && n <= ws->store_max_b;
 #pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-        const int64_t r0 = n * t / T, r1 = n * (t + 1) / T;
-        float *cs = part + t * n;
-        pass1(S, n, r0, r1, rmax, pkey + t * n);
-#pragma omp barrier
-#pragma omp for schedule(static)
-        for (int64_t j = 0; j < n; j++) {
-            int32_t m = pkey[j];
-            for (int q = 1; q < T; q++) m = pkey[q * n + j] > m ? pkey[q * n + j] : m;
-            float bt = (sg_key_float(m) - diag[j]) * aT[j], bo = st->b_txt[idx[j]];
-            float bi = (rmax[j] - diag[j]) * aI[j], boi = st->b_img[idx[j]];
-            bT[j] = bt > bo ? bt : bo;
-            bI[j] = bi > boi ? bi : boi;
-        }
-        for (int64_t j = 0; j < n; j++) cs[j] = 0.0f;
-        for (int64_t i = r0; i < r1; i++) {
-            const float *Si = S + i * n;
-            rsI[i] = pass2_seg(Si, 0, i, diag[i], aI[i], bI[i], diag, aT, bT, cs) +
-                     pass2_seg(Si, i + 1, n, diag[i], aI[i], bI[i], diag, aT, bT, cs);
-        }
-#pragma omp barrier
-#pragma omp for schedule(static)
-        for (int64_t j = 0; j < n; j++) {
-            double s = 0.0;
-            for (int q = 0; q < T; q++) s += part[q * n + j];
-            rsT[j] = (float)s;
-            int64_t k = idx[j];
-            uI[j] = u_update(st->u_img[k], st->b_img[k], bI[j], rsI[j], n, gamma);
-            uT[j] = u_update(st->u_txt[k], st->b_txt[k], bT[j], s, n, gamma);
-            iuI[j] = 1.0f / uI[j];
-            iuT[j] = 1.0f / uT[j];
-            logUI[j] = logf(uI[j]) + bI[j];
-            logUT[j] = logf(uT[j]) + bT[j];
-        }
-        for (int64_t j = 0; j < n; j++) cs[j] = 0.0f;
-        for (int64_t i = r0; i < r1; i++) {
-            float *Si = S + i * n;
-            paI[i] = pass3_seg(Si, 0, i, diag[i], aI[i], bI[i], iuI[i], diag, aT, bT, iuT, cs) +
-                     pass3_seg(Si, i + 1, n, diag[i], aI[i], bI[i], iuI[i], diag, aT, bT, iuT, cs);
-        }
-#pragma omp barrier
-#pragma omp for schedule(static)
-        for (int64_t j = 0; j < n; j++) {
-            float s = 0.0f;
-            for (int q = 0; q < T; q++) s += part[q * n + j];
-            paT[j] = s / (float)(n - 1);
-            paI[j] /= (float)(n - 1);
-            S[j * n + j] = -(rsI[j] * iuI[j] + rsT[j] * iuT[j]);
-        }
-    }
+    passes(ws, &q, st, idx, n, gamma, store);
     /* dL/dS = M / (2B(B-1)):  dzi = dL/dS zt,  dzt = (dL/dS)^T zi */
     float k = 1.0f / (2.0f * (float)n * (float)(n - 1));
     sg_gemm(0, 0, n, d, n, k, S, n, zt, d, 0.0f, dzi, d);
     sg_gemm(1, 0, n, d, n, k, S, n, zi, d, 0.0f, dzt, d);
     for (int64_t i = 0; i < n; i++) {
-        int64_t q = idx[i];
-        st->u_img[q] = uI[i];
-        st->u_txt[q] = uT[i];
-        st->b_img[q] = bI[i];
-        st->b_txt[q] = bT[i];
+        int64_t id = idx[i];
+        st->u_img[id] = q.uI[i];
+        st->u_txt[id] = q.uT[i];
+        st->b_img[id] = q.bI[i];
+        st->b_txt[id] = q.bT[i];
     }
 }
 

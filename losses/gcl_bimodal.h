@@ -24,9 +24,13 @@
  *   State write (after everything else): u[idx_i] = u_new_i, b[idx_i] = b_new_i, both sides.
  *
  * gcl_bi_step_cpu: S by sg_gemm into the workspace, three fused row passes (row/column maxima;
- * row/column exp sums; coefficients M written over S, with the p*A sums), then two sg_gemm for
- * the feature gradients. Column (text-anchor) reductions use per-thread partial arrays merged
- * in thread order, so results depend on the thread count only through float summation order.
+ * row/column sums of e and e*A, storing e^I over S and e^T in W when B <= store_max_b;
+ * coefficients M written over S, from the stored or recomputed e), then two sg_gemm for the
+ * feature gradients. Its exponentials of A - b <= 0 are clamped below at exp(-87.3) ~ 1e-38
+ * (no denormals or exact zeros; immaterial next to the 1e-20 floor of u). Row sums accumulate
+ * in double; column (text-anchor) sums in float over blocks of 32 rows, then in per-thread double
+ * partials merged in thread order: results depend on the thread count only through summation
+ * order (a run is reproducible at a fixed thread count).
  * gcl_bi_step_ref: plain loops in double (the oracle in tests), same inputs and outputs.
  */
 #ifndef SG_GCL_BIMODAL_H
@@ -54,16 +58,24 @@ struct gcl_bi_rows {
     float *pa_img, *pa_txt;     /* (1/(B-1)) sum_{j!=i} p_ij A_ij */
 };
 
-/* Grows on demand (B x B floats + O(B * nthreads)); no allocation once sized. */
+/* Largest batch for which pass 2 stores its exponentials in a second B x B buffer W (pass 3
+ * then only combines them); above it pass 3 recomputes them from S and W is not allocated. */
+#define GCL_BI_STORE_MAX_B 2048
+
+/* Grows on demand (B x B floats, a second B x B for B <= store_max_b, O(B nthreads)); no
+ * allocation once sized. */
 struct gcl_bi_ws {
-    float *S;      /* (B, B) similarities, then the coefficient matrix M */
-    float *anc;    /* per-anchor arrays, GCL_BI_NANC x B */
-    float *part;   /* per-thread column partials, nthreads x B */
-    int32_t *pkey; /* per-thread column maxima as sg_float_key, nthreads x B */
-    int64_t *sidx; /* sorted copy of idx (duplicate check), B */
-    int64_t cap_b; /* B the buffers are sized for */
-    int cap_t;     /* threads the partials are sized for */
-    size_t bytes;  /* total workspace bytes */
+    float *S;            /* (B, B) similarities, then the coefficient matrix M */
+    float *W;            /* (B, B) exp(A^T - b^T) of pass 2, or NULL (recompute path) */
+    float *anc;          /* per-anchor arrays, GCL_BI_NANC x B */
+    double *part;        /* per-thread column sums of e^T and e^T A^T, nthreads x 2 x B */
+    float *partf;        /* the same over one block of rows, nthreads x 2 x B */
+    int32_t *pkey;       /* per-thread column maxima as sg_float_key, nthreads x B */
+    int64_t *sidx;       /* sorted copy of idx (duplicate check), B */
+    int64_t cap_b;       /* B the buffers are sized for */
+    int64_t store_max_b; /* GCL_BI_STORE_MAX_B at init (tests lower it to cover both paths) */
+    int cap_t;           /* threads the partials are sized for */
+    size_t bytes;        /* total workspace bytes */
     struct gcl_bi_rows rows;
 };
 

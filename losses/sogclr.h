@@ -46,8 +46,9 @@
  * resumed run continues bit-identically (same thread count).
  *
  * Cost: S = zi zt^T, dzi = M zt, dzt = M^T zi by sg_gemm (3 B x B x d GEMMs) plus three
- * fused passes over the B x B workspace (sogclr_workspace_bytes: B^2 + O(B nthreads) floats,
- * grown on demand, never freed between steps). sogclr_step_ref: plain double loops (oracle).
+ * fused passes over the B x B workspace (sogclr_workspace_bytes: 2 B^2 floats for B <= 2048,
+ * where pass 2 keeps its exponentials, B^2 above; plus O(B nthreads); grown on demand, kept
+ * between steps). sogclr_step_ref: plain double loops (the oracle of the tests).
  */
 #ifndef SG_SOGCLR_H
 #define SG_SOGCLR_H

@@ -8,8 +8,8 @@
  *    estimate, dzi, dzt and the whole state after the step (u, b, per-sample tau and momentum
  *    for both sides; the reference computes the temperature gradient by autograd);
  *  - first-step momentum: m = beta * G with G from the reference file;
- *  - a larger batch (B = 300) at 1 and 2 threads, fast vs double reference, with a spread of
- *    per-sample temperatures;
+ *  - a larger batch (B = 300) at 1 thread (stored-exponential pass 3) and 2 threads (recompute
+ *    pass 3), fast vs double reference, with a spread of per-sample temperatures;
  *  - bad inputs (-1, state bit-identical including tau and m) and bad configurations;
  *  - checkpoint round trip: bit-identical continuation; wrong N rejected.
  */
@@ -175,7 +175,8 @@ static void check_large(void)
         struct isogclr_config cfg = {N,    0.05f, 0.5f, GCL_BI_GAMMA_CONSTANT, 0, 3.0f, 0.01f,
                                      0.9f, 0.02f, 0.2f};
         SG_CHECK(isogclr_init(&lr, &cfg) == 0 && isogclr_init(&lf, &cfg) == 0, "init");
-        for (int64_t q = 0; q < N; q++) { /* spread of temperatures */
+        if (nt == 2) lf.ws.store_max_b = 0; /* the recompute pass 3 */
+        for (int64_t q = 0; q < N; q++) {   /* spread of temperatures */
             float tv = 0.03f + 0.1f * (float)((q * 37) % 100) / 100.0f;
             lr.tau_img[q] = lf.tau_img[q] = tv;
             lr.tau_txt[q] = lf.tau_txt[q] = 0.16f - tv;
@@ -198,8 +199,11 @@ static void check_large(void)
         /* tau moves by eta * m; G = log U + rho - pa carries fp32 error ~1e-4 of b, pa ~ 1/tau */
         sg_test_close("large tau_img fast vs ref", lf.tau_img, lr.tau_img, N, 2e-6f, 1e-5f);
         sg_test_close("large tau_txt fast vs ref", lf.tau_txt, lr.tau_txt, N, 2e-6f, 1e-5f);
-        sg_test_close("large m_img fast vs ref", lf.m_img, lr.m_img, N, 1e-5f, 1e-4f);
-        sg_test_close("large m_txt fast vs ref", lf.m_txt, lr.m_txt, N, 1e-5f, 1e-4f);
+        /* m ~ G = log U + rho - E_p[D/tau]: log U and E_p[D/tau] are both ~ -1/tau (~ -30 here)
+         * and cancel; fp32 rounding of S (1e-7) over 1/tau and of the B-term sums leaves ~1e-5
+         * relative of 30 in each, so compare m to 3e-4 absolute. */
+        sg_test_close("large m_img fast vs ref", lf.m_img, lr.m_img, N, 3e-4f, 1e-4f);
+        sg_test_close("large m_txt fast vs ref", lf.m_txt, lr.m_txt, N, 3e-4f, 1e-4f);
         sg_test_close("large u_txt fast vs ref", lf.st.u_txt, lr.st.u_txt, N, 0.0f, 2e-4f);
         isogclr_free(&lr);
         isogclr_free(&lf);

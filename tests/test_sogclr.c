@@ -10,8 +10,8 @@
  *  - the gamma = 1 identity: gradient == tau * grad L_2way from the file, on seen samples;
  *  - finite differences of Psi(z) = (tau/(2B)) sum_i [ghat^I_i(z)/U^I_i + ghat^T_i(z)/U^T_i]
  *    with U frozen at the step's values (the function whose gradient the step returns);
- *  - a larger batch (B = 300, fast path at 1, 2 and 3 threads: the per-thread column partials)
- *    against the double reference;
+ *  - a larger batch (B = 300, fast path at 1, 2 and 3 threads: the per-thread column partials;
+ *    both the stored-exponential and the recompute pass 3) against the double reference;
  *  - bad inputs (NaN, Inf, index < 0 and >= N, duplicate index, B < 2, d < 1): -1 and the
  *    state bit-identical; bad configurations rejected at init;
  *  - checkpoint: save after k steps, load into a fresh object, continue: bit-identical to the
@@ -261,51 +261,62 @@ static void normalize_rows(float *z, int B, int d)
     }
 }
 
-/* B = 300 (S has 90000 entries: the threaded path) vs the double reference, 3 steps. */
+/* B = 300 (S has 90000 entries: the threaded path) vs the double reference, 3 steps, with the
+ * stored-exponential pass 3 (default for B <= GCL_BI_STORE_MAX_B) and the recompute path. */
 static void check_large(void)
 {
     const int B = 300, d = 32, K = 3;
     const int64_t N = 700;
-    float *zi = sg_xmalloc(sizeof(float) * B * d), *zt = sg_xmalloc(sizeof(float) * B * d);
-    float *ri = sg_xmalloc(sizeof(float) * B * d), *rt = sg_xmalloc(sizeof(float) * B * d);
-    float *fi = sg_xmalloc(sizeof(float) * B * d), *ft = sg_xmalloc(sizeof(float) * B * d);
+    size_t nb = sizeof(float) * B * d;
+    float *zi = sg_xmalloc(nb), *zt = sg_xmalloc(nb), *ri = sg_xmalloc(nb), *rt = sg_xmalloc(nb);
+    float *fi = sg_xmalloc(nb), *ft = sg_xmalloc(nb);
     int64_t idx[300];
     for (int nt = 1; nt <= 3; nt++) {
-        struct sg_ctx c;
-        SG_CHECK(sg_ctx_init(&c, SG_DEVICE_CPU, 0, nt) == 0, "ctx");
-        struct sogclr lr, lf;
-        struct sogclr_config cfg = {N, 0.05f, 0.7f, GCL_BI_GAMMA_CONSTANT, 0};
-        SG_CHECK(sogclr_init(&lr, &cfg) == 0 && sogclr_init(&lf, &cfg) == 0, "init");
-        for (int k = 0; k < K; k++) {
-            sg_test_fill(zi, B * d, 100 + k, -1.0f, 1.0f);
-            sg_test_fill(zt, B * d, 200 + k, -1.0f, 1.0f);
-            for (int i = 0; i < B * d; i++) zt[i] = 0.5f * zt[i] + zi[i];
-            normalize_rows(zi, B, d);
-            normalize_rows(zt, B, d);
-            for (int i = 0; i < B; i++) idx[i] = (i * 3 + k * 200) % N; /* overlaps by step */
-            struct sogclr_out orf, off;
-            SG_CHECK(sogclr_step_ref(&lr, zi, zt, idx, B, d, ri, rt, &orf) == 0, "ref");
-            SG_CHECK(sogclr_step(&c, &lf, zi, zt, idx, B, d, fi, ft, &off) == 0, "fast");
-            char label[96];
-            snprintf(label, sizeof label, "large B=300 threads=%d step %d dzi", nt, k);
-            sg_test_close(label, fi, ri, B * d, grad_atol(ri, B * d), 2e-4f);
-            snprintf(label, sizeof label, "large B=300 threads=%d step %d dzt", nt, k);
-            sg_test_close(label, ft, rt, B * d, grad_atol(rt, B * d), 2e-4f);
-            snprintf(label, sizeof label, "large threads=%d step %d loss, objective", nt, k);
-            float got[2] = {off.loss, off.objective}, want[2] = {orf.loss, orf.objective};
-            sg_test_close(label, got, want, 2, 1e-6f, 1e-4f);
+        for (int store = 0; store < 2; store++) {
+            struct sg_ctx c;
+            SG_CHECK(sg_ctx_init(&c, SG_DEVICE_CPU, 0, nt) == 0, "ctx");
+            struct sogclr lr, lf;
+            struct sogclr_config cfg = {N, 0.05f, 0.7f, GCL_BI_GAMMA_CONSTANT, 0};
+            SG_CHECK(sogclr_init(&lr, &cfg) == 0 && sogclr_init(&lf, &cfg) == 0, "init");
+            if (!store) lf.ws.store_max_b = 0;
+            const char *path = store ? "stored" : "recompute";
+            for (int k = 0; k < K; k++) {
+                sg_test_fill(zi, B * d, 100 + k, -1.0f, 1.0f);
+                sg_test_fill(zt, B * d, 200 + k, -1.0f, 1.0f);
+                for (int i = 0; i < B * d; i++) zt[i] = 0.5f * zt[i] + zi[i];
+                normalize_rows(zi, B, d);
+                normalize_rows(zt, B, d);
+                for (int i = 0; i < B; i++) idx[i] = (i * 3 + k * 200) % N; /* overlaps by step */
+                struct sogclr_out orf, off;
+                SG_CHECK(sogclr_step_ref(&lr, zi, zt, idx, B, d, ri, rt, &orf) == 0, "ref");
+                SG_CHECK(sogclr_step(&c, &lf, zi, zt, idx, B, d, fi, ft, &off) == 0, "fast");
+                char label[128];
+                snprintf(label, sizeof label, "large B=300 %s threads=%d step %d dzi", path, nt, k);
+                sg_test_close(label, fi, ri, B * d, grad_atol(ri, B * d), 2e-4f);
+                snprintf(label, sizeof label, "large B=300 %s threads=%d step %d dzt", path, nt, k);
+                sg_test_close(label, ft, rt, B * d, grad_atol(rt, B * d), 2e-4f);
+                snprintf(label, sizeof label, "large %s threads=%d step %d loss, objective", path,
+                         nt, k);
+                float got[2] = {off.loss, off.objective}, want[2] = {orf.loss, orf.objective};
+                sg_test_close(label, got, want, 2, 1e-6f, 1e-4f);
+            }
+            sg_test_close("large u_img fast vs ref", lf.st.u_img, lr.st.u_img, N, 0.0f, 2e-4f);
+            sg_test_close("large u_txt fast vs ref", lf.st.u_txt, lr.st.u_txt, N, 0.0f, 2e-4f);
+            sg_test_close("large b_img fast vs ref", lf.st.b_img, lr.st.b_img, N, 0.0f, 1e-5f);
+            sg_test_close("large b_txt fast vs ref", lf.st.b_txt, lr.st.b_txt, N, 0.0f, 1e-5f);
+            size_t ws = sogclr_workspace_bytes(&lf);
+            size_t bb = sizeof(float) * B * B;
+            sg_test_true(store ? "stored path: workspace holds S and W"
+                               : "recompute path: workspace holds S only",
+                         (lf.ws.W != NULL) == store && ws >= bb * (store ? 2 : 1) &&
+                             ws < bb * (store ? 3 : 2));
+            SG_CHECK(sogclr_step(&c, &lf, zi, zt, idx, 100, d, fi, ft, NULL) == 0, "smaller");
+            sg_test_true("workspace not regrown for a smaller batch",
+                         sogclr_workspace_bytes(&lf) == ws);
+            sogclr_free(&lr);
+            sogclr_free(&lf);
+            sg_ctx_free(&c);
         }
-        sg_test_close("large u_img fast vs ref", lf.st.u_img, lr.st.u_img, N, 0.0f, 2e-4f);
-        sg_test_close("large u_txt fast vs ref", lf.st.u_txt, lr.st.u_txt, N, 0.0f, 2e-4f);
-        sg_test_close("large b_img fast vs ref", lf.st.b_img, lr.st.b_img, N, 0.0f, 1e-5f);
-        sg_test_close("large b_txt fast vs ref", lf.st.b_txt, lr.st.b_txt, N, 0.0f, 1e-5f);
-        size_t ws = sogclr_workspace_bytes(&lf);
-        SG_CHECK(sogclr_step(&c, &lf, zi, zt, idx, 100, d, fi, ft, NULL) == 0, "smaller");
-        sg_test_true("workspace not regrown for a smaller batch",
-                     sogclr_workspace_bytes(&lf) == ws && ws >= sizeof(float) * B * B);
-        sogclr_free(&lr);
-        sogclr_free(&lf);
-        sg_ctx_free(&c);
     }
     free(zi), free(zt), free(ri), free(rt), free(fi), free(ft);
 }
@@ -345,7 +356,6 @@ static void check_bad_inputs(struct sg_ctx *c, const struct sg_st_file *ref)
     const int B = t.B, d = s.d;
     float dzi[8 * 16], dzt[8 * 16];
     SG_CHECK(sogclr_step(c, &l, t.zi, t.zt, t.idx, B, d, dzi, dzt, NULL) == 0, "first step");
-    load_step(&t, ref, "const", &s, 0);
     struct snap sn;
     take_snap(&sn, &l);
     for (int fast = 0; fast < 2; fast++) {
