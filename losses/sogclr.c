@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/common.h"
@@ -27,8 +28,11 @@ int sogclr_init(struct sogclr *l, const struct sogclr_config *cfg)
     return 0;
 }
 
+static void dev_free(struct sogclr *l);
+
 void sogclr_free(struct sogclr *l)
 {
+    dev_free(l);
     gcl_bi_state_free(&l->st);
     gcl_bi_ws_free(&l->ws);
     memset(l, 0, sizeof *l);
@@ -78,14 +82,88 @@ int sogclr_step_ref(struct sogclr *l, const float *zi, const float *zt, const in
     return 0;
 }
 
+#ifdef SG_CUDA
+static void dev_free(struct sogclr *l)
+{
+    struct sogclr_dev *g = l->dev;
+    if (!g) return;
+    gcl_bi_cuda_free(g->ctx, &g->eng);
+    sg_dev_free(g->ctx, g->tau);
+    sg_dev_free(g->ctx, g->rows);
+    free(g->host_rows);
+    free(g->host_tau);
+    free(g);
+    l->dev = NULL;
+}
+
+/* Creates the device side on first use and moves the host state there. */
+static int dev_get(struct sg_ctx *c, struct sogclr *l, int B)
+{
+    if (!l->dev) {
+        struct sogclr_dev *g = sg_xcalloc(1, sizeof *g);
+        g->ctx = c;
+        if (gcl_bi_cuda_init(c, &g->eng, l->st.N) != 0 ||
+            gcl_bi_cuda_state_upload(c, &g->eng, &l->st) != 0) {
+            free(g);
+            return -1;
+        }
+        l->dev = g;
+    }
+    struct sogclr_dev *g = l->dev;
+    SG_CHECK(g->ctx == c, "a sogclr loss is bound to the CUDA context of its first step");
+    if (B > g->cap) {
+        sg_dev_free(c, g->tau);
+        sg_dev_free(c, g->rows);
+        g->tau = sg_dev_alloc(c, sizeof(float) * (size_t)B);
+        g->rows = sg_dev_alloc(c, sizeof(float) * 4 * (size_t)B);
+        g->host_rows = sg_xrealloc(g->host_rows, sizeof(float) * 4 * (size_t)B);
+        g->host_tau = sg_xrealloc(g->host_tau, sizeof(float) * (size_t)B);
+        for (int i = 0; i < B; i++) g->host_tau[i] = l->cfg.tau;
+        sg_memcpy_h2d(c, g->tau, g->host_tau, sizeof(float) * (size_t)B);
+        g->cap = B;
+    }
+    return 0;
+}
+
+int sogclr_step_cuda(struct sg_ctx *c, struct sogclr *l, const float *zi, const float *zt,
+                     const int64_t *idx, int B, int d, float *dzi, float *dzt,
+                     struct sogclr_out *out)
+{
+    SG_CHECK(l && zi && zt && idx && dzi && dzt, "NULL argument");
+    if (B < 2 || d < 1) return sg_err("sogclr: need B >= 2 and d >= 1 (got B = %d, d = %d)", B, d);
+    if (dev_get(c, l, B) != 0) return -1;
+    struct sogclr_dev *g = l->dev;
+    if (gcl_bi_cuda_step(c, &g->eng, g->tau, g->tau, zi, zt, idx, B, d, l->sched.gamma_cur, dzi,
+                         dzt, out ? g->rows : NULL) != 0)
+        return sg_err_prefix("sogclr: ");
+    if (!out) return 0;
+    sg_memcpy_d2h(c, g->host_rows, g->rows, sizeof(float) * 4 * (size_t)B);
+    float *r = g->host_rows;
+    struct gcl_bi_rows rows = {g->host_tau, g->host_tau, r, r + B, r + 2 * B, r + 3 * B};
+    out->loss = (float)gcl_bi_surrogate(&rows, B);
+    out->objective = (float)gcl_bi_objective(&rows, B);
+    out->gamma = l->sched.gamma_cur;
+    return 0;
+}
+#else
+static void dev_free(struct sogclr *l)
+{
+    SG_UNUSED(l);
+}
+#endif
+
 int sogclr_step(struct sg_ctx *c, struct sogclr *l, const float *zi, const float *zt,
                 const int64_t *idx, int B, int d, float *dzi, float *dzt, struct sogclr_out *out)
 {
     switch (c->dev) {
     case SG_DEVICE_CPU:
         return sogclr_step_cpu(c, l, zi, zt, idx, B, d, dzi, dzt, out);
+#ifdef SG_CUDA
+    case SG_DEVICE_CUDA:
+        return sogclr_step_cuda(c, l, zi, zt, idx, B, d, dzi, dzt, out);
+#endif
     default:
-        SG_PANIC("sogclr_step not implemented on CUDA yet");
+        SG_PANIC("sogclr_step: device %d not supported by this build", (int)c->dev);
     }
 }
 
@@ -94,10 +172,23 @@ size_t sogclr_workspace_bytes(const struct sogclr *l)
     return l->ws.bytes;
 }
 
+/* The state to save: the host arrays, refreshed from the GPU when the device copy is the
+ * authoritative one. */
+static void sync_host_state(const struct sogclr *l)
+{
+#ifdef SG_CUDA
+    if (l->dev)
+        gcl_bi_cuda_state_download(l->dev->ctx, &l->dev->eng, (struct gcl_bi_state *)&l->st);
+#else
+    SG_UNUSED(l);
+#endif
+}
+
 int sogclr_state_save(const struct sogclr *l, struct sg_st_writer *w, const char *prefix)
 {
     char name[256];
     int64_t one[1] = {1};
+    sync_host_state(l);
     gcl_bi_state_save(&l->st, w, prefix);
     gcl_bi_sched_save(&l->sched, w, prefix);
     snprintf(name, sizeof name, "%stau", prefix ? prefix : "");
@@ -111,5 +202,8 @@ int sogclr_state_load(struct sogclr *l, const struct sg_st_file *f, const char *
         return sg_err_prefix("sogclr state: ");
     gcl_bi_state_copy_in(&l->st, f, prefix);
     gcl_bi_sched_copy_in(&l->sched, f, prefix);
+#ifdef SG_CUDA
+    if (l->dev) return gcl_bi_cuda_state_upload(l->dev->ctx, &l->dev->eng, &l->st);
+#endif
     return 0;
 }

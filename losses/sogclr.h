@@ -45,6 +45,9 @@
  * shapes of all entries before writing anything, then restores states, epoch and gamma, so a
  * resumed run continues bit-identically (same thread count).
  *
+ * Devices: sogclr_step dispatches on c->dev; on CUDA all pointers are device pointers and the
+ * state lives on the GPU after the first CUDA step (see struct sogclr_dev).
+ *
  * Cost: S = zi zt^T, dzi = M zt, dzt = M^T zi by sg_gemm (3 B x B x d GEMMs) plus three
  * fused passes over the B x B workspace (sogclr_workspace_bytes: 2 B^2 floats for B <= 2048,
  * where pass 2 keeps its exponentials, B^2 above; plus O(B nthreads); grown on demand, kept
@@ -59,6 +62,7 @@
 #include "core/ctx.h"
 #include "core/safetensors.h"
 #include "losses/gcl_bimodal.h"
+#include "losses/gcl_bimodal_cuda.h"
 
 struct sogclr_config {
     int64_t N;              /* dataset size (pairs) */
@@ -68,11 +72,24 @@ struct sogclr_config {
     int gamma_decay_epochs; /* cosine only: epochs from 1 down to gamma_min (e.g. epochs/2) */
 };
 
+/* Device side, created on the first sogclr_step with a CUDA context: from then on the device
+ * copy of the state is the authoritative one (state_save downloads it, state_load uploads). */
+struct sogclr_dev {
+    struct sg_ctx *ctx;
+    struct gcl_bi_cuda eng; /* device state + workspace */
+    float *tau;             /* device (cap): the step's per-anchor temperatures (all = tau) */
+    float *rows;            /* device (4, cap): logU_img, logU_txt, pa_img, pa_txt */
+    float *host_rows;       /* host (4, cap) copy of rows, host_tau (cap) */
+    float *host_tau;
+    int cap;
+};
+
 struct sogclr {
     struct sogclr_config cfg;
     struct gcl_bi_state st; /* u_img, u_txt, b_img, b_txt (N each) */
     struct gcl_bi_sched sched;
     struct gcl_bi_ws ws;
+    struct sogclr_dev *dev; /* NULL until the first CUDA step */
 };
 
 struct sogclr_out {
@@ -93,6 +110,14 @@ int sogclr_step_cpu(struct sg_ctx *c, struct sogclr *l, const float *zi, const f
                     struct sogclr_out *out);
 int sogclr_step_ref(struct sogclr *l, const float *zi, const float *zt, const int64_t *idx, int B,
                     int d, float *dzi, float *dzt, struct sogclr_out *out);
+#ifdef SG_CUDA
+/* zi, zt, idx, dzi, dzt are DEVICE pointers (c: a CUDA context); the engine is
+ * losses/gcl_bimodal_cuda.h. The first call moves the state to the device. Syncs once (input
+ * validation) and once more to read the per-anchor rows for out. */
+int sogclr_step_cuda(struct sg_ctx *c, struct sogclr *l, const float *zi, const float *zt,
+                     const int64_t *idx, int B, int d, float *dzi, float *dzt,
+                     struct sogclr_out *out);
+#endif
 
 size_t sogclr_workspace_bytes(const struct sogclr *l);
 int sogclr_state_save(const struct sogclr *l, struct sg_st_writer *w, const char *prefix);

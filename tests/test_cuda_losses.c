@@ -46,6 +46,7 @@
 
 #ifdef SG_CUDA
 #include "losses/gcl_bimodal_cuda.h"
+#include "losses/sogclr.h"
 #include "ops/matmul.h"
 
 struct tol {
@@ -539,6 +540,81 @@ static void time_step(struct sg_ctx *g, int B, int d, int iters)
     free(ids);
 }
 
+/* Reads "<name>" (F32 [n]) of a serialized state into a malloc'd array. */
+static float *state_vec(struct sogclr *l, const char *name, int64_t n)
+{
+    struct sg_st_writer w;
+    struct sg_st_file f;
+    uint8_t *buf;
+    size_t len;
+    sg_stw_init(&w);
+    sogclr_state_save(l, &w, "");
+    sg_stw_serialize(&w, &buf, &len);
+    sg_stw_free(&w);
+    SG_CHECK(sg_st_open_buffer(&f, buf, len, "state") == 0, "%s", sg_last_error());
+    float *x = sg_xmalloc(sizeof(float) * (size_t)n);
+    SG_CHECK(sg_st_read_f32(&f, name, x, n) == 0, "%s", sg_last_error());
+    sg_st_close(&f);
+    return x;
+}
+
+/* The public API: sogclr_step on a CUDA context (device pointers, state moved to the GPU on the
+ * first step) against sogclr_step on the CPU, over the 6-step sequence with a cosine schedule;
+ * losses, objectives, gradients and the saved state must agree, and a state saved from the GPU
+ * object and loaded into the CPU one continues identically. */
+static void test_sogclr_api(struct sg_ctx *g)
+{
+    struct sg_ctx cpu;
+    sg_ctx_init(&cpu, SG_DEVICE_CPU, 0, 0);
+    struct sogclr_config cfg = {SEQ_N, 0.07f, 0.3f, GCL_BI_GAMMA_COSINE, 3};
+    struct sogclr lg, lc;
+    SG_CHECK(sogclr_init(&lg, &cfg) == 0 && sogclr_init(&lc, &cfg) == 0, "init");
+    for (int k = 0; k < SEQ_K; k++) {
+        struct batch b;
+        struct dbatch db;
+        make_seq_batch(&b, k);
+        dbatch_make(g, &db, &b);
+        sogclr_set_epoch(&lg, k / 2);
+        sogclr_set_epoch(&lc, k / 2);
+        int64_t n = (int64_t)b.B * b.d;
+        float *dzi = sg_xmalloc(sizeof(float) * (size_t)n),
+              *dzt = sg_xmalloc(sizeof(float) * (size_t)n);
+        struct sogclr_out og, oc;
+        int rg = sogclr_step(g, &lg, db.zi, db.zt, db.idx, b.B, b.d, db.dzi, db.dzt, &og);
+        int rc = sogclr_step(&cpu, &lc, b.zi, b.zt, b.idx, b.B, b.d, dzi, dzt, &oc);
+        char tag[96];
+        snprintf(tag, sizeof tag, "sogclr api step %d: both succeed", k);
+        sg_test_true(tag, rg == 0 && rc == 0);
+        float *gdzi = from_dev(g, db.dzi, n), *gdzt = from_dev(g, db.dzt, n);
+        float atol = 2e-4f * (float)rms(dzi, n);
+        snprintf(tag, sizeof tag, "sogclr api step %d dzi", k);
+        sg_test_close(tag, gdzi, dzi, n, atol, 1e-4f);
+        snprintf(tag, sizeof tag, "sogclr api step %d dzt", k);
+        sg_test_close(tag, gdzt, dzt, n, atol, 1e-4f);
+        float lv[3] = {og.loss, og.objective, og.gamma}, lw[3] = {oc.loss, oc.objective, oc.gamma};
+        snprintf(tag, sizeof tag, "sogclr api step %d loss/objective/gamma", k);
+        sg_test_close(tag, lv, lw, 3, 1e-5f, 1e-4f);
+        free(gdzi);
+        free(gdzt);
+        free(dzi);
+        free(dzt);
+        dbatch_free(g, &db);
+        batch_free(&b);
+    }
+    const char *names[4] = {"u_img", "u_txt", "b_img", "b_txt"};
+    for (int i = 0; i < 4; i++) {
+        float *a = state_vec(&lg, names[i], SEQ_N), *c = state_vec(&lc, names[i], SEQ_N);
+        char tag[64];
+        snprintf(tag, sizeof tag, "sogclr api saved state %s (GPU vs CPU)", names[i]);
+        sg_test_close(tag, a, c, SEQ_N, 1e-5f, 1e-4f);
+        free(a);
+        free(c);
+    }
+    sogclr_free(&lg);
+    sogclr_free(&lc);
+    sg_ctx_free(&cpu);
+}
+
 int main(void)
 {
     if (!sg_cuda_available()) {
@@ -552,6 +628,7 @@ int main(void)
     }
     test_sequence(&g);
     test_large(&g);
+    test_sogclr_api(&g);
     if (!getenv("SG_TEST_NO_TIMING")) { /* e.g. under compute-sanitizer */
         time_step(&g, 1024, 512, 20);
         time_step(&g, 4096, 512, 20);
