@@ -10,7 +10,8 @@
 #   (CMAKE_PREFIX_PATH / CMAKE_LIBRARY_PATH / CMAKE_INCLUDE_PATH / LD_LIBRARY_PATH). Nothing is
 #   downloaded or installed system-wide.
 # - Builds in build-gpu (Release, -DCMAKE_CUDA_ARCHITECTURES=90 for H100/H200; override with
-#   SG_CUDA_ARCH=...), runs nvidia-smi, ctest for the CPU tests, then build-gpu/test_cuda_ops.
+#   SG_CUDA_ARCH=...), runs nvidia-smi, ctest for the CPU tests, then the GPU tests
+#   (build-gpu/test_cuda_ops, build-gpu/test_cuda_losses).
 # - SG_SANITIZE=1 additionally runs test_cuda_ops under compute-sanitizer memcheck (slow).
 # - test_cuda_ops exits 77 (skip) without a GPU: here that counts as a failure (rc=77 in the
 #   summary), since this script is meant for a GPU machine.
@@ -99,6 +100,7 @@ if step configure 120 configure.log cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Re
     step ctest-cpu 180 ctest.log ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" \
         -LE gpu --timeout 150
     step test_cuda_ops 180 test_cuda_ops.log "$BUILD/test_cuda_ops"
+    step test_cuda_losses 180 test_cuda_losses.log "$BUILD/test_cuda_losses"
     if [[ "${SG_SANITIZE:-0}" == 1 ]]; then
         step sanitize 240 sanitize.log compute-sanitizer --tool memcheck --error-exitcode 1 \
             "$BUILD/test_cuda_ops"
