@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "core/common.h"
+#include "losses/loss_common.h"
 #include "ops/gemm.h"
 #include "ops/vmath.h"
 
@@ -33,26 +34,6 @@ void sg_clip_clamp_logit_scale(float *p)
 }
 
 /* Number of non-finite values in x(n) (vectorised; NaN and +-Inf have an all-ones exponent). */
-static int64_t count_nonfinite(const float *x, int64_t n)
-{
-    int64_t bad = 0;
-#pragma omp simd reduction(+ : bad)
-    for (int64_t i = 0; i < n; i++) bad += (sg_f32_bits(x[i]) & 0x7f800000u) == 0x7f800000u;
-    return bad;
-}
-
-static int check_features(const char *name, const float *z, int B, int d)
-{
-    int64_t n = (int64_t)B * d;
-    if (count_nonfinite(z, n) == 0) return 0;
-    for (int64_t k = 0; k < n; k++)
-        if (!isfinite(z[k]))
-            return sg_err("clip loss: %s[%lld, %lld] = %g is not finite; the features must be "
-                          "finite L2-normalised vectors (check the model for NaN/overflow)",
-                          name, (long long)(k / d), (long long)(k % d), (double)z[k]);
-    return 0;
-}
-
 static int check_inputs(const float *zi, const float *zt, int B, int d, float p)
 {
     if (B < 2)
@@ -64,7 +45,9 @@ static int check_inputs(const float *zi, const float *zt, int B, int d, float p)
         return sg_err("clip loss: logit-scale parameter p = %g is not finite (logit_scale = "
                       "exp(p)); check the optimiser step and clamp p to [0, ln 100]",
                       (double)p);
-    if (check_features("zi", zi, B, d) || check_features("zt", zt, B, d)) return -1;
+    if (sg_loss_check_finite("clip loss", "zi", zi, B, d) ||
+        sg_loss_check_finite("clip loss", "zt", zt, B, d))
+        return -1;
     return 0;
 }
 

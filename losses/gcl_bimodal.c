@@ -230,31 +230,6 @@ int gcl_bi_begin(struct gcl_bi_ws *ws, const char *who, int64_t N, const float *
 
 /* ---- fast path ------------------------------------------------------------------------------ */
 
-/* exp(x) for the shifted exponents of the passes: x = A - b is finite and <= 0 up to one
- * rounding (b >= every A of its row/column). Same Cody-Waite reduction and Cephes polynomial as
- * sg_expf_fast (1 ulp), without its NaN and overflow handling; x below -87.3 is clamped there
- * (result ~1.2e-38 instead of a denormal or 0: nothing at that scale matters next to the
- * 1e-20 floor of u). The clamp is an unsigned min on the bit pattern: negative floats order
- * by magnitude as unsigned integers, and non-negative ones (below 0x80000000) pass through. */
-static inline float exp_shifted(float x)
-{
-    const uint32_t lo = 0xc2ae999au; /* -87.3f */
-    uint32_t xb = sg_f32_bits(x);
-    xb = xb < lo ? xb : lo;
-    float xc = sg_bits_f32(xb);
-    float k = fmaf(xc, 1.44269504f, 12582912.0f) - 12582912.0f; /* round(x / ln2) */
-    float r = fmaf(k, -0.693359375f, xc);
-    r = fmaf(k, 2.12194440e-4f, r);
-    float p = 1.9875691500e-4f;
-    p = fmaf(p, r, 1.3981999507e-3f);
-    p = fmaf(p, r, 8.3334519073e-3f);
-    p = fmaf(p, r, 4.1665795894e-2f);
-    p = fmaf(p, r, 1.6666665459e-1f);
-    p = fmaf(p, r, 5.0000001201e-1f);
-    float y = fmaf(p, r * r, r) + 1.0f;
-    return y * sg_bits_f32((uint32_t)((int32_t)k + 127) << 23); /* y 2^k, k in [-126, 0] */
-}
-
 /* Column (text-anchor) sums: float partials over blocks of COL_BLOCK rows, added into the
  * per-thread double partials after each block (a float sum over thousands of rows would lose
  * digits; double accumulation per element costs conversions). */
@@ -295,7 +270,7 @@ __attribute__((noinline)) static struct rowsum pass2_seg(float *Si, float *Wi, i
         for (int64_t j = lo; j < hi; j++) {
             float s = Si[j];
             float AI = (s - sii) * ai, AT = (s - diag[j]) * aT[j];
-            float eI = exp_shifted(AI - bi), eT = exp_shifted(AT - bT[j]);
+            float eI = sg_expf_nonpos(AI - bi), eT = sg_expf_nonpos(AT - bT[j]);
             e += eI;
             ea += eI * AI;
             cs[j] += eT;
@@ -308,7 +283,7 @@ __attribute__((noinline)) static struct rowsum pass2_seg(float *Si, float *Wi, i
         for (int64_t j = lo; j < hi; j++) {
             float s = Si[j];
             float AI = (s - sii) * ai, AT = (s - diag[j]) * aT[j];
-            float eI = exp_shifted(AI - bi), eT = exp_shifted(AT - bT[j]);
+            float eI = sg_expf_nonpos(AI - bi), eT = sg_expf_nonpos(AT - bT[j]);
             e += eI;
             ea += eI * AI;
             cs[j] += eT;
@@ -333,8 +308,8 @@ __attribute__((noinline)) static void pass3_seg(float *Si, const float *Wi, int6
 #pragma omp simd
         for (int64_t j = lo; j < hi; j++) {
             float s = Si[j];
-            float pI = exp_shifted((s - sii) * ai - bi) * iui;
-            float pT = exp_shifted((s - diag[j]) * aT[j] - bT[j]) * iuT[j];
+            float pI = sg_expf_nonpos((s - sii) * ai - bi) * iui;
+            float pT = sg_expf_nonpos((s - diag[j]) * aT[j] - bT[j]) * iuT[j];
             Si[j] = pI + pT;
         }
     }

@@ -20,31 +20,12 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "losses/loss_common.h"
 #include "ops/gemm.h"
 #include "ops/vmath.h"
 
 #define SIMCLR_PARALLEL_MIN 16384 /* (2B)^2 below which one thread beats the fork */
 #define SIMCLR_TILE         64    /* tile edge of the triangle mirror (16 KiB per tile) */
-
-static int64_t count_nonfinite(const float *x, int64_t n)
-{
-    int64_t bad = 0;
-#pragma omp simd reduction(+ : bad)
-    for (int64_t i = 0; i < n; i++) bad += (sg_f32_bits(x[i]) & 0x7f800000u) == 0x7f800000u;
-    return bad;
-}
-
-static int check_features(const char *name, const float *z, int B, int d)
-{
-    int64_t n = (int64_t)B * d;
-    if (count_nonfinite(z, n) == 0) return 0;
-    for (int64_t k = 0; k < n; k++)
-        if (!isfinite(z[k]))
-            return sg_err("simclr loss: %s[%lld, %lld] = %g is not finite; the features must be "
-                          "finite L2-normalised vectors (check the model for NaN/overflow)",
-                          name, (long long)(k / d), (long long)(k % d), (double)z[k]);
-    return 0;
-}
 
 static int check_tau(float tau)
 {
@@ -62,7 +43,9 @@ static int check_inputs(const float *za, const float *zb, int B, int d)
                       "negative of another sample); drop or merge the last partial batch",
                       B);
     if (d < 1) return sg_err("simclr loss: feature dimension d = %d, must be >= 1", d);
-    if (check_features("za", za, B, d) || check_features("zb", zb, B, d)) return -1;
+    if (sg_loss_check_finite("simclr loss", "za", za, B, d) ||
+        sg_loss_check_finite("simclr loss", "zb", zb, B, d))
+        return -1;
     return 0;
 }
 
