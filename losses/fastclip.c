@@ -5,6 +5,7 @@
 #include "losses/fastclip.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/common.h"
@@ -25,8 +26,11 @@ int fastclip_init(struct fastclip *l, const struct fastclip_config *cfg)
     return 0;
 }
 
+static void dev_free(struct fastclip *l);
+
 void fastclip_free(struct fastclip *l)
 {
+    dev_free(l);
     gcl_bi_state_free(&l->st);
     gcl_bi_ws_free(&l->ws);
     memset(l, 0, sizeof *l);
@@ -37,13 +41,19 @@ int fastclip_set_epoch(struct fastclip *l, int64_t epoch)
     return gcl_bi_sched_set_epoch(&l->sched, WHO, epoch);
 }
 
+static int check_tau(float tau)
+{
+    if (!(tau > 0.0f && isfinite(tau)))
+        return sg_err("fastclip: tau = %g must be a finite positive temperature", (double)tau);
+    return 0;
+}
+
 static int begin(struct fastclip *l, float tau, const float *zi, const float *zt,
                  const int64_t *idx, int B, int d, int nthreads, float *dzi, float *dzt,
                  const struct fastclip_out *out)
 {
     SG_CHECK(l && zi && zt && idx && dzi && dzt && out, "NULL argument");
-    if (!(tau > 0.0f && isfinite(tau)))
-        return sg_err("fastclip: tau = %g must be a finite positive temperature", (double)tau);
+    if (check_tau(tau) != 0) return -1;
     if (gcl_bi_begin(&l->ws, WHO, l->st.N, zi, zt, idx, B, d, nthreads) != 0) return -1;
     for (int i = 0; i < B; i++) {
         l->ws.rows.tau_img[i] = tau;
@@ -52,9 +62,11 @@ static int begin(struct fastclip *l, float tau, const float *zi, const float *zt
     return 0;
 }
 
-static void finish(const struct fastclip *l, float tau, int B, struct fastclip_out *out)
+/* loss, objective, dtau, dlog_scale from the step's per-anchor rows (host; shared by the CPU and
+ * CUDA paths). */
+static void finish(const struct fastclip *l, const struct gcl_bi_rows *r, float tau, int B,
+                   struct fastclip_out *out)
 {
-    const struct gcl_bi_rows *r = &l->ws.rows;
     double logU = 0.0, pa = 0.0;
     for (int i = 0; i < B; i++) {
         logU += (double)r->logU_img[i] + r->logU_txt[i];
@@ -74,7 +86,7 @@ int fastclip_step_cpu(struct sg_ctx *c, struct fastclip *l, float tau, const flo
 {
     if (begin(l, tau, zi, zt, idx, B, d, c->nthreads, dzi, dzt, out) != 0) return -1;
     gcl_bi_step_cpu(c, &l->ws, &l->st, zi, zt, idx, B, d, l->sched.gamma_cur, dzi, dzt);
-    finish(l, tau, B, out);
+    finish(l, &l->ws.rows, tau, B, out);
     return 0;
 }
 
@@ -84,9 +96,78 @@ int fastclip_step_ref(struct fastclip *l, float tau, const float *zi, const floa
 {
     if (begin(l, tau, zi, zt, idx, B, d, 1, dzi, dzt, out) != 0) return -1;
     gcl_bi_step_ref(&l->ws, &l->st, zi, zt, idx, B, d, l->sched.gamma_cur, dzi, dzt);
-    finish(l, tau, B, out);
+    finish(l, &l->ws.rows, tau, B, out);
     return 0;
 }
+
+#ifdef SG_CUDA
+static void dev_free(struct fastclip *l)
+{
+    struct fastclip_dev *g = l->dev;
+    if (!g) return;
+    gcl_bi_cuda_free(g->ctx, &g->eng);
+    sg_dev_free(g->ctx, g->tau);
+    sg_dev_free(g->ctx, g->rows);
+    free(g->host_rows);
+    free(g->host_tau);
+    free(g);
+    l->dev = NULL;
+}
+
+/* Creates the device side on first use and moves the host state there. */
+static int dev_get(struct sg_ctx *c, struct fastclip *l, int B)
+{
+    if (!l->dev) {
+        struct fastclip_dev *g = sg_xcalloc(1, sizeof *g);
+        g->ctx = c;
+        if (gcl_bi_cuda_init(c, &g->eng, l->st.N) != 0 ||
+            gcl_bi_cuda_state_upload(c, &g->eng, &l->st) != 0) {
+            free(g);
+            return -1;
+        }
+        l->dev = g;
+    }
+    struct fastclip_dev *g = l->dev;
+    SG_CHECK(g->ctx == c, "a fastclip loss is bound to the CUDA context of its first step");
+    if (B > g->cap) {
+        sg_dev_free(c, g->tau);
+        sg_dev_free(c, g->rows);
+        g->tau = sg_dev_alloc(c, sizeof(float) * (size_t)B);
+        g->rows = sg_dev_alloc(c, sizeof(float) * 4 * (size_t)B);
+        g->host_rows = sg_xrealloc(g->host_rows, sizeof(float) * 4 * (size_t)B);
+        g->host_tau = sg_xrealloc(g->host_tau, sizeof(float) * (size_t)B);
+        g->cap = B;
+    }
+    return 0;
+}
+
+int fastclip_step_cuda(struct sg_ctx *c, struct fastclip *l, float tau, const float *zi,
+                       const float *zt, const int64_t *idx, int B, int d, float *dzi, float *dzt,
+                       struct fastclip_out *out)
+{
+    SG_CHECK(l && zi && zt && idx && dzi && dzt && out, "NULL argument");
+    if (check_tau(tau) != 0) return -1;
+    if (B < 2 || d < 1)
+        return sg_err("fastclip: need B >= 2 and d >= 1 (got B = %d, d = %d)", B, d);
+    if (dev_get(c, l, B) != 0) return -1;
+    struct fastclip_dev *g = l->dev;
+    for (int i = 0; i < B; i++) g->host_tau[i] = tau;
+    sg_memcpy_h2d(c, g->tau, g->host_tau, sizeof(float) * (size_t)B);
+    if (gcl_bi_cuda_step(c, &g->eng, g->tau, g->tau, zi, zt, idx, B, d, l->sched.gamma_cur, dzi,
+                         dzt, g->rows) != 0)
+        return sg_err_prefix("fastclip: ");
+    sg_memcpy_d2h(c, g->host_rows, g->rows, sizeof(float) * 4 * (size_t)B);
+    float *r = g->host_rows;
+    struct gcl_bi_rows rows = {g->host_tau, g->host_tau, r, r + B, r + 2 * B, r + 3 * B};
+    finish(l, &rows, tau, B, out);
+    return 0;
+}
+#else
+static void dev_free(struct fastclip *l)
+{
+    SG_UNUSED(l);
+}
+#endif
 
 int fastclip_step(struct sg_ctx *c, struct fastclip *l, float tau, const float *zi, const float *zt,
                   const int64_t *idx, int B, int d, float *dzi, float *dzt,
@@ -95,8 +176,12 @@ int fastclip_step(struct sg_ctx *c, struct fastclip *l, float tau, const float *
     switch (c->dev) {
     case SG_DEVICE_CPU:
         return fastclip_step_cpu(c, l, tau, zi, zt, idx, B, d, dzi, dzt, out);
+#ifdef SG_CUDA
+    case SG_DEVICE_CUDA:
+        return fastclip_step_cuda(c, l, tau, zi, zt, idx, B, d, dzi, dzt, out);
+#endif
     default:
-        SG_PANIC("fastclip_step not implemented on CUDA yet");
+        SG_PANIC("fastclip_step: device %d not supported by this build", (int)c->dev);
     }
 }
 
@@ -105,8 +190,21 @@ size_t fastclip_workspace_bytes(const struct fastclip *l)
     return l->ws.bytes;
 }
 
+/* The state to save: the host arrays, refreshed from the GPU when the device copy is the
+ * authoritative one. */
+static void sync_host_state(const struct fastclip *l)
+{
+#ifdef SG_CUDA
+    if (l->dev)
+        gcl_bi_cuda_state_download(l->dev->ctx, &l->dev->eng, (struct gcl_bi_state *)&l->st);
+#else
+    SG_UNUSED(l);
+#endif
+}
+
 int fastclip_state_save(const struct fastclip *l, struct sg_st_writer *w, const char *prefix)
 {
+    sync_host_state(l);
     gcl_bi_state_save(&l->st, w, prefix);
     gcl_bi_sched_save(&l->sched, w, prefix);
     return 0;
@@ -118,5 +216,8 @@ int fastclip_state_load(struct fastclip *l, const struct sg_st_file *f, const ch
         return sg_err_prefix("fastclip state: ");
     gcl_bi_state_copy_in(&l->st, f, prefix);
     gcl_bi_sched_copy_in(&l->sched, f, prefix);
+#ifdef SG_CUDA
+    if (l->dev) return gcl_bi_cuda_state_upload(l->dev->ctx, &l->dev->eng, &l->st);
+#endif
     return 0;
 }

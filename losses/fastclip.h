@@ -52,6 +52,7 @@
 #include "core/ctx.h"
 #include "core/safetensors.h"
 #include "losses/gcl_bimodal.h"
+#include "losses/gcl_bimodal_cuda.h"
 
 struct fastclip_config {
     int64_t N;              /* dataset size (pairs) */
@@ -61,11 +62,24 @@ struct fastclip_config {
     float rho;              /* RGCL-g constant (FastCLIP: 6.5 CC3M, 8.5 CC12M, 16 LAION) */
 };
 
+/* Device side, created on the first fastclip_step with a CUDA context: from then on the device
+ * copy of the state is the authoritative one (state_save downloads it, state_load uploads). */
+struct fastclip_dev {
+    struct sg_ctx *ctx;
+    struct gcl_bi_cuda eng; /* device state + workspace */
+    float *tau;             /* device (cap): the step's per-anchor temperatures (all = tau) */
+    float *rows;            /* device (4, cap): logU_img, logU_txt, pa_img, pa_txt */
+    float *host_rows;       /* host (4, cap) copy of rows, host_tau (cap) */
+    float *host_tau;
+    int cap;
+};
+
 struct fastclip {
     struct fastclip_config cfg;
     struct gcl_bi_state st;
     struct gcl_bi_sched sched;
     struct gcl_bi_ws ws;
+    struct fastclip_dev *dev; /* NULL until the first CUDA step */
 };
 
 struct fastclip_out {
@@ -90,6 +104,16 @@ int fastclip_step_cpu(struct sg_ctx *c, struct fastclip *l, float tau, const flo
 int fastclip_step_ref(struct fastclip *l, float tau, const float *zi, const float *zt,
                       const int64_t *idx, int B, int d, float *dzi, float *dzt,
                       struct fastclip_out *out);
+#ifdef SG_CUDA
+/* zi, zt, idx, dzi, dzt are DEVICE pointers (c: a CUDA context); the engine is
+ * losses/gcl_bimodal_cuda.h. The first call moves the state to the device. Every call uploads
+ * the B temperatures (all = tau), syncs once (input validation) and once more to read the
+ * per-anchor rows; loss, objective, dtau, dlog_scale are finished on the host from them exactly
+ * as on the CPU. */
+int fastclip_step_cuda(struct sg_ctx *c, struct fastclip *l, float tau, const float *zi,
+                       const float *zt, const int64_t *idx, int B, int d, float *dzi, float *dzt,
+                       struct fastclip_out *out);
+#endif
 
 size_t fastclip_workspace_bytes(const struct fastclip *l);
 int fastclip_state_save(const struct fastclip *l, struct sg_st_writer *w, const char *prefix);

@@ -49,8 +49,11 @@ int isogclr_init(struct isogclr *l, const struct isogclr_config *cfg)
     return 0;
 }
 
+static void dev_free(struct isogclr *l);
+
 void isogclr_free(struct isogclr *l)
 {
+    dev_free(l);
     gcl_bi_state_free(&l->st);
     gcl_bi_ws_free(&l->ws);
     free(l->tau_img);
@@ -87,9 +90,11 @@ static void tau_update(const struct isogclr_config *c, float *m, float *tau, flo
     *tau = t < c->tau_min ? c->tau_min : t > c->tau_max ? c->tau_max : t;
 }
 
-static void finish(struct isogclr *l, const int64_t *idx, int B, struct isogclr_out *out)
+/* out from the step's per-anchor rows, then the temperature/momentum update of the batch's
+ * samples (host; shared by the CPU and CUDA paths). */
+static void finish(struct isogclr *l, const struct gcl_bi_rows *r, const int64_t *idx, int B,
+                   struct isogclr_out *out)
 {
-    const struct gcl_bi_rows *r = &l->ws.rows;
     if (out) {
         double ti = 0.0, tt = 0.0, rr = 0.0;
         for (int i = 0; i < B; i++) {
@@ -116,7 +121,7 @@ int isogclr_step_cpu(struct sg_ctx *c, struct isogclr *l, const float *zi, const
 {
     if (begin(l, zi, zt, idx, B, d, c->nthreads, dzi, dzt) != 0) return -1;
     gcl_bi_step_cpu(c, &l->ws, &l->st, zi, zt, idx, B, d, l->sched.gamma_cur, dzi, dzt);
-    finish(l, idx, B, out);
+    finish(l, &l->ws.rows, idx, B, out);
     return 0;
 }
 
@@ -125,9 +130,101 @@ int isogclr_step_ref(struct isogclr *l, const float *zi, const float *zt, const 
 {
     if (begin(l, zi, zt, idx, B, d, 1, dzi, dzt) != 0) return -1;
     gcl_bi_step_ref(&l->ws, &l->st, zi, zt, idx, B, d, l->sched.gamma_cur, dzi, dzt);
-    finish(l, idx, B, out);
+    finish(l, &l->ws.rows, idx, B, out);
     return 0;
 }
+
+#ifdef SG_CUDA
+static void dev_free(struct isogclr *l)
+{
+    struct isogclr_dev *g = l->dev;
+    if (!g) return;
+    gcl_bi_cuda_free(g->ctx, &g->eng);
+    sg_dev_free(g->ctx, g->tau_img);
+    sg_dev_free(g->ctx, g->tau_txt);
+    sg_dev_free(g->ctx, g->rows);
+    free(g->host_rows);
+    free(g->host_ti);
+    free(g->host_tt);
+    free(g->host_idx);
+    free(g);
+    l->dev = NULL;
+}
+
+/* Creates the device side on first use and moves the host u/b state there. */
+static int dev_get(struct sg_ctx *c, struct isogclr *l, int B)
+{
+    if (!l->dev) {
+        struct isogclr_dev *g = sg_xcalloc(1, sizeof *g);
+        g->ctx = c;
+        if (gcl_bi_cuda_init(c, &g->eng, l->st.N) != 0 ||
+            gcl_bi_cuda_state_upload(c, &g->eng, &l->st) != 0) {
+            free(g);
+            return -1;
+        }
+        l->dev = g;
+    }
+    struct isogclr_dev *g = l->dev;
+    SG_CHECK(g->ctx == c, "an isogclr loss is bound to the CUDA context of its first step");
+    if (B > g->cap) {
+        size_t n = (size_t)B;
+        sg_dev_free(c, g->tau_img);
+        sg_dev_free(c, g->tau_txt);
+        sg_dev_free(c, g->rows);
+        g->tau_img = sg_dev_alloc(c, sizeof(float) * n);
+        g->tau_txt = sg_dev_alloc(c, sizeof(float) * n);
+        g->rows = sg_dev_alloc(c, sizeof(float) * 4 * n);
+        g->host_rows = sg_xrealloc(g->host_rows, sizeof(float) * 4 * n);
+        g->host_ti = sg_xrealloc(g->host_ti, sizeof(float) * n);
+        g->host_tt = sg_xrealloc(g->host_tt, sizeof(float) * n);
+        g->host_idx = sg_xrealloc(g->host_idx, sizeof(int64_t) * n);
+        g->cap = B;
+    }
+    return 0;
+}
+
+/* Copies idx to the host and gathers the batch's temperatures there (ids are range-checked
+ * first: the device validates them only inside the step). */
+static int gather_tau(struct sg_ctx *c, struct isogclr *l, const int64_t *idx, int B)
+{
+    struct isogclr_dev *g = l->dev;
+    sg_memcpy_d2h(c, g->host_idx, idx, sizeof(int64_t) * (size_t)B);
+    for (int i = 0; i < B; i++) {
+        int64_t k = g->host_idx[i];
+        if (k < 0 || k >= l->st.N)
+            return sg_err("isogclr: index %lld outside [0, %lld)", (long long)k,
+                          (long long)l->st.N);
+        g->host_ti[i] = l->tau_img[k];
+        g->host_tt[i] = l->tau_txt[k];
+    }
+    sg_memcpy_h2d(c, g->tau_img, g->host_ti, sizeof(float) * (size_t)B);
+    sg_memcpy_h2d(c, g->tau_txt, g->host_tt, sizeof(float) * (size_t)B);
+    return 0;
+}
+
+int isogclr_step_cuda(struct sg_ctx *c, struct isogclr *l, const float *zi, const float *zt,
+                      const int64_t *idx, int B, int d, float *dzi, float *dzt,
+                      struct isogclr_out *out)
+{
+    SG_CHECK(l && zi && zt && idx && dzi && dzt, "NULL argument");
+    if (B < 2 || d < 1) return sg_err("isogclr: need B >= 2 and d >= 1 (got B = %d, d = %d)", B, d);
+    if (dev_get(c, l, B) != 0 || gather_tau(c, l, idx, B) != 0) return -1;
+    struct isogclr_dev *g = l->dev;
+    if (gcl_bi_cuda_step(c, &g->eng, g->tau_img, g->tau_txt, zi, zt, idx, B, d, l->sched.gamma_cur,
+                         dzi, dzt, g->rows) != 0)
+        return sg_err_prefix("isogclr: ");
+    sg_memcpy_d2h(c, g->host_rows, g->rows, sizeof(float) * 4 * (size_t)B);
+    float *r = g->host_rows;
+    struct gcl_bi_rows rows = {g->host_ti, g->host_tt, r, r + B, r + 2 * B, r + 3 * B};
+    finish(l, &rows, g->host_idx, B, out);
+    return 0;
+}
+#else
+static void dev_free(struct isogclr *l)
+{
+    SG_UNUSED(l);
+}
+#endif
 
 int isogclr_step(struct sg_ctx *c, struct isogclr *l, const float *zi, const float *zt,
                  const int64_t *idx, int B, int d, float *dzi, float *dzt, struct isogclr_out *out)
@@ -135,8 +232,12 @@ int isogclr_step(struct sg_ctx *c, struct isogclr *l, const float *zi, const flo
     switch (c->dev) {
     case SG_DEVICE_CPU:
         return isogclr_step_cpu(c, l, zi, zt, idx, B, d, dzi, dzt, out);
+#ifdef SG_CUDA
+    case SG_DEVICE_CUDA:
+        return isogclr_step_cuda(c, l, zi, zt, idx, B, d, dzi, dzt, out);
+#endif
     default:
-        SG_PANIC("isogclr_step not implemented on CUDA yet");
+        SG_PANIC("isogclr_step: device %d not supported by this build", (int)c->dev);
     }
 }
 
@@ -152,6 +253,10 @@ int isogclr_state_save(const struct isogclr *l, struct sg_st_writer *w, const ch
     char name[256];
     int64_t shape[1] = {l->st.N};
     const float *arrs[4] = {l->tau_img, l->tau_txt, l->m_img, l->m_txt};
+#ifdef SG_CUDA
+    if (l->dev) /* the device u/b are the authoritative ones */
+        gcl_bi_cuda_state_download(l->dev->ctx, &l->dev->eng, (struct gcl_bi_state *)&l->st);
+#endif
     gcl_bi_state_save(&l->st, w, prefix);
     for (int k = 0; k < 4; k++) {
         snprintf(name, sizeof name, "%s%s", prefix ? prefix : "", TAU_NAMES[k]);
@@ -172,5 +277,8 @@ int isogclr_state_load(struct isogclr *l, const struct sg_st_file *f, const char
     gcl_bi_state_copy_in(&l->st, f, prefix);
     for (int k = 0; k < 4; k++) gcl_bi_read_vec(f, prefix, TAU_NAMES[k], arrs[k], l->st.N);
     gcl_bi_sched_copy_in(&l->sched, f, prefix);
+#ifdef SG_CUDA
+    if (l->dev) return gcl_bi_cuda_state_upload(l->dev->ctx, &l->dev->eng, &l->st);
+#endif
     return 0;
 }

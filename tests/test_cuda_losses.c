@@ -19,6 +19,12 @@
  *    matches the reference;
  *  - a large case, B = 1024, d = 512, two steps (the second half-overlapping, per-anchor taus)
  *    against the fp32 CPU fast path gcl_bi_step_cpu;
+ *  - the public APIs on a CUDA context (device pointers, state moved to the GPU on the first
+ *    step) against the same API on the CPU over the sequence: sogclr_step, fastclip_step (tau
+ *    changing every step; dtau, dlog_scale too) and isogclr_step (per-sample tau and momentum
+ *    kept on the host; saved tau_*, m_* too); losses, gradients and saved states must agree, and
+ *    for fastclip/isogclr a loaded state is uploaded (a fresh state loaded into both, step 0
+ *    repeated);
  *  - timing (information, not pass/fail; skipped when SG_TEST_NO_TIMING is set): the step at
  *    B = 1024, 4096, 8192 next to one B x B x d cuBLAS GEMM (the step runs three).
  *
@@ -45,7 +51,9 @@
 #include "tests/testutil.h"
 
 #ifdef SG_CUDA
+#include "losses/fastclip.h"
 #include "losses/gcl_bimodal_cuda.h"
+#include "losses/isogclr.h"
 #include "losses/sogclr.h"
 #include "ops/matmul.h"
 
@@ -540,22 +548,34 @@ static void time_step(struct sg_ctx *g, int B, int d, int iters)
     free(ids);
 }
 
-/* Reads "<name>" (F32 [n]) of a serialized state into a malloc'd array. */
-static float *state_vec(struct sogclr *l, const char *name, int64_t n)
+/* Serializes w (then frees it) and opens the image as f. */
+static void writer_open(struct sg_st_writer *w, struct sg_st_file *f)
 {
-    struct sg_st_writer w;
-    struct sg_st_file f;
     uint8_t *buf;
     size_t len;
-    sg_stw_init(&w);
-    sogclr_state_save(l, &w, "");
-    sg_stw_serialize(&w, &buf, &len);
-    sg_stw_free(&w);
-    SG_CHECK(sg_st_open_buffer(&f, buf, len, "state") == 0, "%s", sg_last_error());
+    sg_stw_serialize(w, &buf, &len);
+    sg_stw_free(w);
+    SG_CHECK(sg_st_open_buffer(f, buf, len, "state") == 0, "%s", sg_last_error());
+}
+
+/* Reads "<name>" (F32 [n]) of the state in w (freed) into a malloc'd array. */
+static float *writer_vec(struct sg_st_writer *w, const char *name, int64_t n)
+{
+    struct sg_st_file f;
+    writer_open(w, &f);
     float *x = sg_xmalloc(sizeof(float) * (size_t)n);
     SG_CHECK(sg_st_read_f32(&f, name, x, n) == 0, "%s", sg_last_error());
     sg_st_close(&f);
     return x;
+}
+
+/* Reads "<name>" (F32 [n]) of a serialized state into a malloc'd array. */
+static float *state_vec(struct sogclr *l, const char *name, int64_t n)
+{
+    struct sg_st_writer w;
+    sg_stw_init(&w);
+    sogclr_state_save(l, &w, "");
+    return writer_vec(&w, name, n);
 }
 
 /* The public API: sogclr_step on a CUDA context (device pointers, state moved to the GPU on the
@@ -615,6 +635,194 @@ static void test_sogclr_api(struct sg_ctx *g)
     sg_ctx_free(&cpu);
 }
 
+/* GPU gradients (device dzi, dzt of db) against the CPU ones (n = B d floats each). */
+static void api_grads(struct sg_ctx *g, const char *what, const struct dbatch *db, const float *dzi,
+                      const float *dzt, int64_t n)
+{
+    float *gdzi = from_dev(g, db->dzi, n), *gdzt = from_dev(g, db->dzt, n);
+    float atol = 2e-4f * (float)rms(dzi, n);
+    char tag[128];
+    snprintf(tag, sizeof tag, "%s dzi", what);
+    sg_test_close(tag, gdzi, dzi, n, atol, 1e-4f);
+    snprintf(tag, sizeof tag, "%s dzt", what);
+    sg_test_close(tag, gdzt, dzt, n, atol, 1e-4f);
+    free(gdzi);
+    free(gdzt);
+}
+
+/* fastclip: the temperature changes every step (uploaded per call on the GPU). */
+static float fastclip_seq_tau(int k)
+{
+    return 0.03f + 0.011f * (float)k;
+}
+
+/* One fastclip step of sequence batch k on both objects, compared (tag: "<what> step k"). */
+static void fastclip_api_step(struct sg_ctx *g, struct sg_ctx *cpu, struct fastclip *lg,
+                              struct fastclip *lc, int k, const char *what)
+{
+    struct batch b;
+    struct dbatch db;
+    make_seq_batch(&b, k);
+    dbatch_make(g, &db, &b);
+    int64_t n = (int64_t)b.B * b.d;
+    float *dzi = sg_xmalloc(sizeof(float) * (size_t)n),
+          *dzt = sg_xmalloc(sizeof(float) * (size_t)n);
+    struct fastclip_out og, oc;
+    float tau = fastclip_seq_tau(k);
+    int rg = fastclip_step(g, lg, tau, db.zi, db.zt, db.idx, b.B, b.d, db.dzi, db.dzt, &og);
+    int rc = fastclip_step(cpu, lc, tau, b.zi, b.zt, b.idx, b.B, b.d, dzi, dzt, &oc);
+    char tag[128], base[96];
+    snprintf(base, sizeof base, "%s step %d", what, k);
+    snprintf(tag, sizeof tag, "%s: both succeed", base);
+    sg_test_true(tag, rg == 0 && rc == 0);
+    api_grads(g, base, &db, dzi, dzt, n);
+    float lv[4] = {og.loss, og.objective, og.gamma, og.dlog_scale};
+    float lw[4] = {oc.loss, oc.objective, oc.gamma, oc.dlog_scale};
+    snprintf(tag, sizeof tag, "%s loss/objective/gamma/dlog_scale", base);
+    sg_test_close(tag, lv, lw, 4, 1e-5f, 1e-4f);
+    /* dtau = rho + (sum logU - sum pa) / 2B: terms up to ~1/tau ~ 30 with ~5e-6 relative
+     * error each, so atol 1e-4 */
+    snprintf(tag, sizeof tag, "%s dtau", base);
+    sg_test_close(tag, &og.dtau, &oc.dtau, 1, 1e-4f, 1e-4f);
+    free(dzi);
+    free(dzt);
+    dbatch_free(g, &db);
+    batch_free(&b);
+}
+
+static float *fastclip_vec(struct fastclip *l, const char *name, int64_t n)
+{
+    struct sg_st_writer w;
+    sg_stw_init(&w);
+    fastclip_state_save(l, &w, "");
+    return writer_vec(&w, name, n);
+}
+
+/* fastclip_step on a CUDA context vs the CPU over the 6-step sequence (cosine schedule, tau
+ * changing every step): loss, objective, dtau, dlog_scale, gradients, saved state; then the
+ * state of a fresh object is loaded into both (the GPU one uploads it) and step 0 repeated. */
+static void test_fastclip_api(struct sg_ctx *g)
+{
+    struct sg_ctx cpu;
+    sg_ctx_init(&cpu, SG_DEVICE_CPU, 0, 0);
+    struct fastclip_config cfg = {SEQ_N, 0.3f, GCL_BI_GAMMA_COSINE, 3, 6.5f};
+    struct fastclip lg, lc, lz;
+    SG_CHECK(fastclip_init(&lg, &cfg) == 0 && fastclip_init(&lc, &cfg) == 0 &&
+                 fastclip_init(&lz, &cfg) == 0,
+             "init");
+    for (int k = 0; k < SEQ_K; k++) {
+        fastclip_set_epoch(&lg, k / 2);
+        fastclip_set_epoch(&lc, k / 2);
+        fastclip_api_step(g, &cpu, &lg, &lc, k, "fastclip api");
+    }
+    const char *names[4] = {"u_img", "u_txt", "b_img", "b_txt"};
+    for (int i = 0; i < 4; i++) {
+        float *a = fastclip_vec(&lg, names[i], SEQ_N), *c = fastclip_vec(&lc, names[i], SEQ_N);
+        char tag[64];
+        snprintf(tag, sizeof tag, "fastclip api saved state %s (GPU vs CPU)", names[i]);
+        sg_test_close(tag, a, c, SEQ_N, 1e-5f, 1e-4f);
+        free(a);
+        free(c);
+    }
+    struct sg_st_writer w;
+    struct sg_st_file f;
+    sg_stw_init(&w);
+    fastclip_state_save(&lz, &w, "");
+    writer_open(&w, &f);
+    sg_test_true("fastclip api: fresh state loads into both",
+                 fastclip_state_load(&lg, &f, "") == 0 && fastclip_state_load(&lc, &f, "") == 0);
+    sg_st_close(&f);
+    fastclip_api_step(g, &cpu, &lg, &lc, 0, "fastclip api after load");
+    fastclip_free(&lg);
+    fastclip_free(&lc);
+    fastclip_free(&lz);
+    sg_ctx_free(&cpu);
+}
+
+/* One isogclr step of sequence batch k on both objects, compared. */
+static void isogclr_api_step(struct sg_ctx *g, struct sg_ctx *cpu, struct isogclr *lg,
+                             struct isogclr *lc, int k, const char *what)
+{
+    struct batch b;
+    struct dbatch db;
+    make_seq_batch(&b, k);
+    dbatch_make(g, &db, &b);
+    int64_t n = (int64_t)b.B * b.d;
+    float *dzi = sg_xmalloc(sizeof(float) * (size_t)n),
+          *dzt = sg_xmalloc(sizeof(float) * (size_t)n);
+    struct isogclr_out og, oc;
+    int rg = isogclr_step(g, lg, db.zi, db.zt, db.idx, b.B, b.d, db.dzi, db.dzt, &og);
+    int rc = isogclr_step(cpu, lc, b.zi, b.zt, b.idx, b.B, b.d, dzi, dzt, &oc);
+    char tag[128], base[96];
+    snprintf(base, sizeof base, "%s step %d", what, k);
+    snprintf(tag, sizeof tag, "%s: both succeed", base);
+    sg_test_true(tag, rg == 0 && rc == 0);
+    api_grads(g, base, &db, dzi, dzt, n);
+    float lv[5] = {og.loss, og.objective, og.gamma, og.tau_img_mean, og.tau_txt_mean};
+    float lw[5] = {oc.loss, oc.objective, oc.gamma, oc.tau_img_mean, oc.tau_txt_mean};
+    snprintf(tag, sizeof tag, "%s loss/objective/gamma/tau means", base);
+    sg_test_close(tag, lv, lw, 5, 1e-5f, 1e-4f);
+    free(dzi);
+    free(dzt);
+    dbatch_free(g, &db);
+    batch_free(&b);
+}
+
+static float *isogclr_vec(struct isogclr *l, const char *name, int64_t n)
+{
+    struct sg_st_writer w;
+    sg_stw_init(&w);
+    isogclr_state_save(l, &w, "");
+    return writer_vec(&w, name, n);
+}
+
+/* isogclr_step on a CUDA context vs the CPU over the 6-step sequence (cosine schedule; per-sample
+ * temperatures move by eta m each step, so later steps use different temperatures per anchor):
+ * loss, objective, tau means, gradients, the saved state incl. tau and m; then the state of a
+ * fresh object is loaded into both and step 0 repeated. Tolerances: m accumulates
+ * G = log U + rho - pa (terms up to ~1/tau ~ 50, ~5e-6 relative error): atol 1e-4 for m, and
+ * eta times that for tau. */
+static void test_isogclr_api(struct sg_ctx *g)
+{
+    struct sg_ctx cpu;
+    sg_ctx_init(&cpu, SG_DEVICE_CPU, 0, 0);
+    struct isogclr_config cfg = {SEQ_N, 0.05f, 0.3f, GCL_BI_GAMMA_COSINE, 3, 6.0f, 1e-3f,
+                                 0.9f,  0.02f, 0.1f};
+    struct isogclr lg, lc, lz;
+    SG_CHECK(isogclr_init(&lg, &cfg) == 0 && isogclr_init(&lc, &cfg) == 0 &&
+                 isogclr_init(&lz, &cfg) == 0,
+             "init");
+    for (int k = 0; k < SEQ_K; k++) {
+        isogclr_set_epoch(&lg, k / 2);
+        isogclr_set_epoch(&lc, k / 2);
+        isogclr_api_step(g, &cpu, &lg, &lc, k, "isogclr api");
+    }
+    const char *names[8] = {"u_img",   "u_txt",   "b_img", "b_txt",
+                            "tau_img", "tau_txt", "m_img", "m_txt"};
+    const float atol[8] = {1e-5f, 1e-5f, 1e-5f, 1e-5f, 1e-6f, 1e-6f, 1e-4f, 1e-4f};
+    for (int i = 0; i < 8; i++) {
+        float *a = isogclr_vec(&lg, names[i], SEQ_N), *c = isogclr_vec(&lc, names[i], SEQ_N);
+        char tag[64];
+        snprintf(tag, sizeof tag, "isogclr api saved state %s (GPU vs CPU)", names[i]);
+        sg_test_close(tag, a, c, SEQ_N, atol[i], 1e-4f);
+        free(a);
+        free(c);
+    }
+    struct sg_st_writer w;
+    struct sg_st_file f;
+    sg_stw_init(&w);
+    isogclr_state_save(&lz, &w, "");
+    writer_open(&w, &f);
+    sg_test_true("isogclr api: fresh state loads into both",
+                 isogclr_state_load(&lg, &f, "") == 0 && isogclr_state_load(&lc, &f, "") == 0);
+    sg_st_close(&f);
+    isogclr_api_step(g, &cpu, &lg, &lc, 0, "isogclr api after load");
+    isogclr_free(&lg);
+    isogclr_free(&lc);
+    isogclr_free(&lz);
+    sg_ctx_free(&cpu);
+}
+
 int main(void)
 {
     if (!sg_cuda_available()) {
@@ -629,6 +837,8 @@ int main(void)
     test_sequence(&g);
     test_large(&g);
     test_sogclr_api(&g);
+    test_fastclip_api(&g);
+    test_isogclr_api(&g);
     if (!getenv("SG_TEST_NO_TIMING")) { /* e.g. under compute-sanitizer */
         time_step(&g, 1024, 512, 20);
         time_step(&g, 4096, 512, 20);
