@@ -2,6 +2,9 @@
  * tools/sogclip.c — the `sogclip` command. Subcommands:
  *   sogclip loss IN.safetensors OUT.safetensors [--threads N] [--ref]
  *       replay a sequence of loss steps (file contract: README "Loss replay")
+ *   sogclip tokenizer train|encode ...
+ *       train a SentencePiece model / encode captions (tools/cmd_tokenizer.c; built with
+ *       cmake/text.cmake, which defines SG_TOKENIZER)
  * (train and eval arrive with issues 6 and 7). The only place that decides exit codes.
  */
 #include <stdio.h>
@@ -11,11 +14,17 @@
 #include "core/common.h"
 #include "tools/loss_replay.h"
 
+#ifdef SG_TOKENIZER
+int sg_cmd_tokenizer(int argc, char **argv); /* tools/cmd_tokenizer.c */
+#endif
+
 static int usage(void)
 {
     fprintf(stderr, "usage: sogclip loss IN.safetensors OUT.safetensors [--threads N] [--ref]\n"
                     "  replays K loss steps from IN and writes losses, gradients and the final\n"
-                    "  state to OUT (contract: README, 'Loss replay')\n");
+                    "  state to OUT (contract: README, 'Loss replay')\n"
+                    "       sogclip tokenizer train|encode ...  (SentencePiece; run without "
+                    "arguments for help)\n");
     return 2;
 }
 
@@ -48,6 +57,9 @@ int main(int argc, char **argv)
 {
     if (argc < 2) return usage();
     if (strcmp(argv[1], "loss") == 0) return cmd_loss(argc - 2, argv + 2);
+#ifdef SG_TOKENIZER
+    if (strcmp(argv[1], "tokenizer") == 0) return sg_cmd_tokenizer(argc - 2, argv + 2);
+#endif
     fprintf(stderr, "sogclip: unknown command '%s'\n", argv[1]);
     return usage();
 }
