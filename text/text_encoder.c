@@ -1,0 +1,141 @@
+/*
+ * text/text_encoder.c — open_clip text tower forward/backward (see text/text_encoder.h).
+ */
+#include "text/text_encoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "ops/elementwise.h"
+#include "ops/embedding.h"
+#include "ops/matmul.h"
+#include "ops/norm.h"
+
+static struct sg_param *add(struct sg_params *ps, const char *prefix, const char *leaf, int ndim,
+                            int64_t d0, int64_t d1, unsigned flags, float scale)
+{
+    char name[SG_PARAM_NAME_MAX];
+    int64_t shape[4] = {d0, d1, 0, 0};
+    int n = snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? "." : "", leaf);
+    SG_CHECK(n > 0 && n < (int)sizeof name, "param name too long: %s.%s", prefix, leaf);
+    return sg_params_add(ps, name, ndim, shape, flags, scale);
+}
+
+void sg_text_encoder_init(struct sg_text_encoder *m, const struct sg_text_encoder_config *cfg,
+                          struct sg_params *ps, const char *prefix)
+{
+    char p[SG_PARAM_NAME_MAX];
+    int V = cfg->vocab, T = cfg->context, C = cfg->width, E = cfg->embed_dim;
+    SG_CHECK(V > 0 && T > 0 && C > 0 && E > 0, "text_encoder: V %d T %d C %d E %d", V, T, C, E);
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->tok = add(ps, prefix, "token_embedding.weight", 2, V, C, SG_PARAM_INIT_NORMAL, 0.02f);
+    m->pos = add(ps, prefix, "positional_embedding", 2, T, C, SG_PARAM_INIT_NORMAL, 0.01f);
+    int n = snprintf(p, sizeof p, "%s%stransformer", prefix, prefix[0] ? "." : "");
+    SG_CHECK(n > 0 && n < (int)sizeof p, "text_encoder: prefix too long: %s", prefix);
+    sg_transformer_init(&m->tr, ps, p, C, cfg->layers, cfg->heads, 1,
+                        cfg->quick_gelu ? SG_ACT_QUICKGELU : SG_ACT_GELU);
+    m->lnf_w = add(ps, prefix, "ln_final.weight", 1, C, 0, SG_PARAM_INIT_ONE, 0.0f);
+    m->lnf_b = add(ps, prefix, "ln_final.bias", 1, C, 0, SG_PARAM_INIT_ZERO, 0.0f);
+    m->proj =
+        add(ps, prefix, "text_projection", 2, C, E, SG_PARAM_INIT_NORMAL, 1.0f / sqrtf((float)C));
+}
+
+struct carver {
+    struct sg_arena *a;
+    size_t total;
+};
+
+static void *take(struct carver *cv, size_t bytes)
+{
+    if (cv->a) return sg_arena_alloc(cv->a, bytes);
+    cv->total += sg_arena_round(bytes);
+    return NULL;
+}
+
+static void carve(struct sg_text_encoder *m, struct carver *cv)
+{
+    size_t B = (size_t)m->B, N = B * m->cfg.context, C = (size_t)m->cfg.width;
+    size_t E = (size_t)m->cfg.embed_dim, f = sizeof(float);
+    m->eot = take(cv, B * sizeof(int32_t));
+    m->x0 = take(cv, N * C * f);
+    m->xf = take(cv, N * C * f);
+    m->mean = take(cv, N * f);
+    m->rstd = take(cv, N * f);
+    m->pooled = take(cv, B * C * f);
+    m->out = take(cv, B * E * f);
+    m->dpooled = take(cv, B * C * f);
+    m->dproj = take(cv, C * E * f);
+    m->dxf = take(cv, N * C * f);
+    m->dx = take(cv, N * C * f);
+}
+
+size_t sg_text_encoder_plan(struct sg_text_encoder *m, int B)
+{
+    struct carver cv = {NULL, 0};
+    SG_CHECK(B > 0, "text_encoder_plan: B %d", B);
+    m->B = B;
+    carve(m, &cv);
+    return cv.total + sg_transformer_plan(&m->tr, B, m->cfg.context);
+}
+
+void sg_text_encoder_bind(struct sg_text_encoder *m, struct sg_arena *a)
+{
+    struct carver cv = {a, 0};
+    SG_CHECK(m->B > 0, "text_encoder_bind before text_encoder_plan");
+    carve(m, &cv);
+    sg_transformer_bind(&m->tr, a);
+}
+
+/* open_clip's text.argmax(dim=-1): first position of the row's largest id. */
+static void find_eot(int32_t *eot, const int32_t *ids, int B, int T)
+{
+    for (int b = 0; b < B; b++) {
+        const int32_t *r = ids + (size_t)b * T;
+        int best = 0;
+        for (int t = 1; t < T; t++)
+            if (r[t] > r[best]) best = t;
+        eot[b] = best;
+    }
+}
+
+float *sg_text_encoder_forward(struct sg_text_encoder *m, struct sg_ctx *c, const int32_t *ids)
+{
+    int B = m->B, T = m->cfg.context, C = m->cfg.width, E = m->cfg.embed_dim, N = B * T;
+    int64_t tc = (int64_t)T * C;
+    SG_CHECK(m->x0 != NULL, "text_encoder_forward before text_encoder_bind");
+    m->ids = ids;
+    op_embedding_forward(c, m->x0, ids, m->tok->data, N, m->cfg.vocab, C);
+    for (int b = 0; b < B; b++) op_add_forward(c, m->x0 + b * tc, m->x0 + b * tc, m->pos->data, tc);
+    const float *y = sg_transformer_forward(&m->tr, c, m->x0);
+    op_layernorm_forward(c, m->xf, m->mean, m->rstd, y, m->lnf_w->data, m->lnf_b->data, N, C,
+                         1e-5f);
+    find_eot(m->eot, ids, B, T);
+    for (int b = 0; b < B; b++)
+        memcpy(m->pooled + (size_t)b * C, m->xf + ((size_t)b * T + m->eot[b]) * C,
+               (size_t)C * sizeof(float));
+    op_matmul_forward(c, m->out, m->pooled, m->proj->data, 1, B, C, E);
+    return m->out;
+}
+
+void sg_text_encoder_backward(struct sg_text_encoder *m, struct sg_ctx *c, const float *dout)
+{
+    int B = m->B, T = m->cfg.context, C = m->cfg.width, E = m->cfg.embed_dim, N = B * T;
+    int64_t tc = (int64_t)T * C;
+    /* projection: dpooled = dout @ proj^T (overwrite), dproj += pooled^T @ dout */
+    op_matmul_backward(c, m->dpooled, m->dproj, dout, m->pooled, m->proj->data, 1, B, C, E);
+    op_accumulate(c, m->proj->grad, m->dproj, (int64_t)C * E);
+    /* pooling: scatter into the EOT rows, zero elsewhere */
+    memset(m->dxf, 0, (size_t)N * C * sizeof(float));
+    for (int b = 0; b < B; b++)
+        memcpy(m->dxf + ((size_t)b * T + m->eot[b]) * C, m->dpooled + (size_t)b * C,
+               (size_t)C * sizeof(float));
+    const float *y = m->tr.blocks[m->tr.layers - 1].out;
+    op_layernorm_backward(c, m->dx, m->lnf_w->grad, m->lnf_b->grad, m->dxf, y, m->lnf_w->data,
+                          m->mean, m->rstd, N, C);
+    sg_transformer_backward(&m->tr, c, m->dxf, m->dx); /* dxf = d(x0) */
+    for (int b = 0; b < B; b++) op_accumulate(c, m->pos->grad, m->dxf + b * tc, tc);
+    op_embedding_backward(c, m->tok->grad, m->dxf, m->ids, N, m->cfg.vocab, C);
+}
