@@ -1,0 +1,3 @@
+# open_clip / OpenAI CLIP VisionTransformer image tower (vision/vit.c on nn/transformer.c).
+list(APPEND SG_OP_SOURCES vision/vit.c)
+list(APPEND SG_TESTS test_vit)

@@ -1,0 +1,193 @@
+/*
+ * vision/vit.c — open_clip VisionTransformer forward/backward (see vision/vit.h).
+ */
+#include "vision/vit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+#include "ops/norm.h"
+
+static struct sg_param *add(struct sg_params *ps, const char *prefix, const char *leaf, int ndim,
+                            const int64_t *shape, unsigned flags, float scale)
+{
+    char name[SG_PARAM_NAME_MAX];
+    int64_t s[4] = {0, 0, 0, 0};
+    int n = snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? "." : "", leaf);
+    SG_CHECK(n > 0 && n < (int)sizeof name, "param name too long: %s.%s", prefix, leaf);
+    memcpy(s, shape, (size_t)ndim * sizeof(int64_t));
+    return sg_params_add(ps, name, ndim, s, flags, scale);
+}
+
+void sg_vit_init(struct sg_vit *m, const struct sg_vit_config *cfg, struct sg_params *ps,
+                 const char *prefix)
+{
+    char p[SG_PARAM_NAME_MAX];
+    int S = cfg->image_size, pt = cfg->patch, C = cfg->width, E = cfg->embed_dim;
+    SG_CHECK(S > 0 && pt > 0 && C > 0 && E > 0 && S % pt == 0, "vit: S %d patch %d C %d E %d", S,
+             pt, C, E);
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->G = S / pt;
+    m->P = m->G * m->G;
+    m->T = 1 + m->P;
+    m->K = 3 * pt * pt;
+    float sc = 1.0f / sqrtf((float)C);
+    int64_t wshape[4] = {C, 3, pt, pt}, c1[1] = {C}, tc[2] = {m->T, C}, ce[2] = {C, E};
+    m->conv1 = add(ps, prefix, "conv1.weight", 4, wshape, SG_PARAM_INIT_UNIFORM,
+                   1.0f / sqrtf((float)m->K));
+    m->cls = add(ps, prefix, "class_embedding", 1, c1, SG_PARAM_INIT_NORMAL, sc);
+    m->pos = add(ps, prefix, "positional_embedding", 2, tc, SG_PARAM_INIT_NORMAL, sc);
+    m->lnpre_w = add(ps, prefix, "ln_pre.weight", 1, c1, SG_PARAM_INIT_ONE, 0.0f);
+    m->lnpre_b = add(ps, prefix, "ln_pre.bias", 1, c1, SG_PARAM_INIT_ZERO, 0.0f);
+    int n = snprintf(p, sizeof p, "%s%stransformer", prefix, prefix[0] ? "." : "");
+    SG_CHECK(n > 0 && n < (int)sizeof p, "vit: prefix too long: %s", prefix);
+    sg_transformer_init(&m->tr, ps, p, C, cfg->layers, cfg->heads, 0,
+                        cfg->quick_gelu ? SG_ACT_QUICKGELU : SG_ACT_GELU);
+    m->lnpost_w = add(ps, prefix, "ln_post.weight", 1, c1, SG_PARAM_INIT_ONE, 0.0f);
+    m->lnpost_b = add(ps, prefix, "ln_post.bias", 1, c1, SG_PARAM_INIT_ZERO, 0.0f);
+    m->proj = add(ps, prefix, "proj", 2, ce, SG_PARAM_INIT_NORMAL, sc);
+}
+
+struct carver {
+    struct sg_arena *a;
+    size_t total;
+};
+
+static void *take(struct carver *cv, size_t bytes)
+{
+    if (cv->a) return sg_arena_alloc(cv->a, bytes);
+    cv->total += sg_arena_round(bytes);
+    return NULL;
+}
+
+static void carve(struct sg_vit *m, struct carver *cv)
+{
+    size_t B = (size_t)m->B, N = B * m->T, C = (size_t)m->cfg.width, f = sizeof(float);
+    size_t E = (size_t)m->cfg.embed_dim, BP = B * m->P, K = (size_t)m->K;
+    m->patches = take(cv, BP * K * f);
+    m->emb = take(cv, BP * C * f);
+    m->x0 = take(cv, N * C * f);
+    m->xl = take(cv, N * C * f);
+    m->mean0 = take(cv, N * f);
+    m->rstd0 = take(cv, N * f);
+    m->tok = take(cv, B * C * f);
+    m->pooled = take(cv, B * C * f);
+    m->mean1 = take(cv, B * f);
+    m->rstd1 = take(cv, B * f);
+    m->out = take(cv, B * E * f);
+    m->dpooled = take(cv, B * C * f);
+    m->dtok = take(cv, B * C * f);
+    m->dproj = take(cv, C * E * f);
+    m->dy = take(cv, N * C * f);
+    m->dxl = take(cv, N * C * f);
+    m->dpatches = take(cv, BP * K * f);
+}
+
+size_t sg_vit_plan(struct sg_vit *m, int B)
+{
+    struct carver cv = {NULL, 0};
+    SG_CHECK(B > 0, "vit_plan: B %d", B);
+    m->B = B;
+    carve(m, &cv);
+    return cv.total + sg_transformer_plan(&m->tr, B, m->T);
+}
+
+void sg_vit_bind(struct sg_vit *m, struct sg_arena *a)
+{
+    struct carver cv = {a, 0};
+    SG_CHECK(m->B > 0, "vit_bind before vit_plan");
+    carve(m, &cv);
+    sg_transformer_bind(&m->tr, a);
+}
+
+/* img (B,3,S,S) <-> patches (B*G*G, 3*p*p); to_patches 0 writes img (every pixel exactly once,
+ * S is a multiple of p). Row b*P + gy*G + gx, column (ch*p + ky)*p + kx. */
+static void patch_copy(const struct sg_vit *m, float *img, float *patches, int to_patches)
+{
+    int p = m->cfg.patch, S = m->cfg.image_size, G = m->G;
+    int64_t rows = (int64_t)m->B * m->P;
+#pragma omp parallel for
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t b = r / m->P;
+        int gy = (int)(r % m->P) / G, gx = (int)(r % m->P) % G;
+        for (int ch = 0; ch < 3; ch++)
+            for (int ky = 0; ky < p; ky++) {
+                float *pi = img + ((b * 3 + ch) * S + (int64_t)gy * p + ky) * S + (int64_t)gx * p;
+                float *pp = patches + r * m->K + (int64_t)(ch * p + ky) * p;
+                if (to_patches)
+                    memcpy(pp, pi, (size_t)p * sizeof(float));
+                else
+                    memcpy(pi, pp, (size_t)p * sizeof(float));
+            }
+    }
+}
+
+/* x0[b,0] = cls + pos[0]; x0[b,1+i] = emb[b,i] + pos[1+i] */
+static void assemble(struct sg_vit *m, struct sg_ctx *c)
+{
+    int C = m->cfg.width;
+    int64_t pc = (int64_t)m->P * C;
+    for (int b = 0; b < m->B; b++) {
+        float *x = m->x0 + (int64_t)b * m->T * C;
+        op_add_forward(c, x, m->cls->data, m->pos->data, C);
+        op_add_forward(c, x + C, m->emb + b * pc, m->pos->data + C, pc);
+    }
+}
+
+float *sg_vit_forward(struct sg_vit *m, struct sg_ctx *c, const float *img)
+{
+    int B = m->B, T = m->T, C = m->cfg.width, E = m->cfg.embed_dim, N = B * T;
+    SG_CHECK(m->x0 != NULL, "vit_forward before vit_bind");
+    patch_copy(m, (float *)img, m->patches, 1); /* reads img only */
+    op_linear_forward(c, m->emb, m->patches, m->conv1->data, NULL, B * m->P, m->K, C);
+    assemble(m, c);
+    op_layernorm_forward(c, m->xl, m->mean0, m->rstd0, m->x0, m->lnpre_w->data, m->lnpre_b->data, N,
+                         C, 1e-5f);
+    const float *y = sg_transformer_forward(&m->tr, c, m->xl);
+    for (int b = 0; b < B; b++)
+        memcpy(m->tok + (size_t)b * C, y + (size_t)b * T * C, (size_t)C * sizeof(float));
+    op_layernorm_forward(c, m->pooled, m->mean1, m->rstd1, m->tok, m->lnpost_w->data,
+                         m->lnpost_b->data, B, C, 1e-5f);
+    op_matmul_forward(c, m->out, m->pooled, m->proj->data, 1, B, C, E);
+    return m->out;
+}
+
+/* d(x0) (in dy) -> class/positional grads (summed over the batch) and emb (patch-embedding
+ * grad, B*P rows). */
+static void disassemble(struct sg_vit *m, struct sg_ctx *c)
+{
+    int C = m->cfg.width;
+    int64_t pc = (int64_t)m->P * C, tc = (int64_t)m->T * C;
+    for (int b = 0; b < m->B; b++) {
+        const float *d = m->dy + b * tc;
+        op_accumulate(c, m->cls->grad, d, C);
+        op_accumulate(c, m->pos->grad, d, tc);
+        memcpy(m->emb + b * pc, d + C, (size_t)pc * sizeof(float));
+    }
+}
+
+void sg_vit_backward(struct sg_vit *m, struct sg_ctx *c, float *dimg, const float *dout)
+{
+    int B = m->B, T = m->T, C = m->cfg.width, E = m->cfg.embed_dim, N = B * T;
+    /* projection: dpooled = dout @ proj^T (overwrite), dproj += pooled^T @ dout */
+    op_matmul_backward(c, m->dpooled, m->dproj, dout, m->pooled, m->proj->data, 1, B, C, E);
+    op_accumulate(c, m->proj->grad, m->dproj, (int64_t)C * E);
+    op_layernorm_backward(c, m->dtok, m->lnpost_w->grad, m->lnpost_b->grad, m->dpooled, m->tok,
+                          m->lnpost_w->data, m->mean1, m->rstd1, B, C);
+    /* class-token gather: scatter into token 0 of each image, zero elsewhere */
+    memset(m->dy, 0, (size_t)N * C * sizeof(float));
+    for (int b = 0; b < B; b++)
+        memcpy(m->dy + (size_t)b * T * C, m->dtok + (size_t)b * C, (size_t)C * sizeof(float));
+    sg_transformer_backward(&m->tr, c, m->dxl, m->dy);
+    op_layernorm_backward(c, m->dy, m->lnpre_w->grad, m->lnpre_b->grad, m->dxl, m->x0,
+                          m->lnpre_w->data, m->mean0, m->rstd0, N, C); /* dy = d(x0) */
+    disassemble(m, c);
+    op_linear_backward(c, dimg ? m->dpatches : NULL, m->conv1->grad, NULL, m->emb, m->patches,
+                       m->conv1->data, B * m->P, m->K, C);
+    if (dimg) patch_copy(m, dimg, m->dpatches, 0);
+}
