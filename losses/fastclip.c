@@ -103,42 +103,7 @@ int fastclip_step_ref(struct fastclip *l, float tau, const float *zi, const floa
 #ifdef SG_CUDA
 static void dev_free(struct fastclip *l)
 {
-    struct fastclip_dev *g = l->dev;
-    if (!g) return;
-    gcl_bi_cuda_free(g->ctx, &g->eng);
-    sg_dev_free(g->ctx, g->tau);
-    sg_dev_free(g->ctx, g->rows);
-    free(g->host_rows);
-    free(g->host_tau);
-    free(g);
-    l->dev = NULL;
-}
-
-/* Creates the device side on first use and moves the host state there. */
-static int dev_get(struct sg_ctx *c, struct fastclip *l, int B)
-{
-    if (!l->dev) {
-        struct fastclip_dev *g = sg_xcalloc(1, sizeof *g);
-        g->ctx = c;
-        if (gcl_bi_cuda_init(c, &g->eng, l->st.N) != 0 ||
-            gcl_bi_cuda_state_upload(c, &g->eng, &l->st) != 0) {
-            free(g);
-            return -1;
-        }
-        l->dev = g;
-    }
-    struct fastclip_dev *g = l->dev;
-    SG_CHECK(g->ctx == c, "a fastclip loss is bound to the CUDA context of its first step");
-    if (B > g->cap) {
-        sg_dev_free(c, g->tau);
-        sg_dev_free(c, g->rows);
-        g->tau = sg_dev_alloc(c, sizeof(float) * (size_t)B);
-        g->rows = sg_dev_alloc(c, sizeof(float) * 4 * (size_t)B);
-        g->host_rows = sg_xrealloc(g->host_rows, sizeof(float) * 4 * (size_t)B);
-        g->host_tau = sg_xrealloc(g->host_tau, sizeof(float) * (size_t)B);
-        g->cap = B;
-    }
-    return 0;
+    gcl_bi_dev_free(&l->dev);
 }
 
 int fastclip_step_cuda(struct sg_ctx *c, struct fastclip *l, float tau, const float *zi,
@@ -149,16 +114,11 @@ int fastclip_step_cuda(struct sg_ctx *c, struct fastclip *l, float tau, const fl
     if (check_tau(tau) != 0) return -1;
     if (B < 2 || d < 1)
         return sg_err("fastclip: need B >= 2 and d >= 1 (got B = %d, d = %d)", B, d);
-    if (dev_get(c, l, B) != 0) return -1;
-    struct fastclip_dev *g = l->dev;
-    for (int i = 0; i < B; i++) g->host_tau[i] = tau;
-    sg_memcpy_h2d(c, g->tau, g->host_tau, sizeof(float) * (size_t)B);
-    if (gcl_bi_cuda_step(c, &g->eng, g->tau, g->tau, zi, zt, idx, B, d, l->sched.gamma_cur, dzi,
-                         dzt, g->rows) != 0)
-        return sg_err_prefix("fastclip: ");
-    sg_memcpy_d2h(c, g->host_rows, g->rows, sizeof(float) * 4 * (size_t)B);
-    float *r = g->host_rows;
-    struct gcl_bi_rows rows = {g->host_tau, g->host_tau, r, r + B, r + 2 * B, r + 3 * B};
+    if (gcl_bi_dev_get(&l->dev, c, &l->st, B, WHO) != 0) return -1;
+    for (int i = 0; i < B; i++) l->dev->host_ti[i] = l->dev->host_tt[i] = tau;
+    struct gcl_bi_rows rows;
+    if (gcl_bi_dev_step(l->dev, zi, zt, idx, B, d, l->sched.gamma_cur, dzi, dzt, &rows, WHO) != 0)
+        return -1;
     finish(l, &rows, tau, B, out);
     return 0;
 }
@@ -195,8 +155,7 @@ size_t fastclip_workspace_bytes(const struct fastclip *l)
 static void sync_host_state(const struct fastclip *l)
 {
 #ifdef SG_CUDA
-    if (l->dev)
-        gcl_bi_cuda_state_download(l->dev->ctx, &l->dev->eng, (struct gcl_bi_state *)&l->st);
+    gcl_bi_dev_download_state(l->dev, (struct gcl_bi_state *)&l->st);
 #else
     SG_UNUSED(l);
 #endif
@@ -217,7 +176,7 @@ int fastclip_state_load(struct fastclip *l, const struct sg_st_file *f, const ch
     gcl_bi_state_copy_in(&l->st, f, prefix);
     gcl_bi_sched_copy_in(&l->sched, f, prefix);
 #ifdef SG_CUDA
-    if (l->dev) return gcl_bi_cuda_state_upload(l->dev->ctx, &l->dev->eng, &l->st);
+    return gcl_bi_dev_upload_state(l->dev, &l->st);
 #endif
     return 0;
 }

@@ -52,7 +52,7 @@
 #include "core/ctx.h"
 #include "core/safetensors.h"
 #include "losses/gcl_bimodal.h"
-#include "losses/gcl_bimodal_cuda.h"
+#include "losses/gcl_bimodal_dev.h"
 
 struct fastclip_config {
     int64_t N;              /* dataset size (pairs) */
@@ -62,24 +62,12 @@ struct fastclip_config {
     float rho;              /* RGCL-g constant (FastCLIP: 6.5 CC3M, 8.5 CC12M, 16 LAION) */
 };
 
-/* Device side, created on the first fastclip_step with a CUDA context: from then on the device
- * copy of the state is the authoritative one (state_save downloads it, state_load uploads). */
-struct fastclip_dev {
-    struct sg_ctx *ctx;
-    struct gcl_bi_cuda eng; /* device state + workspace */
-    float *tau;             /* device (cap): the step's per-anchor temperatures (all = tau) */
-    float *rows;            /* device (4, cap): logU_img, logU_txt, pa_img, pa_txt */
-    float *host_rows;       /* host (4, cap) copy of rows, host_tau (cap) */
-    float *host_tau;
-    int cap;
-};
-
 struct fastclip {
     struct fastclip_config cfg;
     struct gcl_bi_state st;
     struct gcl_bi_sched sched;
     struct gcl_bi_ws ws;
-    struct fastclip_dev *dev; /* NULL until the first CUDA step */
+    struct gcl_bi_dev *dev; /* device side (gcl_bimodal_dev.h); NULL until the first CUDA step */
 };
 
 struct fastclip_out {

@@ -137,58 +137,15 @@ int isogclr_step_ref(struct isogclr *l, const float *zi, const float *zt, const 
 #ifdef SG_CUDA
 static void dev_free(struct isogclr *l)
 {
-    struct isogclr_dev *g = l->dev;
-    if (!g) return;
-    gcl_bi_cuda_free(g->ctx, &g->eng);
-    sg_dev_free(g->ctx, g->tau_img);
-    sg_dev_free(g->ctx, g->tau_txt);
-    sg_dev_free(g->ctx, g->rows);
-    free(g->host_rows);
-    free(g->host_ti);
-    free(g->host_tt);
-    free(g->host_idx);
-    free(g);
-    l->dev = NULL;
-}
-
-/* Creates the device side on first use and moves the host u/b state there. */
-static int dev_get(struct sg_ctx *c, struct isogclr *l, int B)
-{
-    if (!l->dev) {
-        struct isogclr_dev *g = sg_xcalloc(1, sizeof *g);
-        g->ctx = c;
-        if (gcl_bi_cuda_init(c, &g->eng, l->st.N) != 0 ||
-            gcl_bi_cuda_state_upload(c, &g->eng, &l->st) != 0) {
-            free(g);
-            return -1;
-        }
-        l->dev = g;
-    }
-    struct isogclr_dev *g = l->dev;
-    SG_CHECK(g->ctx == c, "an isogclr loss is bound to the CUDA context of its first step");
-    if (B > g->cap) {
-        size_t n = (size_t)B;
-        sg_dev_free(c, g->tau_img);
-        sg_dev_free(c, g->tau_txt);
-        sg_dev_free(c, g->rows);
-        g->tau_img = sg_dev_alloc(c, sizeof(float) * n);
-        g->tau_txt = sg_dev_alloc(c, sizeof(float) * n);
-        g->rows = sg_dev_alloc(c, sizeof(float) * 4 * n);
-        g->host_rows = sg_xrealloc(g->host_rows, sizeof(float) * 4 * n);
-        g->host_ti = sg_xrealloc(g->host_ti, sizeof(float) * n);
-        g->host_tt = sg_xrealloc(g->host_tt, sizeof(float) * n);
-        g->host_idx = sg_xrealloc(g->host_idx, sizeof(int64_t) * n);
-        g->cap = B;
-    }
-    return 0;
+    gcl_bi_dev_free(&l->dev);
 }
 
 /* Copies idx to the host and gathers the batch's temperatures there (ids are range-checked
  * first: the device validates them only inside the step). */
-static int gather_tau(struct sg_ctx *c, struct isogclr *l, const int64_t *idx, int B)
+static int gather_tau(struct isogclr *l, const int64_t *idx, int B)
 {
-    struct isogclr_dev *g = l->dev;
-    sg_memcpy_d2h(c, g->host_idx, idx, sizeof(int64_t) * (size_t)B);
+    struct gcl_bi_dev *g = l->dev;
+    sg_memcpy_d2h(g->ctx, g->host_idx, idx, sizeof(int64_t) * (size_t)B);
     for (int i = 0; i < B; i++) {
         int64_t k = g->host_idx[i];
         if (k < 0 || k >= l->st.N)
@@ -197,8 +154,6 @@ static int gather_tau(struct sg_ctx *c, struct isogclr *l, const int64_t *idx, i
         g->host_ti[i] = l->tau_img[k];
         g->host_tt[i] = l->tau_txt[k];
     }
-    sg_memcpy_h2d(c, g->tau_img, g->host_ti, sizeof(float) * (size_t)B);
-    sg_memcpy_h2d(c, g->tau_txt, g->host_tt, sizeof(float) * (size_t)B);
     return 0;
 }
 
@@ -208,15 +163,11 @@ int isogclr_step_cuda(struct sg_ctx *c, struct isogclr *l, const float *zi, cons
 {
     SG_CHECK(l && zi && zt && idx && dzi && dzt, "NULL argument");
     if (B < 2 || d < 1) return sg_err("isogclr: need B >= 2 and d >= 1 (got B = %d, d = %d)", B, d);
-    if (dev_get(c, l, B) != 0 || gather_tau(c, l, idx, B) != 0) return -1;
-    struct isogclr_dev *g = l->dev;
-    if (gcl_bi_cuda_step(c, &g->eng, g->tau_img, g->tau_txt, zi, zt, idx, B, d, l->sched.gamma_cur,
-                         dzi, dzt, g->rows) != 0)
-        return sg_err_prefix("isogclr: ");
-    sg_memcpy_d2h(c, g->host_rows, g->rows, sizeof(float) * 4 * (size_t)B);
-    float *r = g->host_rows;
-    struct gcl_bi_rows rows = {g->host_ti, g->host_tt, r, r + B, r + 2 * B, r + 3 * B};
-    finish(l, &rows, g->host_idx, B, out);
+    if (gcl_bi_dev_get(&l->dev, c, &l->st, B, WHO) != 0 || gather_tau(l, idx, B) != 0) return -1;
+    struct gcl_bi_rows rows;
+    if (gcl_bi_dev_step(l->dev, zi, zt, idx, B, d, l->sched.gamma_cur, dzi, dzt, &rows, WHO) != 0)
+        return -1;
+    finish(l, &rows, l->dev->host_idx, B, out);
     return 0;
 }
 #else
@@ -254,8 +205,7 @@ int isogclr_state_save(const struct isogclr *l, struct sg_st_writer *w, const ch
     int64_t shape[1] = {l->st.N};
     const float *arrs[4] = {l->tau_img, l->tau_txt, l->m_img, l->m_txt};
 #ifdef SG_CUDA
-    if (l->dev) /* the device u/b are the authoritative ones */
-        gcl_bi_cuda_state_download(l->dev->ctx, &l->dev->eng, (struct gcl_bi_state *)&l->st);
+    gcl_bi_dev_download_state(l->dev, (struct gcl_bi_state *)&l->st); /* device u/b rule */
 #endif
     gcl_bi_state_save(&l->st, w, prefix);
     for (int k = 0; k < 4; k++) {
@@ -278,7 +228,7 @@ int isogclr_state_load(struct isogclr *l, const struct sg_st_file *f, const char
     for (int k = 0; k < 4; k++) gcl_bi_read_vec(f, prefix, TAU_NAMES[k], arrs[k], l->st.N);
     gcl_bi_sched_copy_in(&l->sched, f, prefix);
 #ifdef SG_CUDA
-    if (l->dev) return gcl_bi_cuda_state_upload(l->dev->ctx, &l->dev->eng, &l->st);
+    return gcl_bi_dev_upload_state(l->dev, &l->st);
 #endif
     return 0;
 }

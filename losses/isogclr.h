@@ -47,7 +47,7 @@
 #include "core/ctx.h"
 #include "core/safetensors.h"
 #include "losses/gcl_bimodal.h"
-#include "losses/gcl_bimodal_cuda.h"
+#include "losses/gcl_bimodal_dev.h"
 
 struct isogclr_config {
     int64_t N;              /* dataset size (pairs) */
@@ -61,20 +61,6 @@ struct isogclr_config {
     float tau_min, tau_max; /* 0 < tau_min <= tau_max (LibAUC defaults 0.005, 0.05) */
 };
 
-/* Device side, created on the first isogclr_step with a CUDA context: from then on the device
- * copy of u/b is the authoritative one (state_save downloads it, state_load uploads); the
- * per-sample temperatures and momenta stay in host memory (a step touches B entries). */
-struct isogclr_dev {
-    struct sg_ctx *ctx;
-    struct gcl_bi_cuda eng;   /* device u/b state + workspace */
-    float *tau_img, *tau_txt; /* device (cap): the step's gathered temperatures */
-    float *rows;              /* device (4, cap): logU_img, logU_txt, pa_img, pa_txt */
-    float *host_rows;         /* host (4, cap) copy of rows */
-    float *host_ti, *host_tt; /* host (cap): tau_img[idx], tau_txt[idx] */
-    int64_t *host_idx;        /* host (cap) copy of idx */
-    int cap;
-};
-
 struct isogclr {
     struct isogclr_config cfg;
     struct gcl_bi_state st;
@@ -82,7 +68,7 @@ struct isogclr {
     float *m_img, *m_txt;     /* (N) their momenta */
     struct gcl_bi_sched sched;
     struct gcl_bi_ws ws;
-    struct isogclr_dev *dev; /* NULL until the first CUDA step */
+    struct gcl_bi_dev *dev; /* device side (gcl_bimodal_dev.h); NULL until the first CUDA step */
 };
 
 struct isogclr_out {

@@ -55,11 +55,14 @@ static int begin(struct sogclr *l, const float *zi, const float *zt, const int64
     return 0;
 }
 
-static void finish(const struct sogclr *l, int B, struct sogclr_out *out)
+/* Output values from the per-anchor rows of the step (workspace rows on the CPU, downloaded
+ * rows on CUDA). */
+static void finish(const struct sogclr *l, const struct gcl_bi_rows *rows, int B,
+                   struct sogclr_out *out)
 {
     if (!out) return;
-    out->loss = (float)gcl_bi_surrogate(&l->ws.rows, B);
-    out->objective = (float)gcl_bi_objective(&l->ws.rows, B);
+    out->loss = (float)gcl_bi_surrogate(rows, B);
+    out->objective = (float)gcl_bi_objective(rows, B);
     out->gamma = l->sched.gamma_cur;
 }
 
@@ -69,7 +72,7 @@ int sogclr_step_cpu(struct sg_ctx *c, struct sogclr *l, const float *zi, const f
 {
     if (begin(l, zi, zt, idx, B, d, c->nthreads, dzi, dzt) != 0) return -1;
     gcl_bi_step_cpu(c, &l->ws, &l->st, zi, zt, idx, B, d, l->sched.gamma_cur, dzi, dzt);
-    finish(l, B, out);
+    finish(l, &l->ws.rows, B, out);
     return 0;
 }
 
@@ -78,51 +81,14 @@ int sogclr_step_ref(struct sogclr *l, const float *zi, const float *zt, const in
 {
     if (begin(l, zi, zt, idx, B, d, 1, dzi, dzt) != 0) return -1;
     gcl_bi_step_ref(&l->ws, &l->st, zi, zt, idx, B, d, l->sched.gamma_cur, dzi, dzt);
-    finish(l, B, out);
+    finish(l, &l->ws.rows, B, out);
     return 0;
 }
 
 #ifdef SG_CUDA
 static void dev_free(struct sogclr *l)
 {
-    struct sogclr_dev *g = l->dev;
-    if (!g) return;
-    gcl_bi_cuda_free(g->ctx, &g->eng);
-    sg_dev_free(g->ctx, g->tau);
-    sg_dev_free(g->ctx, g->rows);
-    free(g->host_rows);
-    free(g->host_tau);
-    free(g);
-    l->dev = NULL;
-}
-
-/* Creates the device side on first use and moves the host state there. */
-static int dev_get(struct sg_ctx *c, struct sogclr *l, int B)
-{
-    if (!l->dev) {
-        struct sogclr_dev *g = sg_xcalloc(1, sizeof *g);
-        g->ctx = c;
-        if (gcl_bi_cuda_init(c, &g->eng, l->st.N) != 0 ||
-            gcl_bi_cuda_state_upload(c, &g->eng, &l->st) != 0) {
-            free(g);
-            return -1;
-        }
-        l->dev = g;
-    }
-    struct sogclr_dev *g = l->dev;
-    SG_CHECK(g->ctx == c, "a sogclr loss is bound to the CUDA context of its first step");
-    if (B > g->cap) {
-        sg_dev_free(c, g->tau);
-        sg_dev_free(c, g->rows);
-        g->tau = sg_dev_alloc(c, sizeof(float) * (size_t)B);
-        g->rows = sg_dev_alloc(c, sizeof(float) * 4 * (size_t)B);
-        g->host_rows = sg_xrealloc(g->host_rows, sizeof(float) * 4 * (size_t)B);
-        g->host_tau = sg_xrealloc(g->host_tau, sizeof(float) * (size_t)B);
-        for (int i = 0; i < B; i++) g->host_tau[i] = l->cfg.tau;
-        sg_memcpy_h2d(c, g->tau, g->host_tau, sizeof(float) * (size_t)B);
-        g->cap = B;
-    }
-    return 0;
+    gcl_bi_dev_free(&l->dev);
 }
 
 int sogclr_step_cuda(struct sg_ctx *c, struct sogclr *l, const float *zi, const float *zt,
@@ -131,18 +97,13 @@ int sogclr_step_cuda(struct sg_ctx *c, struct sogclr *l, const float *zi, const 
 {
     SG_CHECK(l && zi && zt && idx && dzi && dzt, "NULL argument");
     if (B < 2 || d < 1) return sg_err("sogclr: need B >= 2 and d >= 1 (got B = %d, d = %d)", B, d);
-    if (dev_get(c, l, B) != 0) return -1;
-    struct sogclr_dev *g = l->dev;
-    if (gcl_bi_cuda_step(c, &g->eng, g->tau, g->tau, zi, zt, idx, B, d, l->sched.gamma_cur, dzi,
-                         dzt, out ? g->rows : NULL) != 0)
-        return sg_err_prefix("sogclr: ");
-    if (!out) return 0;
-    sg_memcpy_d2h(c, g->host_rows, g->rows, sizeof(float) * 4 * (size_t)B);
-    float *r = g->host_rows;
-    struct gcl_bi_rows rows = {g->host_tau, g->host_tau, r, r + B, r + 2 * B, r + 3 * B};
-    out->loss = (float)gcl_bi_surrogate(&rows, B);
-    out->objective = (float)gcl_bi_objective(&rows, B);
-    out->gamma = l->sched.gamma_cur;
+    if (gcl_bi_dev_get(&l->dev, c, &l->st, B, WHO) != 0) return -1;
+    for (int i = 0; i < B; i++) l->dev->host_ti[i] = l->dev->host_tt[i] = l->cfg.tau;
+    struct gcl_bi_rows rows;
+    if (gcl_bi_dev_step(l->dev, zi, zt, idx, B, d, l->sched.gamma_cur, dzi, dzt, out ? &rows : NULL,
+                        WHO) != 0)
+        return -1;
+    finish(l, &rows, B, out);
     return 0;
 }
 #else
@@ -177,8 +138,7 @@ size_t sogclr_workspace_bytes(const struct sogclr *l)
 static void sync_host_state(const struct sogclr *l)
 {
 #ifdef SG_CUDA
-    if (l->dev)
-        gcl_bi_cuda_state_download(l->dev->ctx, &l->dev->eng, (struct gcl_bi_state *)&l->st);
+    gcl_bi_dev_download_state(l->dev, (struct gcl_bi_state *)&l->st);
 #else
     SG_UNUSED(l);
 #endif
@@ -203,7 +163,7 @@ int sogclr_state_load(struct sogclr *l, const struct sg_st_file *f, const char *
     gcl_bi_state_copy_in(&l->st, f, prefix);
     gcl_bi_sched_copy_in(&l->sched, f, prefix);
 #ifdef SG_CUDA
-    if (l->dev) return gcl_bi_cuda_state_upload(l->dev->ctx, &l->dev->eng, &l->st);
+    return gcl_bi_dev_upload_state(l->dev, &l->st);
 #endif
     return 0;
 }

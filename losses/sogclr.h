@@ -46,7 +46,7 @@
  * resumed run continues bit-identically (same thread count).
  *
  * Devices: sogclr_step dispatches on c->dev; on CUDA all pointers are device pointers and the
- * state lives on the GPU after the first CUDA step (see struct sogclr_dev).
+ * state lives on the GPU after the first CUDA step (struct gcl_bi_dev, losses/gcl_bimodal_dev.h).
  *
  * Cost: S = zi zt^T, dzi = M zt, dzt = M^T zi by sg_gemm (3 B x B x d GEMMs) plus three
  * fused passes over the B x B workspace (sogclr_workspace_bytes: 2 B^2 floats for B <= 2048,
@@ -62,7 +62,7 @@
 #include "core/ctx.h"
 #include "core/safetensors.h"
 #include "losses/gcl_bimodal.h"
-#include "losses/gcl_bimodal_cuda.h"
+#include "losses/gcl_bimodal_dev.h"
 
 struct sogclr_config {
     int64_t N;              /* dataset size (pairs) */
@@ -72,24 +72,12 @@ struct sogclr_config {
     int gamma_decay_epochs; /* cosine only: epochs from 1 down to gamma_min (e.g. epochs/2) */
 };
 
-/* Device side, created on the first sogclr_step with a CUDA context: from then on the device
- * copy of the state is the authoritative one (state_save downloads it, state_load uploads). */
-struct sogclr_dev {
-    struct sg_ctx *ctx;
-    struct gcl_bi_cuda eng; /* device state + workspace */
-    float *tau;             /* device (cap): the step's per-anchor temperatures (all = tau) */
-    float *rows;            /* device (4, cap): logU_img, logU_txt, pa_img, pa_txt */
-    float *host_rows;       /* host (4, cap) copy of rows, host_tau (cap) */
-    float *host_tau;
-    int cap;
-};
-
 struct sogclr {
     struct sogclr_config cfg;
     struct gcl_bi_state st; /* u_img, u_txt, b_img, b_txt (N each) */
     struct gcl_bi_sched sched;
     struct gcl_bi_ws ws;
-    struct sogclr_dev *dev; /* NULL until the first CUDA step */
+    struct gcl_bi_dev *dev; /* device side (gcl_bimodal_dev.h); NULL until the first CUDA step */
 };
 
 struct sogclr_out {
