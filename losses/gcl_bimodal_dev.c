@@ -40,8 +40,8 @@ static void grow(struct gcl_bi_dev *g, int B)
     g->cap = B;
 }
 
-int gcl_bi_dev_get(struct gcl_bi_dev **pg, struct sg_ctx *c, const struct gcl_bi_state *st,
-                   int B, const char *who)
+int gcl_bi_dev_get(struct gcl_bi_dev **pg, struct sg_ctx *c, const struct gcl_bi_state *st, int B,
+                   const char *who)
 {
     if (!*pg) {
         struct gcl_bi_dev *g = sg_xcalloc(1, sizeof *g);

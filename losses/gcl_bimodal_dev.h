@@ -28,8 +28,8 @@ struct gcl_bi_dev {
 #ifdef SG_CUDA
 /* Returns the loss's device side, creating it on first use (uploading st) and growing its
  * buffers to B. A loss stays bound to the CUDA context of its first step (`who` names it). */
-int gcl_bi_dev_get(struct gcl_bi_dev **pg, struct sg_ctx *c, const struct gcl_bi_state *st,
-                   int B, const char *who);
+int gcl_bi_dev_get(struct gcl_bi_dev **pg, struct sg_ctx *c, const struct gcl_bi_state *st, int B,
+                   const char *who);
 void gcl_bi_dev_free(struct gcl_bi_dev **pg);
 /* Uploads host_ti/host_tt (B), runs the engine step (device pointers), and when rows is not
  * NULL downloads the per-anchor rows into host memory and points *rows at them (tau fields:

@@ -25,6 +25,10 @@
 #include "tests/testutil.h"
 #include "vision/proj_head.h"
 
+/* Reference tensors under "<p>." that are not state_dict entries. */
+static const char *const REF_EXTRA[] = {"grad.", "after.", "eval_", "inp",
+                                        "wgt",   "out",    "dinp",  NULL};
+
 static struct sg_ctx ctx;
 
 struct hcase {
@@ -69,41 +73,6 @@ static float *ref(const struct sg_st_file *f, const char *p, const char *what, c
     return sg_test_ref(f, key, n);
 }
 
-static int is_extra(const char *nm)
-{
-    return !strncmp(nm, "grad.", 5) || !strncmp(nm, "after.", 6) || !strncmp(nm, "eval_", 5) ||
-           !strcmp(nm, "inp") || !strcmp(nm, "wgt") || !strcmp(nm, "out") || !strcmp(nm, "dinp");
-}
-
-/* Every reference state_dict key "<p>.<name>" must be registered, and nothing else. */
-static void check_names(const struct model *md, const struct sg_st_file *f, const char *p)
-{
-    size_t lp = strlen(p);
-    int nref = 0, missing = 0;
-    char label[128];
-    for (int i = 0; i < f->n; i++) {
-        const char *nm = f->entries[i].name;
-        if (strncmp(nm, p, lp) != 0 || nm[lp] != '.' || is_extra(nm + lp + 1)) continue;
-        nref++;
-        if (!sg_params_find(&md->ps, nm + lp + 1)) {
-            fprintf(stderr, "  %s: torch key %s not registered\n", p, nm + lp + 1);
-            missing++;
-        }
-    }
-    snprintf(label, sizeof label, "%s names: %d torch keys == %d registered", p, nref, md->ps.n);
-    sg_test_true(label, missing == 0 && nref == md->ps.n);
-}
-
-static void load_params(struct model *md, const struct sg_st_file *f, const char *p)
-{
-    for (int i = 0; i < md->ps.n; i++) {
-        struct sg_param *q = md->ps.items[i];
-        float *v = ref(f, p, "", q->name, q->numel);
-        memcpy(q->data, v, (size_t)q->numel * sizeof(float));
-        free(v);
-    }
-}
-
 /* Compares every parameter grad with "<p>.<gkey><name>"; buffers with "<p>.after.<name>". */
 static void check_params(struct model *md, const struct sg_st_file *f, const char *p,
                          const char *gkey, int buffers)
@@ -143,10 +112,12 @@ static void run_case(const struct hcase *k, const struct sg_st_file *f)
     char label[256];
     const char *p = k->p;
     model_build(&md, k, "");
-    check_names(&md, f, p);
+    char pre[64];
+    snprintf(pre, sizeof pre, "%s.", p);
+    sg_test_check_param_names(&md.ps, f, pre, REF_EXTRA, p);
     snprintf(label, sizeof label, "%s plan %zu == carved %zu", p, md.plan, md.acts.used);
     sg_test_true(label, md.plan == md.acts.used);
-    load_params(&md, f, p);
+    sg_test_load_params(&md.ps, f, pre);
 
     int64_t nin = (int64_t)k->B * k->din, nout = (int64_t)k->B * k->dout;
     float *inp = ref(f, p, "", "inp", nin), *wgt = ref(f, p, "", "wgt", nout);
@@ -203,7 +174,7 @@ static void run_case(const struct hcase *k, const struct sg_st_file *f)
     }
 
     /* eval mode with the torch-updated running stats (fd above moved ours) */
-    load_params(&md, f, p);
+    sg_test_load_params(&md.ps, f, pre);
     for (int i = 0; i < md.ps.n; i++) {
         struct sg_param *q = md.ps.items[i];
         if (!(q->flags & SG_PARAM_BUFFER)) continue;

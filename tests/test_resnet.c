@@ -28,6 +28,9 @@
 #include "tests/testutil.h"
 #include "vision/resnet.h"
 
+/* Reference tensors under "<p>." that are not state_dict entries. */
+static const char *const REF_EXTRA[] = {"grad.", "after.", "inp", "wgt", "out", "dinp", NULL};
+
 static struct sg_ctx ctx;
 
 struct rcase {
@@ -65,41 +68,6 @@ static void model_free(struct model *md)
     sg_params_free(&md->ps);
 }
 
-static void load_params(struct model *md, const struct sg_st_file *f, const char *p)
-{
-    char key[256];
-    for (int i = 0; i < md->ps.n; i++) {
-        struct sg_param *q = md->ps.items[i];
-        snprintf(key, sizeof key, "%s.%s", p, q->name);
-        float *v = sg_test_ref(f, key, q->numel);
-        memcpy(q->data, v, (size_t)q->numel * sizeof(float));
-        free(v);
-    }
-}
-
-/* Every reference state_dict key "<p>.<name>" (not grad./after./inp/...) must be registered. */
-static void check_names(const struct model *md, const struct sg_st_file *f, const char *p)
-{
-    size_t lp = strlen(p);
-    int nref = 0, missing = 0;
-    for (int i = 0; i < f->n; i++) {
-        const char *nm = f->entries[i].name;
-        if (strncmp(nm, p, lp) != 0 || nm[lp] != '.') continue;
-        nm += lp + 1;
-        if (!strncmp(nm, "grad.", 5) || !strncmp(nm, "after.", 6) || !strcmp(nm, "inp") ||
-            !strcmp(nm, "wgt") || !strcmp(nm, "out") || !strcmp(nm, "dinp"))
-            continue;
-        nref++;
-        if (!sg_params_find(&md->ps, nm)) {
-            fprintf(stderr, "  %s: torch key %s not registered\n", p, nm);
-            missing++;
-        }
-    }
-    char label[128];
-    snprintf(label, sizeof label, "%s names: %d torch keys == %d registered", p, nref, md->ps.n);
-    sg_test_true(label, missing == 0 && nref == md->ps.n);
-}
-
 struct fd_user {
     struct model *md;
     const float *inp, *wgt;
@@ -120,10 +88,12 @@ static void run_case(const struct rcase *k, const struct sg_st_file *f)
     char key[256], label[256];
     const char *p = k->p;
     model_build(&md, k);
-    check_names(&md, f, p);
+    char pre[64];
+    snprintf(pre, sizeof pre, "%s.", p);
+    sg_test_check_param_names(&md.ps, f, pre, REF_EXTRA, p);
     snprintf(label, sizeof label, "%s plan %zu == carved %zu", p, md.plan, md.acts.used);
     sg_test_true(label, md.plan == md.acts.used);
-    load_params(&md, f, p);
+    sg_test_load_params(&md.ps, f, pre);
 
     int64_t nin = (int64_t)k->B * 3 * k->H * k->W, nout = (int64_t)k->B * md.net.out_dim;
     snprintf(key, sizeof key, "%s.inp", p);

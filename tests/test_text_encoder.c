@@ -56,31 +56,6 @@ static void model_free(struct model *md)
     sg_params_free(&md->ps);
 }
 
-/* Loads "sd.<name>" for every registered param; checks every "sd." key is registered. */
-static void load_params(struct model *md, const struct sg_st_file *f, const char *p)
-{
-    char key[256], label[256];
-    int nref = 0, missing = 0;
-    for (int i = 0; i < md->ps.n; i++) {
-        struct sg_param *q = md->ps.items[i];
-        snprintf(key, sizeof key, "sd.%s", q->name);
-        float *v = sg_test_ref(f, key, q->numel);
-        memcpy(q->data, v, (size_t)q->numel * sizeof(float));
-        free(v);
-    }
-    for (int i = 0; i < f->n; i++) {
-        const char *nm = f->entries[i].name;
-        if (strncmp(nm, "sd.", 3) != 0) continue;
-        nref++;
-        if (!sg_params_find(&md->ps, nm + 3)) {
-            fprintf(stderr, "  torch key %s not registered\n", nm + 3);
-            missing++;
-        }
-    }
-    snprintf(label, sizeof label, "%s names: %d torch keys == %d registered", p, nref, md->ps.n);
-    sg_test_true(label, missing == 0 && nref == md->ps.n);
-}
-
 struct fd_user {
     struct model *md;
     const int32_t *ids;
@@ -150,7 +125,8 @@ static void run_case(const char *p, int heads, int quick, const struct sg_st_fil
     model_build(&md, heads, quick);
     snprintf(label, sizeof label, "%s plan %zu == carved %zu", p, md.plan, md.acts.used);
     sg_test_true(label, md.plan == md.acts.used);
-    load_params(&md, f, p);
+    sg_test_check_param_names(&md.ps, f, "sd.", NULL, p);
+    sg_test_load_params(&md.ps, f, "sd.");
 
     snprintf(key, sizeof key, "%s.ids", p);
     int64_t *ids64 = sg_test_ref_i64(f, key, (int64_t)B * T);

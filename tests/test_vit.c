@@ -54,33 +54,6 @@ static void model_free(struct model *md)
     sg_params_free(&md->ps);
 }
 
-/* Loads "<p>.sd.<name>" for every registered param; checks every "<p>.sd." key is registered. */
-static void load_params(struct model *md, const struct sg_st_file *f, const char *p)
-{
-    char key[256], label[256], pre[32];
-    int nref = 0, missing = 0;
-    snprintf(pre, sizeof pre, "%s.sd.", p);
-    size_t lp = strlen(pre);
-    for (int i = 0; i < md->ps.n; i++) {
-        struct sg_param *q = md->ps.items[i];
-        snprintf(key, sizeof key, "%s%s", pre, q->name);
-        float *v = sg_test_ref(f, key, q->numel);
-        memcpy(q->data, v, (size_t)q->numel * sizeof(float));
-        free(v);
-    }
-    for (int i = 0; i < f->n; i++) {
-        const char *nm = f->entries[i].name;
-        if (strncmp(nm, pre, lp) != 0) continue;
-        nref++;
-        if (!sg_params_find(&md->ps, nm + lp)) {
-            fprintf(stderr, "  torch key %s not registered\n", nm + lp);
-            missing++;
-        }
-    }
-    snprintf(label, sizeof label, "%s names: %d torch keys == %d registered", p, nref, md->ps.n);
-    sg_test_true(label, missing == 0 && nref == md->ps.n);
-}
-
 struct fd_user {
     struct model *md;
     const float *img;
@@ -163,7 +136,10 @@ static void run_case(const char *p, int patch, int heads, int quick, const struc
     model_build(&md, patch, heads, quick);
     snprintf(label, sizeof label, "%s plan %zu == carved %zu", p, md.plan, md.acts.used);
     sg_test_true(label, md.plan == md.acts.used);
-    load_params(&md, f, p);
+    char pre[32];
+    snprintf(pre, sizeof pre, "%s.sd.", p);
+    sg_test_check_param_names(&md.ps, f, pre, NULL, p);
+    sg_test_load_params(&md.ps, f, pre);
 
     snprintf(key, sizeof key, "%s.img", p);
     float *img = sg_test_ref(f, key, NIMG);

@@ -188,6 +188,47 @@ int sg_test_expect_abort(const char *label, void (*fn)(void), const char *want)
     return sg_test_true(label, ok);
 }
 
+void sg_test_load_params(struct sg_params *ps, const struct sg_st_file *f, const char *prefix)
+{
+    char key[512];
+    for (int i = 0; i < ps->n; i++) {
+        struct sg_param *q = ps->items[i];
+        snprintf(key, sizeof key, "%s%s", prefix, q->name);
+        float *v = sg_test_ref(f, key, q->numel);
+        memcpy(q->data, v, (size_t)q->numel * sizeof(float));
+        sg_afree(v);
+    }
+}
+
+static int skipped(const char *key, const char *const *skip)
+{
+    for (int i = 0; skip && skip[i]; i++) {
+        size_t n = strlen(skip[i]);
+        int is_prefix = n && (skip[i][n - 1] == '.' || skip[i][n - 1] == '_');
+        if (is_prefix ? strncmp(key, skip[i], n) == 0 : strcmp(key, skip[i]) == 0) return 1;
+    }
+    return 0;
+}
+
+int sg_test_check_param_names(const struct sg_params *ps, const struct sg_st_file *f,
+                              const char *prefix, const char *const *skip, const char *label)
+{
+    size_t lp = strlen(prefix);
+    int nref = 0, missing = 0;
+    for (int i = 0; i < f->n; i++) {
+        const char *nm = f->entries[i].name;
+        if (strncmp(nm, prefix, lp) != 0 || skipped(nm + lp, skip)) continue;
+        nref++;
+        if (!sg_params_find(ps, nm + lp)) {
+            fprintf(stderr, "  %s: torch key %s not registered\n", label, nm + lp);
+            missing++;
+        }
+    }
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s names: %d torch keys == %d registered", label, nref, ps->n);
+    return sg_test_true(msg, missing == 0 && nref == ps->n);
+}
+
 int sg_test_summary(const char *name)
 {
     printf("%s: %d passed, %d failed\n", name, n_pass, n_fail);

@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "core/params.h"
 #include "core/safetensors.h"
 
 #define SG_TEST_SKIP 77
@@ -48,6 +49,15 @@ double sg_test_dot(const float *x, const float *w, int64_t n);
 /* Runs fn in a child process; passes when it aborts (SIGABRT, e.g. an SG_CHECK) and its stderr
  * contains `want` — for checking that programmer errors are caught with a useful message. */
 int sg_test_expect_abort(const char *label, void (*fn)(void), const char *want);
+
+/* Model tests against a PyTorch state_dict stored under "<prefix><name>":
+ * sg_test_load_params copies every registered parameter from "<prefix><name>" (host params);
+ * sg_test_check_param_names requires every stored tensor "<prefix><key>" — except keys in
+ * `skip` (NULL-terminated; an entry ending in '.' or '_' skips every key starting with it) —
+ * to be a registered parameter, and their count to equal the number registered. */
+void sg_test_load_params(struct sg_params *ps, const struct sg_st_file *f, const char *prefix);
+int sg_test_check_param_names(const struct sg_params *ps, const struct sg_st_file *f,
+                              const char *prefix, const char *const *skip, const char *label);
 
 int sg_test_summary(const char *name);
 int sg_test_failures(void);
