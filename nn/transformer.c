@@ -82,24 +82,50 @@ static float *take(struct carver *cv, size_t n)
     return NULL;
 }
 
+/* Block internals: one set per block, or one shared set under recomputation. */
+static void carve_internals(struct sg_resblock *k, struct carver *cv, size_t N, size_t C,
+                            size_t natt)
+{
+    k->ln1 = take(cv, N * C);
+    k->ln2 = take(cv, N * C);
+    k->mean1 = take(cv, N);
+    k->rstd1 = take(cv, N);
+    k->mean2 = take(cv, N);
+    k->rstd2 = take(cv, N);
+    k->qkv = take(cv, N * 3 * C);
+    k->att = take(cv, natt);
+    k->ao = take(cv, N * C);
+    k->x1 = take(cv, N * C);
+    k->h = take(cv, N * 4 * C);
+    k->ha = take(cv, N * 4 * C);
+}
+
+static void share_internals(struct sg_resblock *k, const struct sg_resblock *s)
+{
+    k->ln1 = s->ln1;
+    k->ln2 = s->ln2;
+    k->mean1 = s->mean1;
+    k->rstd1 = s->rstd1;
+    k->mean2 = s->mean2;
+    k->rstd2 = s->rstd2;
+    k->qkv = s->qkv;
+    k->att = s->att;
+    k->ao = s->ao;
+    k->x1 = s->x1;
+    k->h = s->h;
+    k->ha = s->ha;
+}
+
 static void carve(struct sg_transformer *m, struct carver *cv)
 {
     size_t N = (size_t)m->B * m->T, C = (size_t)m->C;
     size_t natt = (size_t)m->B * m->NH * m->T * m->T;
     for (int i = 0; i < m->layers; i++) {
         struct sg_resblock *k = &m->blocks[i];
-        k->ln1 = take(cv, N * C);
-        k->ln2 = take(cv, N * C);
-        k->mean1 = take(cv, N);
-        k->rstd1 = take(cv, N);
-        k->mean2 = take(cv, N);
-        k->rstd2 = take(cv, N);
-        k->qkv = take(cv, N * 3 * C);
-        k->att = take(cv, natt);
-        k->ao = take(cv, N * C);
-        k->x1 = take(cv, N * C);
-        k->h = take(cv, N * 4 * C);
-        k->ha = take(cv, N * 4 * C);
+        if (!m->recompute || i == 0)
+            carve_internals(k, cv, N, C, natt);
+        else
+            share_internals(k, &m->blocks[0]);
         k->out = take(cv, N * C);
     }
     m->g0 = take(cv, N * C);
@@ -193,6 +219,8 @@ void sg_transformer_backward(struct sg_transformer *m, struct sg_ctx *c, float *
     for (int i = m->layers - 1; i >= 0; i--) {
         float *dst = (src == m->g0) ? m->g1 : m->g0;
         if (i == 0 && dinp) dst = dinp;
+        /* recompute: the shared internals hold the last block's; re-run the others */
+        if (m->recompute && i < m->layers - 1) block_forward(m, &m->blocks[i], c, m->blocks[i].inp);
         block_backward(m, &m->blocks[i], c, dst, src);
         src = dst;
     }

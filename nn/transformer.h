@@ -18,6 +18,14 @@
  *
  * Memory: sg_transformer_plan(B, T) returns the activation bytes; sg_transformer_bind carves
  * them from an arena. forward/backward never allocate.
+ * Activation recomputation (gradient checkpointing, as torch.utils.checkpoint per block in
+ * open_clip's set_grad_checkpointing): with m->recompute set before plan, every block keeps only
+ * its output; the block internals (ln_1/ln_2 outputs and stats, qkv, attention probabilities,
+ * attention output, x1, MLP hidden) live in ONE shared set of buffers, and backward re-runs each
+ * block's forward before its backward (the last block's internals are still valid and are not
+ * recomputed). Memory per block drops from ~(13C + 2*NH*T)*N floats to C*N; compute grows by
+ * one forward of layers-1 blocks. Results are bit-identical to the stored mode (same ops, same
+ * thread count).
  * Gradient contract: backward ACCUMULATES into every parameter grad, OVERWRITES dinp (NULL skips).
  * Reference: torch.nn.MultiheadAttention(batch_first=True) + nn.LayerNorm + nn.Linear as
  * open_clip.transformer.ResidualAttentionBlock (tests/ref/gen_text_encoder.py).
@@ -53,6 +61,7 @@ struct sg_resblock {
 struct sg_transformer {
     struct sg_resblock blocks[SG_TRANSFORMER_MAX_LAYERS];
     int layers, C, NH, causal;
+    int recompute;   /* gradient checkpointing (see above); set before plan */
     enum sg_act act; /* SG_ACT_GELU or SG_ACT_QUICKGELU */
     int B, T;        /* planned */
     /* backward scratch shared by the blocks */

@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CF="${CLANG_FORMAT:-clang-format}"
 mapfile -t files < <(git ls-files 'core/*.[ch]' 'ops/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' \
-                      'losses/*.[ch]' 'tools/*.[ch]' 'text/*.[ch]' 'text/*.cc' 'nn/*.[ch]' 'vision/*.[ch]' \
-                      2>/dev/null || ls core/*.[ch] ops/*.[ch] tests/*.[ch] bench/*.[ch] losses/*.[ch] tools/*.[ch] text/*.[ch] text/*.cc nn/*.[ch] vision/*.[ch])
+                      'losses/*.[ch]' 'tools/*.[ch]' 'text/*.[ch]' 'text/*.cc' 'nn/*.[ch]' 'vision/*.[ch]' 'model/*.[ch]' \
+                      2>/dev/null || ls core/*.[ch] ops/*.[ch] tests/*.[ch] bench/*.[ch] losses/*.[ch] tools/*.[ch] text/*.[ch] text/*.cc nn/*.[ch] vision/*.[ch] model/*.[ch])
 if [[ "${1:-}" != "--check" ]]; then
   "$CF" -i "${files[@]}"
   exit 0

@@ -39,8 +39,8 @@ void sg_text_encoder_init(struct sg_text_encoder *m, const struct sg_text_encode
                         cfg->quick_gelu ? SG_ACT_QUICKGELU : SG_ACT_GELU);
     m->lnf_w = add(ps, prefix, "ln_final.weight", 1, C, 0, SG_PARAM_INIT_ONE, 0.0f);
     m->lnf_b = add(ps, prefix, "ln_final.bias", 1, C, 0, SG_PARAM_INIT_ZERO, 0.0f);
-    m->proj =
-        add(ps, prefix, "text_projection", 2, C, E, SG_PARAM_INIT_NORMAL, 1.0f / sqrtf((float)C));
+    m->proj = add(ps, prefix, "text_projection", 2, C, E, SG_PARAM_DECAY | SG_PARAM_INIT_NORMAL,
+                  1.0f / sqrtf((float)C));
 }
 
 struct carver {

@@ -2,6 +2,8 @@
  * tools/sogclip.c — the `sogclip` command. Subcommands:
  *   sogclip loss IN.safetensors OUT.safetensors [--threads N] [--ref]
  *       replay a sequence of loss steps (file contract: README "Loss replay")
+ *   sogclip model info|init NAME ...
+ *       model configs, activation plans, initial weights (tools/cmd_model.c)
  *   sogclip tokenizer train|encode ...
  *       train a SentencePiece model / encode captions (tools/cmd_tokenizer.c; built with
  *       cmake/text.cmake, which defines SG_TOKENIZER)
@@ -14,6 +16,7 @@
 #include "core/common.h"
 #include "tools/loss_replay.h"
 
+int sg_cmd_model(int argc, char **argv); /* tools/cmd_model.c */
 #ifdef SG_TOKENIZER
 int sg_cmd_tokenizer(int argc, char **argv); /* tools/cmd_tokenizer.c */
 #endif
@@ -23,6 +26,8 @@ static int usage(void)
     fprintf(stderr, "usage: sogclip loss IN.safetensors OUT.safetensors [--threads N] [--ref]\n"
                     "  replays K loss steps from IN and writes losses, gradients and the final\n"
                     "  state to OUT (contract: README, 'Loss replay')\n"
+                    "       sogclip model info|init NAME ...  (model configs; run without "
+                    "arguments for help)\n"
                     "       sogclip tokenizer train|encode ...  (SentencePiece; run without "
                     "arguments for help)\n");
     return 2;
@@ -57,6 +62,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) return usage();
     if (strcmp(argv[1], "loss") == 0) return cmd_loss(argc - 2, argv + 2);
+    if (strcmp(argv[1], "model") == 0) return sg_cmd_model(argc - 2, argv + 2);
 #ifdef SG_TOKENIZER
     if (strcmp(argv[1], "tokenizer") == 0) return sg_cmd_tokenizer(argc - 2, argv + 2);
 #endif

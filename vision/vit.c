@@ -38,7 +38,7 @@ void sg_vit_init(struct sg_vit *m, const struct sg_vit_config *cfg, struct sg_pa
     m->K = 3 * pt * pt;
     float sc = 1.0f / sqrtf((float)C);
     int64_t wshape[4] = {C, 3, pt, pt}, c1[1] = {C}, tc[2] = {m->T, C}, ce[2] = {C, E};
-    m->conv1 = add(ps, prefix, "conv1.weight", 4, wshape, SG_PARAM_INIT_UNIFORM,
+    m->conv1 = add(ps, prefix, "conv1.weight", 4, wshape, SG_PARAM_DECAY | SG_PARAM_INIT_UNIFORM,
                    1.0f / sqrtf((float)m->K));
     m->cls = add(ps, prefix, "class_embedding", 1, c1, SG_PARAM_INIT_NORMAL, sc);
     m->pos = add(ps, prefix, "positional_embedding", 2, tc, SG_PARAM_INIT_NORMAL, sc);
@@ -50,7 +50,7 @@ void sg_vit_init(struct sg_vit *m, const struct sg_vit_config *cfg, struct sg_pa
                         cfg->quick_gelu ? SG_ACT_QUICKGELU : SG_ACT_GELU);
     m->lnpost_w = add(ps, prefix, "ln_post.weight", 1, c1, SG_PARAM_INIT_ONE, 0.0f);
     m->lnpost_b = add(ps, prefix, "ln_post.bias", 1, c1, SG_PARAM_INIT_ZERO, 0.0f);
-    m->proj = add(ps, prefix, "proj", 2, ce, SG_PARAM_INIT_NORMAL, sc);
+    m->proj = add(ps, prefix, "proj", 2, ce, SG_PARAM_DECAY | SG_PARAM_INIT_NORMAL, sc);
 }
 
 struct carver {

@@ -1,0 +1,83 @@
+/*
+ * nn/optim.h — optimizers over the parameter table (core/params.h) and learning-rate schedules.
+ *
+ * Optimizers (one step updates every trainable parameter in place; BUFFER params are skipped):
+ *  - SG_OPT_ADAMW: torch.optim.AdamW (torch 1.13 `_single_tensor_adamw`), decoupled weight
+ *    decay p *= 1 - lr*wd only for SG_PARAM_DECAY params (FastCLIP/open_clip: gain, bias, bn, ln
+ *    and logit_scale get wd 0); exp_avg in ps->m, exp_avg_sq in ps->v.
+ *  - SG_OPT_SGD: torch.optim.SGD (dampening 0), coupled decay g += wd*p only for DECAY params,
+ *    momentum buffer in ps->m (first step: buf = g), optional Nesterov.
+ *  - SG_OPT_LARS: the LARS of moco-v3 / SogCLR `sogclr/optimizer.py`: for params with ndim > 1
+ *    (whatever their flags) g = g + wd*p, then g *= trust*||p||/||g|| (1 when either norm is 0);
+ *    params with ndim <= 1 get neither. Then mu = momentum*mu + g (ps->m), p -= lr*mu.
+ *  - clip_grad_norm > 0: torch.nn.utils.clip_grad_norm_ over all trainable grads before the
+ *    step: scale = min(1, max_norm / (norm + 1e-6)). The scale is folded into the update: the
+ *    grad arena itself is left unscaled (torch scales p.grad in place).
+ * Every step computes the global L2 norm of the trainable grads (before clipping) and returns
+ * it (also in o->last_grad_norm). When it is not finite (NaN/Inf in a grad) the step is skipped:
+ * nothing is updated and o->step does not advance; the caller sees the non-finite return value
+ * (torch would write NaN into the parameters).
+ *
+ * Arithmetic follows torch's CPU kernels operation by operation in float32 (scalars such as
+ * 1 - lr*wd and lr / (1 - beta1^t) in double, then rounded to float, as Python does; beta, eps,
+ * wd and momentum are taken as the double of their shortest decimal, i.e. what Python's float
+ * literal `0.999` is), so results agree with torch to about an ulp (tests/test_optim.c).
+ *
+ * Checkpoint state: the m and v arenas of the parameter table (ps->m, ps->v, saved by name like
+ * the parameters) plus o->step. Nothing else persists between steps.
+ *
+ * sg_optim_step: OpenMP over each parameter's elements in fixed 4096-element chunks; norms in
+ * double from per-chunk partial sums added in chunk order, so results do not depend on the
+ * thread count. sg_optim_step_ref: plain loops, the spec. CUDA: not implemented yet (panics).
+ */
+#ifndef SG_OPTIM_H
+#define SG_OPTIM_H
+
+#include <stdint.h>
+
+#include "core/ctx.h"
+#include "core/params.h"
+
+enum sg_optim_kind { SG_OPT_ADAMW, SG_OPT_SGD, SG_OPT_LARS };
+
+struct sg_optim_config {
+    enum sg_optim_kind kind;
+    float lr;                /* base learning rate (>= 0); each step takes its own lr */
+    float weight_decay;      /* >= 0 */
+    float beta1, beta2, eps; /* AdamW (torch defaults 0.9, 0.999, 1e-8) */
+    float momentum;          /* SGD / LARS (>= 0; LARS: SogCLR 0.9) */
+    int nesterov;            /* SGD only; needs momentum > 0 */
+    float trust_coef;        /* LARS eta (> 0), SogCLR 0.001 */
+    float clip_grad_norm;    /* > 0: global L2 norm clipping of the trainable grads; 0: off */
+};
+
+struct sg_optim {
+    struct sg_optim_config cfg;
+    int64_t step;         /* steps taken (AdamW bias correction uses step + 1 for the next) */
+    float last_grad_norm; /* pre-clipping global grad norm of the last step */
+    double *part;         /* (2 * max_chunks) per-chunk partial sums for the norms */
+    int64_t max_chunks;   /* chunks of the largest trainable param at init */
+};
+
+/* Validates cfg and sizes the scratch for ps (registered and allocated with with_optim = 1).
+ * Returns 0, or -1 with sg_err (negative lr, betas outside [0, 1), ...). */
+int sg_optim_init(struct sg_optim *o, const struct sg_optim_config *cfg, struct sg_params *ps);
+void sg_optim_free(struct sg_optim *o);
+
+/* One step with learning rate lr (the schedule's value for this step). Weight decay per param
+ * from its flags (AdamW, SGD) or its ndim (LARS). Returns the pre-clipping global grad norm.
+ * Panics on a CUDA context. Allocates nothing. */
+float sg_optim_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr);
+/* The same step as plain single-threaded loops (reference for tests). */
+float sg_optim_step_ref(struct sg_optim *o, struct sg_params *ps, float lr);
+
+/* open_clip cosine_lr with a floor: step < warmup: base_lr*(step+1)/warmup; else
+ * lr_min + 0.5*(1 + cos(pi*e/es))*(base_lr - lr_min), e = step - warmup, es = total - warmup.
+ * Steps at or past total give lr_min (open_clip's formula would rise again). In double. */
+float sg_lr_cosine(float base_lr, float lr_min, int64_t warmup, int64_t total, int64_t step);
+
+enum sg_lr_scaling { SG_LR_SCALE_NONE = 0, SG_LR_SCALE_LINEAR = 1, SG_LR_SCALE_SQRT = 2 };
+/* Batch-size scaling: NONE lr; LINEAR lr*B/256; SQRT lr*sqrt(B) (SogCLR: 0.075*sqrt(B)). */
+float sg_lr_scale(float lr, int batch, int mode);
+
+#endif
