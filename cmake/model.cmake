@@ -3,3 +3,4 @@
 list(APPEND SG_OP_SOURCES model/clip.c model/clip_config.c)
 set_source_files_properties(model/clip_config.c PROPERTIES COMPILE_DEFINITIONS
                             "SG_MODEL_DIR=\"${CMAKE_SOURCE_DIR}/configs/models\"")
+list(APPEND SG_TESTS test_clip_model)

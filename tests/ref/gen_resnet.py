@@ -1,13 +1,13 @@
 """tests/ref/gen_resnet.py — references for vision/resnet.c (torchvision ResNet: BasicBlock and
 Bottleneck).
 
-torchvision is not installed for Debian's python, so the ResNet is rebuilt here in plain torch
-with torchvision's module names and structure (BasicBlock, Bottleneck, downsample = Sequential(conv1x1, bn)),
-so the state_dict keys equal torchvision's. Training-mode forward, loss L = sum(out * wgt),
-backward. Stored per config <p>: every state_dict entry "<p>.<key>" before the step (random
-non-default BN affine params and running stats), "<p>.inp", "<p>.wgt", "<p>.out",
-"<p>.grad.<key>" for every trainable parameter, "<p>.dinp", and "<p>.after.<key>" for the
-running stats after the step.
+torchvision is not installed for Debian's python, so the ResNet is torch_models.ResNet, rebuilt in
+plain torch with torchvision's module names and structure (BasicBlock, Bottleneck, downsample =
+Sequential(conv1x1, bn)), so the state_dict keys equal torchvision's. Training-mode forward,
+loss L = sum(out * wgt), backward. Stored per config <p>: every state_dict entry "<p>.<key>"
+before the step (random non-default BN affine params and running stats), "<p>.inp", "<p>.wgt",
+"<p>.out", "<p>.grad.<key>" for every trainable parameter, "<p>.dinp", and "<p>.after.<key>"
+for the running stats after the step.
 
 Run: cd tests/ref && /usr/bin/python3 gen_resnet.py
 """
@@ -15,86 +15,7 @@ import torch
 import torch.nn as nn
 
 import refutil
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                            nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        idt = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + idt)
-
-
-class Bottleneck(nn.Module):
-    """torchvision Bottleneck (v1.5: stride on the 3x3), groups 1, width_per_group 64."""
-    expansion = 4
-
-    def __init__(self, cin, planes, stride):
-        super().__init__()
-        cout = planes * 4
-        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                            nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        idt = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + idt)
-
-
-class ResNet(nn.Module):
-    def __init__(self, layers, width, num_classes, cifar, bottleneck=False):
-        super().__init__()
-        if cifar:
-            self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
-        else:
-            self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.Identity() if cifar else nn.MaxPool2d(3, 2, 1)
-        cin = width
-        for li, n in enumerate(layers):
-            planes = width << li
-            blocks = []
-            for i in range(n):
-                stride = 2 if (i == 0 and li > 0) else 1
-                if bottleneck:
-                    blocks.append(Bottleneck(cin, planes, stride))
-                    cin = planes * 4
-                else:
-                    blocks.append(BasicBlock(cin, planes, stride))
-                    cin = planes
-            setattr(self, "layer%d" % (li + 1), nn.Sequential(*blocks))
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(cin, num_classes) if num_classes > 0 else None
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        x = torch.flatten(self.avgpool(x), 1)
-        return self.fc(x) if self.fc is not None else x
+from torch_models import ResNet
 
 
 def case(p, layers, width, ncls, cifar, B, H, W, seed, out, bottleneck=False):

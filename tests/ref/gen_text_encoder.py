@@ -2,8 +2,8 @@
 (open_clip's text tower: TextTransformer with ResidualAttentionBlock, pre-LN, causal mask,
 argmax (EOT) pooling, x @ text_projection).
 
-The tower is rebuilt here in plain torch with open_clip's module names (open_clip is not
-installed for Debian's python): token_embedding, positional_embedding,
+The tower is torch_models.TextTransformer (plain torch with open_clip's module names; open_clip
+is not installed for Debian's python): token_embedding, positional_embedding,
 transformer.resblocks.<i>.{ln_1,attn (nn.MultiheadAttention),ln_2,mlp.c_fc,mlp.c_proj},
 ln_final, text_projection. One random state_dict "sd.<key>" (V=64, T=8, C=32, 2 layers, E=16)
 is shared by two cases that differ only in the head count and the MLP activation:
@@ -15,76 +15,16 @@ parameter, gradients of L = sum(out * wgt).
 Run: cd tests/ref && /usr/bin/python3 gen_text_encoder.py
 """
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 import refutil
+import torch_models as tm
 
 V, T, C, L, E, B = 64, 8, 32, 2, 16, 3
 
 
-class QuickGELU(nn.Module):
-    def forward(self, x):
-        return x * torch.sigmoid(1.702 * x)
-
-
-class Mlp(nn.Module):
-    def __init__(self, quick):
-        super().__init__()
-        self.c_fc = nn.Linear(C, 4 * C)
-        self.gelu = QuickGELU() if quick else nn.GELU()
-        self.c_proj = nn.Linear(4 * C, C)
-
-    def forward(self, x):
-        return self.c_proj(self.gelu(self.c_fc(x)))
-
-
-class ResidualAttentionBlock(nn.Module):
-    def __init__(self, heads, quick):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(C)
-        self.attn = nn.MultiheadAttention(C, heads, batch_first=True)
-        self.ln_2 = nn.LayerNorm(C)
-        self.mlp = Mlp(quick)
-
-    def forward(self, x, mask):
-        y = self.ln_1(x)
-        x = x + self.attn(y, y, y, need_weights=False, attn_mask=mask)[0]
-        return x + self.mlp(self.ln_2(x))
-
-
-class Transformer(nn.Module):
-    def __init__(self, heads, quick):
-        super().__init__()
-        self.resblocks = nn.ModuleList([ResidualAttentionBlock(heads, quick) for _ in range(L)])
-
-    def forward(self, x, mask):
-        for r in self.resblocks:
-            x = r(x, mask)
-        return x
-
-
-class TextTransformer(nn.Module):
-    def __init__(self, heads, quick):
-        super().__init__()
-        self.token_embedding = nn.Embedding(V, C)
-        self.positional_embedding = nn.Parameter(torch.empty(T, C))
-        self.transformer = Transformer(heads, quick)
-        self.ln_final = nn.LayerNorm(C)
-        self.text_projection = nn.Parameter(torch.empty(C, E))
-        mask = torch.full((T, T), float("-inf")).triu_(1)
-        self.register_buffer("attn_mask", mask, persistent=False)
-
-    def forward(self, ids):
-        x = self.token_embedding(ids) + self.positional_embedding
-        x = self.ln_final(self.transformer(x, self.attn_mask))
-        pooled = x[torch.arange(x.shape[0]), ids.argmax(dim=-1)]  # open_clip: EOT = max id
-        return pooled @ self.text_projection
-
-
 def main():
     torch.manual_seed(0)
-    base = TextTransformer(2, False)
+    base = tm.TextTransformer(T, V, C, 2, L, E, False)
     with torch.no_grad():  # every parameter random and non-default (biases, LN affine)
         for i, (k, p) in enumerate(base.named_parameters()):
             p.copy_(refutil.rand(*p.shape, seed=100 + i, lo=-0.3, hi=0.3))
@@ -97,7 +37,7 @@ def main():
         ids[b, pos] = V - 1
         ids[b, pos + 1:] = 0
     for p, heads, quick in [("h2", 2, False), ("h4", 4, True)]:
-        m = TextTransformer(heads, quick)
+        m = tm.TextTransformer(T, V, C, heads, L, E, quick)
         m.load_state_dict(sd)
         m.train()
         y = m(ids)
