@@ -5,7 +5,7 @@
  * optimizer); bench/clip_step_compare.py runs both and prints the ratios (README Performance).
  *
  *   bench_clip_step --config bench/configs/clip-small.yaml [--batch 64] [--threads 2]
- *                   [--steps 6] [--warmup 2] [--recompute] [--json]
+ *                   [--steps 6] [--warmup 2] [--recompute] [--text-len captions|full] [--json]
  * Prints the activation plan, then per-phase times (median ms: forward, loss, backward,
  * optimizer), pairs/s and the process's peak RSS.
  */
@@ -26,7 +26,7 @@
 
 struct opts {
     const char *config;
-    int batch, threads, steps, warmup, recompute, json;
+    int batch, threads, steps, warmup, recompute, json, full_text;
 };
 
 static double now_ms(void)
@@ -50,7 +50,7 @@ static double median(double *v, int n)
 
 static int parse(struct opts *o, int argc, char **argv)
 {
-    *o = (struct opts){NULL, 64, 2, 6, 2, 0, 0};
+    *o = (struct opts){NULL, 64, 2, 6, 2, 0, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--recompute"))
@@ -67,21 +67,33 @@ static int parse(struct opts *o, int argc, char **argv)
             o->steps = atoi(argv[++i]);
         else if (v && !strcmp(a, "--warmup"))
             o->warmup = atoi(argv[++i]);
+        else if (v && !strcmp(a, "--text-len"))
+            o->full_text = !strcmp(argv[++i], "full");
         else
             return -1;
     }
     return o->config && o->batch >= 2 && o->threads >= 1 && o->steps >= 1 ? 0 : -1;
 }
 
-/* Synthetic batch: images N(0,1); token rows [1..V-2]* EOT(V-1) 0* with varying lengths. */
-static void synth(const struct sg_clip_config *cfg, int B, float *img, int32_t *ids, int64_t *idx)
+/* EOT position of row b, the same rule as bench/torch_clip_step.py: caption-like lengths
+ * [8, 39] (Flickr8k captions average 11.7 words; the longest of a 64-caption batch 23 words on
+ * average) or, with full, row 0 at T-1 and the others spread over [1, T-2]. */
+static int eot_position(int b, int T, int full)
+{
+    if (!full) return 8 + (b * 13) % 32 < T - 1 ? 8 + (b * 13) % 32 : T - 1;
+    return b == 0 ? T - 1 : 1 + (b * 37) % (T - 2);
+}
+
+/* Synthetic batch: images N(0,1); token rows [1..V-2]* EOT(V-1) 0*. */
+static void synth(const struct sg_clip_config *cfg, int B, int full, float *img, int32_t *ids,
+                  int64_t *idx)
 {
     struct sg_rng r;
     int S = cfg->vision.image_size, T = cfg->text.context_length, V = cfg->text.vocab_size;
     sg_rng_seed(&r, 1234);
     sg_rng_normal(&r, img, (int64_t)B * 3 * S * S, 0.0f, 1.0f);
     for (int b = 0; b < B; b++) {
-        int len = 4 + (int)(sg_rng_u32(&r) % (uint32_t)(T - 4));
+        int len = eot_position(b, T, full) + 1;
         for (int t = 0; t < T; t++)
             ids[(size_t)b * T + t] =
                 t < len - 1 ? 1 + (int32_t)(sg_rng_u32(&r) % (uint32_t)(V - 2)) : 0;
@@ -124,8 +136,9 @@ int main(int argc, char **argv)
 {
     struct opts o;
     if (parse(&o, argc, argv)) {
-        fprintf(stderr, "usage: bench_clip_step --config FILE.yaml [--batch B] [--threads N] "
-                        "[--steps N] [--warmup N] [--recompute] [--json]\n");
+        fprintf(stderr,
+                "usage: bench_clip_step --config FILE.yaml [--batch B] [--threads N] "
+                "[--steps N] [--warmup N] [--recompute] [--text-len captions|full] [--json]\n");
         return 2;
     }
     struct sg_clip_config cfg;
@@ -147,7 +160,7 @@ int main(int argc, char **argv)
     int64_t *idx = sg_xmalloc((size_t)B * sizeof(int64_t));
     float *dzi = sg_xmalloc((size_t)B * E * sizeof(float));
     float *dzt = sg_xmalloc((size_t)B * E * sizeof(float));
-    synth(&cfg, B, img, ids, idx);
+    synth(&cfg, B, o.full_text, img, ids, idx);
 
     struct sogclr loss;
     struct sogclr_config lc = {.N = 100 * (int64_t)B, .tau = 0.01f, .gamma = 0.9f};
@@ -179,9 +192,9 @@ int main(int argc, char **argv)
         printf("{\"config\": \"%s\", \"batch\": %d, \"threads\": %d, \"step_ms\": %.2f, "
                "\"pairs_per_s\": %.2f, \"peak_rss_mb\": %.1f, \"forward_ms\": %.2f, "
                "\"loss_ms\": %.2f, \"backward_ms\": %.2f, \"optimizer_ms\": %.2f, "
-               "\"recompute\": %d}\n",
+               "\"recompute\": %d, \"text_len\": \"%s\"}\n",
                o.config, B, o.threads, step_ms, 1e3 * B / step_ms, rss, med[0], med[1], med[2],
-               med[3], o.recompute);
+               med[3], o.recompute, o.full_text ? "full" : "captions");
     else
         printf("step %.1f ms (forward %.1f, loss %.1f, backward %.1f, optimizer %.1f): %.1f "
                "pairs/s, peak RSS %.0f MiB\n",

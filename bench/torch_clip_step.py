@@ -7,8 +7,8 @@ trained with the two-way SogCLR loss and AdamW, float32.
         [--warmup 2] [--max-seconds 25] [--json]
 
 Data (synthetic, fixed for the run): images (B,3,S,S) normal(0,1); ids (B,T) int64 with tokens
-in [1, V-2], the EOT token V-1 at a per-row position spread over [1, T-1] (row 0 full length),
-zeros after it; sample ids idx = arange(B) (dataset size N = 100 B).
+in [1, V-2], the EOT token V-1 at a per-row position (eot_position: caption-like lengths by
+default, --text-len full spreads them over all T), zeros after it; sample ids idx = arange(B) (dataset size N = 100 B).
 One step: model.train(); zi = encode_image(img), zt = encode_text(ids) (L2-normalised);
 loss = two-way SogCLR (bench/torch_loss.py TwoWaySogCLR: docs/ALGORITHMS.md 2(b) with
 losses/sogclr.h's semantics, vectorised; tau 0.01, gamma 0.9; a surrogate whose gradient is the
@@ -42,13 +42,22 @@ from torch_loss import TwoWaySogCLR  # noqa: E402
 TAU, GAMMA, LR, WD = 0.01, 0.9, 1e-4, 0.1
 
 
-def synthetic_batch(cfg, B, g):
+def eot_position(b, T, text_len):
+    """Same rule as bench/bench_clip_step.c. captions: [8, 39] (Flickr8k captions: 11.7 words
+    on average, the longest of a 64-caption batch 23 words on average); full: row 0 at T-1,
+    the others spread over [1, T-2]."""
+    if text_len == "captions":
+        return min(T - 1, 8 + (b * 13) % 32)
+    return T - 1 if b == 0 else 1 + (b * 37) % (T - 2)
+
+
+def synthetic_batch(cfg, B, g, text_len):
     S = int(cfg["vision_cfg"]["image_size"])
     V, T = int(cfg["text_cfg"]["vocab_size"]), int(cfg["text_cfg"]["context_length"])
     img = torch.randn(B, 3, S, S, generator=g)
     ids = torch.randint(1, V - 1, (B, T), generator=g)
-    for b in range(B):  # EOT positions T-1, then spread over [1, T-2]
-        pos = T - 1 if b == 0 else 1 + (b * 37) % (T - 2)
+    for b in range(B):
+        pos = eot_position(b, T, text_len)
         ids[b, pos] = V - 1
         ids[b, pos + 1:] = 0
     return img, ids
@@ -64,6 +73,8 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=25.0,
                     help="stop timing after this long (at least 3 timed steps)")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
+    ap.add_argument("--text-len", choices=["captions", "full"], default="captions",
+                    help="EOT positions: caption-like (8..39 tokens) or spread over all T")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -71,7 +82,7 @@ def main():
     cfg = tm.load_yaml(a.config)
     model = tm.clip_from_cfg(cfg)
     B = a.batch
-    img, ids = synthetic_batch(cfg, B, torch.Generator().manual_seed(1))
+    img, ids = synthetic_batch(cfg, B, torch.Generator().manual_seed(1), a.text_len)
     idx = torch.arange(B)
     loss_fn = TwoWaySogCLR(100 * B, TAU, GAMMA)
     opt = torch.optim.AdamW(tm.adamw_groups(model, WD), lr=LR, betas=(0.9, 0.999), eps=1e-8)
@@ -101,7 +112,8 @@ def main():
     res = {"config": os.path.splitext(os.path.basename(a.config))[0], "batch": B,
            "threads": torch.get_num_threads(), "step_ms": round(med, 2),
            "pairs_per_s": round(B / (med / 1e3), 2), "peak_rss_mb": round(rss_mb, 1),
-           "torch": torch.__version__, "step_ms_min": round(min(ts), 2), "steps": len(ts)}
+           "torch": torch.__version__, "step_ms_min": round(min(ts), 2), "steps": len(ts),
+           "text_len": a.text_len}
     if a.json:
         print(json.dumps(res), flush=True)
     else:

@@ -118,8 +118,8 @@ static void share_internals(struct sg_resblock *k, const struct sg_resblock *s)
 
 static void carve(struct sg_transformer *m, struct carver *cv)
 {
-    size_t N = (size_t)m->B * m->T, C = (size_t)m->C;
-    size_t natt = (size_t)m->B * m->NH * m->T * m->T;
+    size_t N = (size_t)m->B * m->Tcap, C = (size_t)m->C;
+    size_t natt = (size_t)m->B * m->NH * m->Tcap * m->Tcap;
     for (int i = 0; i < m->layers; i++) {
         struct sg_resblock *k = &m->blocks[i];
         if (!m->recompute || i == 0)
@@ -142,9 +142,15 @@ size_t sg_transformer_plan(struct sg_transformer *m, int B, int T)
     struct carver cv = {NULL, 0};
     SG_CHECK(B > 0 && T > 0, "transformer_plan: B %d T %d", B, T);
     m->B = B;
-    m->T = T;
+    m->T = m->Tcap = T;
     carve(m, &cv);
     return cv.total;
+}
+
+void sg_transformer_set_length(struct sg_transformer *m, int T)
+{
+    SG_CHECK(T >= 1 && T <= m->Tcap, "transformer: length %d outside [1, %d]", T, m->Tcap);
+    m->T = T;
 }
 
 void sg_transformer_bind(struct sg_transformer *m, struct sg_arena *a)

@@ -63,7 +63,8 @@ struct sg_transformer {
     int layers, C, NH, causal;
     int recompute;   /* gradient checkpointing (see above); set before plan */
     enum sg_act act; /* SG_ACT_GELU or SG_ACT_QUICKGELU */
-    int B, T;        /* planned */
+    int B, T;        /* planned batch; sequence length of the current pass (<= Tcap) */
+    int Tcap;        /* planned sequence length */
     /* backward scratch shared by the blocks */
     float *g0, *g1, *t0, *t1; /* (N,C) */
     float *dqkv;              /* (N,3C) */
@@ -75,6 +76,8 @@ void sg_transformer_init(struct sg_transformer *m, struct sg_params *ps, const c
                          int layers, int NH, int causal, enum sg_act act);
 size_t sg_transformer_plan(struct sg_transformer *m, int B, int T);
 void sg_transformer_bind(struct sg_transformer *m, struct sg_arena *a);
+/* Run the next passes on T <= the planned length (buffers keep their planned size). */
+void sg_transformer_set_length(struct sg_transformer *m, int T);
 /* inp (B,T,C) must stay valid until backward; returns the output (B,T,C) (bound memory). */
 float *sg_transformer_forward(struct sg_transformer *m, struct sg_ctx *c, const float *inp);
 /* dout (B,T,C) (not modified); dinp (B,T,C) overwritten, NULL to skip. */

@@ -64,6 +64,11 @@ void conv2d_forward_dnnl(struct sg_ctx *c, const struct sg_conv2d_shape *s, floa
                          const float *inp, const float *w, const float *b);
 void conv2d_backward_dnnl(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *dinp, float *dw,
                           float *db, const float *dout, const float *inp, const float *w);
+/* batched im2row + one GEMM per group over all images (outputs of a few pixels per image) */
+void conv2d_forward_rows(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *out,
+                         const float *inp, const float *w, const float *b);
+void conv2d_backward_rows(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *dinp, float *dw,
+                          float *db, const float *dout, const float *inp, const float *w);
 void conv2d_forward_im2col(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *out,
                            const float *inp, const float *w, const float *b);
 void conv2d_backward_im2col(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *dinp,

@@ -6,11 +6,11 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config libdnnl-dev libyaml-dev libjpeg62-turbo-dev
-      libsentencepiece-dev)
+      libturbojpeg0-dev libpng-dev libsentencepiece-dev)
 if [[ "${1:-}" == "--dev" ]]; then
   # libopenblas0-openmp: without it Debian's torch runs matrix products on the netlib
   # reference BLAS (~1 GFLOP/s), which would make a meaningless benchmark peer.
-  PKGS+=(python3-torch python3-numpy python3-sentencepiece libopenblas0-openmp)
+  PKGS+=(python3-torch python3-torchvision python3-numpy python3-sentencepiece libopenblas0-openmp)
 fi
 
 missing=()

@@ -60,6 +60,7 @@ static const struct path PATHS[] = {
     {"ref", ref_fwd, ref_bwd},
     {"dnnl", conv2d_forward_dnnl, conv2d_backward_dnnl},
     {"im2col", conv2d_forward_im2col, conv2d_backward_im2col},
+    {"rows", conv2d_forward_rows, conv2d_backward_rows},
     {"op", op_conv2d_forward, op_conv2d_backward},
 };
 

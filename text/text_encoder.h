@@ -7,6 +7,8 @@
  *   x      = ln_final(x)                                      every token (as open_clip)
  *   pooled = x[b, eot[b]]                                     (B,C)
  *   out    = pooled @ text_projection                          (B,E)   text_projection (C,E)
+ * Only the first Te = max_b(eot[b]) + 1 positions are computed: with the causal mask the later
+ * ones affect neither the output nor any gradient (exact; open_clip always runs all T).
  * EOT pooling: eot[b] = argmax_t ids[b,t] (the first position holding the row's largest id).
  * This is open_clip's rule (text.argmax(dim=-1)): the CLIP tokenizer gives the end-of-text
  * token the highest id (49407), and padding is 0, so the largest id marks the EOT position.
@@ -54,7 +56,9 @@ struct sg_text_encoder {
     /* activations */
     const int32_t *ids; /* (B,T) set by forward */
     int32_t *eot;       /* (B) pooled positions */
-    float *x0;          /* (B,T,C) embeddings + positions */
+    int Te;             /* tokens per row actually run: max(eot) + 1 (see forward) */
+    int32_t *ids_used;  /* (B,Te) the row prefixes of ids */
+    float *x0;          /* (B,Te,C) embeddings + positions (sized for T) */
     float *xf;          /* (B,T,C) ln_final output */
     float *mean, *rstd; /* (B*T) ln_final stats */
     float *pooled;      /* (B,C) */

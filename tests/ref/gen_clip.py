@@ -16,7 +16,7 @@ Per case, in this order:
                      logit_scale is 0-dim).
     "<c>.img"        (B,3,S,S) F32 normal(0,1), B = 5.
     "<c>.ids"        (B,T) I32: tokens uniform in [1, V-2], the EOT token V-1 at positions
-                     T-1, 3, 5, 0, 6 of rows 0..4, zeros after it (pooling at argmax).
+                     5, 3, 5, 0, 6 of rows 0..4, zeros after it (pooling at argmax).
  3. Training mode (BN batch statistics): zi = normalize(visual(img)), zt = normalize(text(ids)),
     logits = exp(logit_scale) * zi @ zt.T, loss = (CE(logits, arange) + CE(logits.T, arange)) / 2,
     loss.backward().
@@ -60,7 +60,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG_DIR = os.path.join(HERE, "..", "data", "models")
 CASES = [("vit", "test-vit", 100), ("rn", "test-rn", 200), ("resnet", "test-resnet", 300)]
 B = 5
-EOT_POS = [-1, 3, 5, 0, 6]  # -1: the last position (one row full length)
+EOT_POS = [5, 3, 5, 0, 6]  # all < T-1: the text tower runs only max+1 = 7 of T = 8 tokens
 LR, BETAS, EPS, WD = 1e-2, (0.9, 0.999), 1e-8, 0.1
 
 
