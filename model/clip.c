@@ -61,7 +61,8 @@ static void text_init(struct sg_clip *m)
                                         .layers = t->layers,
                                         .heads = t->heads,
                                         .embed_dim = m->cfg.embed_dim,
-                                        .quick_gelu = m->cfg.quick_gelu};
+                                        .quick_gelu = m->cfg.quick_gelu,
+                                        .eot_token = t->eot_token};
     sg_text_encoder_init(&m->text, &tc, &m->ps, "");
     m->text.tr.recompute = m->cfg.grad_checkpointing;
 }

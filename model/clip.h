@@ -57,6 +57,7 @@ struct sg_clip_vision_config {
 
 struct sg_clip_text_config {
     int context_length, vocab_size, width, heads, layers;
+    int eot_token; /* -1: pool at argmax(ids) (open_clip); else the tokenizer's end-of-text id */
 };
 
 struct sg_clip_config {

@@ -59,6 +59,8 @@ static const struct sg_cfg_key text_keys[] = {
     TKEY("width", width, 1, 16384, "transformer width"),
     TKEY("heads", heads, 1, 1024, "attention heads"),
     TKEY("layers", layers, 1, 64, "transformer depth"),
+    TKEY("eot_token", eot_token, -1, 1 << 24,
+         "pooled token id; -1: the largest id of each row (open_clip)"),
     {0}};
 
 #define MKEY(k, t, f, lo, hi, h)                                                                   \
@@ -91,6 +93,7 @@ void sg_clip_config_defaults(struct sg_clip_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->init_logit_scale = logf(1.0f / 0.07f);
     cfg->vision.head_width = 64;
+    cfg->text.eot_token = -1;
 }
 
 /* Where a key of the file sits, for validation messages ("file:line:col: "). */

@@ -20,6 +20,8 @@
  *     width: 512
  *     heads: 8
  *     layers: 12
+ *     eot_token: -1                pooled token: -1 = each row's largest id (open_clip's CLIP
+ *                                  BPE, EOT 49407); a SentencePiece model's eos id otherwise
  *
  * Every key is known and typed; errors read "file:line:col: key: message" (core/config.h).
  * Names resolve to <dir>/<name>.yaml where dir is $SOGCLIP_MODEL_DIR, else the source tree's

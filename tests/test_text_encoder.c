@@ -39,9 +39,9 @@ struct model {
     size_t plan;
 };
 
-static void model_build(struct model *md, int heads, int quick)
+static void model_build(struct model *md, int heads, int quick, int eot_token)
 {
-    struct sg_text_encoder_config cfg = {V, T, C, LAYERS, heads, E, quick};
+    struct sg_text_encoder_config cfg = {V, T, C, LAYERS, heads, E, quick, eot_token};
     sg_params_init(&md->ps);
     sg_text_encoder_init(&md->enc, &cfg, &md->ps, "");
     sg_params_alloc(&md->ps, &ctx, 0);
@@ -118,11 +118,33 @@ static void check_fd(struct model *md, const int32_t *ids, const float *wgt, con
     }
 }
 
+/* Pooling by an explicit end token (eot_token = V-1, the reference's EOT) must select the same
+ * rows as open_clip's argmax rule, and a row without it pools at the last position. */
+static void check_eot_token(const int32_t *ids, const float *ref_out, const char *p, int heads,
+                            int quick, const struct sg_st_file *f)
+{
+    struct model md;
+    char label[256];
+    int32_t noend[B * T];
+    model_build(&md, heads, quick, V - 1);
+    sg_test_load_params(&md.ps, f, "sd.");
+    float *out = sg_text_encoder_forward(&md.enc, &ctx, ids);
+    snprintf(label, sizeof label, "%s eot_token %d: same output as argmax pooling", p, V - 1);
+    sg_test_close(label, out, ref_out, (int64_t)B * E, 1e-5f, 1e-4f);
+    memcpy(noend, ids, sizeof noend);
+    for (int t = 0; t < T; t++)
+        if (noend[t] == V - 1) noend[t] = 1;
+    sg_text_encoder_forward(&md.enc, &ctx, noend);
+    snprintf(label, sizeof label, "%s eot_token: a row without it pools at T-1", p);
+    sg_test_true(label, md.enc.eot[0] == T - 1 && md.enc.eot[1] == 3);
+    model_free(&md);
+}
+
 static void run_case(const char *p, int heads, int quick, const struct sg_st_file *f)
 {
     struct model md;
     char key[256], label[256];
-    model_build(&md, heads, quick);
+    model_build(&md, heads, quick, -1);
     snprintf(label, sizeof label, "%s plan %zu == carved %zu", p, md.plan, md.acts.used);
     sg_test_true(label, md.plan == md.acts.used);
     sg_test_check_param_names(&md.ps, f, "sd.", NULL, p);
@@ -149,6 +171,7 @@ static void run_case(const char *p, int heads, int quick, const struct sg_st_fil
     printf("  %s: %d params, activations %.1f KiB\n", p, md.ps.n, (double)md.plan / 1024.0);
     check_accumulate(&md, wgt, p);
     check_fd(&md, ids, wgt, p);
+    check_eot_token(ids, ref_out, p, heads, quick, f);
 
     free(wgt);
     free(ref_out);
@@ -160,7 +183,7 @@ static void check_names_prefixed(void)
     struct sg_params ps;
     struct sg_text_encoder enc;
     struct sg_rng rng;
-    struct sg_text_encoder_config cfg = {V, T, C, 3, 4, E, 0};
+    struct sg_text_encoder_config cfg = {V, T, C, 3, 4, E, 0, -1};
     sg_params_init(&ps);
     sg_text_encoder_init(&enc, &cfg, &ps, "text");
     sg_params_alloc(&ps, &ctx, 0);

@@ -90,14 +90,25 @@ void sg_text_encoder_bind(struct sg_text_encoder *m, struct sg_arena *a)
     sg_transformer_bind(&m->tr, a);
 }
 
-/* open_clip's text.argmax(dim=-1): first position of the row's largest id. */
-static void find_eot(int32_t *eot, const int32_t *ids, int B, int T)
+/* Pooled position per row: open_clip's text.argmax(dim=-1) (first position of the row's
+ * largest id) when eot_token < 0, else the first position holding eot_token (the last position
+ * when the row has none, e.g. a caption truncated without an end token). */
+static void find_eot(int32_t *eot, const int32_t *ids, int B, int T, int eot_token)
 {
     for (int b = 0; b < B; b++) {
         const int32_t *r = ids + (size_t)b * T;
         int best = 0;
-        for (int t = 1; t < T; t++)
-            if (r[t] > r[best]) best = t;
+        if (eot_token >= 0) {
+            best = T - 1;
+            for (int t = 0; t < T; t++)
+                if (r[t] == eot_token) {
+                    best = t;
+                    break;
+                }
+        } else {
+            for (int t = 1; t < T; t++)
+                if (r[t] > r[best]) best = t;
+        }
         eot[b] = best;
     }
 }
@@ -110,7 +121,7 @@ static void find_eot(int32_t *eot, const int32_t *ids, int B, int T)
 static int used_length(struct sg_text_encoder *m, const int32_t *ids)
 {
     int B = m->B, T = m->cfg.context, Te = 1;
-    find_eot(m->eot, ids, B, T);
+    find_eot(m->eot, ids, B, T, m->cfg.eot_token);
     for (int b = 0; b < B; b++)
         if (m->eot[b] + 1 > Te) Te = m->eot[b] + 1;
     for (int b = 0; b < B; b++)

@@ -12,7 +12,8 @@
  * EOT pooling: eot[b] = argmax_t ids[b,t] (the first position holding the row's largest id).
  * This is open_clip's rule (text.argmax(dim=-1)): the CLIP tokenizer gives the end-of-text
  * token the highest id (49407), and padding is 0, so the largest id marks the EOT position.
- * A tokenizer with another vocabulary layout must keep EOT the largest id for this to hold.
+ * Vocabularies where the end token is not the largest id (SentencePiece models: eos 2) set
+ * eot_token: pooling is then at the first position holding it.
  *
  * Parameter names (open_clip state_dict keys under "<prefix>."): token_embedding.weight (V,C),
  * positional_embedding (T,C), transformer.resblocks.<i>.* (nn/transformer.h),
@@ -46,6 +47,7 @@ struct sg_text_encoder_config {
     int heads;      /* 8 */
     int embed_dim;  /* E: 512 (text_projection columns) */
     int quick_gelu; /* 1: QuickGELU (OpenAI CLIP weights), 0: exact GELU */
+    int eot_token;  /* < 0: pool at argmax(ids) (open_clip); else at the first eot_token */
 };
 
 struct sg_text_encoder {
