@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 CF="${CLANG_FORMAT:-clang-format}"
 mapfile -t files < <(git ls-files 'core/*.[ch]' 'ops/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' \
                       'losses/*.[ch]' 'tools/*.[ch]' 'text/*.[ch]' 'text/*.cc' 'nn/*.[ch]' 'vision/*.[ch]' 'model/*.[ch]' \
-                      2>/dev/null || ls core/*.[ch] ops/*.[ch] tests/*.[ch] bench/*.[ch] losses/*.[ch] tools/*.[ch] text/*.[ch] text/*.cc nn/*.[ch] vision/*.[ch] model/*.[ch])
+                      'data/*.[ch]' 'train/*.[ch]' 'eval/*.[ch]' \
+                      2>/dev/null || ls core/*.[ch] ops/*.[ch] tests/*.[ch] bench/*.[ch] losses/*.[ch] tools/*.[ch] text/*.[ch] text/*.cc nn/*.[ch] vision/*.[ch] model/*.[ch] data/*.[ch] train/*.[ch] eval/*.[ch])
 if [[ "${1:-}" != "--check" ]]; then
   "$CF" -i "${files[@]}"
   exit 0

@@ -2,6 +2,13 @@
  * tools/sogclip.c — the `sogclip` command. Subcommands:
  *   sogclip loss IN.safetensors OUT.safetensors [--threads N] [--ref]
  *       replay a sequence of loss steps (file contract: README "Loss replay")
+ *   sogclip train -c CONFIG.yaml [key=value ...] [--resume latest|PATH]
+ *       training (tools/cmd_train.c, train/trainer.h)
+ *   sogclip data verify|shards|synth ...
+ *       dataset checks, WebDataset shard writer (tools/cmd_data.c), synthetic demo data
+ *       (tools/cmd_synth.c)
+ *   sogclip eval zeroshot|retrieval --checkpoint C --data D ...
+ *       evaluation (tools/cmd_eval.c, eval/clip_eval.h)
  *   sogclip model info|init NAME ...
  *       model configs, activation plans, initial weights (tools/cmd_model.c)
  *   sogclip tokenizer train|encode ...
@@ -17,13 +24,21 @@
 #include "tools/loss_replay.h"
 
 int sg_cmd_model(int argc, char **argv); /* tools/cmd_model.c */
+int sg_cmd_train(int argc, char **argv); /* tools/cmd_train.c */
+int sg_cmd_data(int argc, char **argv);  /* tools/cmd_data.c */
+int sg_cmd_synth(int argc, char **argv); /* tools/cmd_synth.c */
+int sg_cmd_eval(int argc, char **argv);  /* tools/cmd_eval.c */
 #ifdef SG_TOKENIZER
 int sg_cmd_tokenizer(int argc, char **argv); /* tools/cmd_tokenizer.c */
 #endif
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: sogclip loss IN.safetensors OUT.safetensors [--threads N] [--ref]\n"
+    fprintf(stderr, "usage: sogclip train -c CONFIG.yaml [key=value ...] [--resume latest|PATH]\n"
+                    "       sogclip data verify|shards|synth ...  (run without arguments for "
+                    "help)\n"
+                    "       sogclip eval zeroshot|retrieval --checkpoint C --data D ...\n"
+                    "       sogclip loss IN.safetensors OUT.safetensors [--threads N] [--ref]\n"
                     "  replays K loss steps from IN and writes losses, gradients and the final\n"
                     "  state to OUT (contract: README, 'Loss replay')\n"
                     "       sogclip model info|init NAME ...  (model configs; run without "
@@ -63,6 +78,11 @@ int main(int argc, char **argv)
     if (argc < 2) return usage();
     if (strcmp(argv[1], "loss") == 0) return cmd_loss(argc - 2, argv + 2);
     if (strcmp(argv[1], "model") == 0) return sg_cmd_model(argc - 2, argv + 2);
+    if (strcmp(argv[1], "train") == 0) return sg_cmd_train(argc - 2, argv + 2);
+    if (strcmp(argv[1], "eval") == 0) return sg_cmd_eval(argc - 2, argv + 2);
+    if (strcmp(argv[1], "data") == 0 && argc > 2 && strcmp(argv[2], "synth") == 0)
+        return sg_cmd_synth(argc - 3, argv + 3);
+    if (strcmp(argv[1], "data") == 0) return sg_cmd_data(argc - 2, argv + 2);
 #ifdef SG_TOKENIZER
     if (strcmp(argv[1], "tokenizer") == 0) return sg_cmd_tokenizer(argc - 2, argv + 2);
 #endif

@@ -1,0 +1,52 @@
+/*
+ * eval/clip_eval.h — evaluation of a CLIP model: embeddings of datasets and prompts, zero-shot
+ * classification and image-text retrieval (protocols: ALGORITHMS.md 2(e); metrics:
+ * eval/metrics.h; results: eval/results.h).
+ *
+ * Images go through the evaluation transform (resize the shorter side, center crop, the model's
+ * resolution; data/transforms.h SG_AUG_EVAL), BatchNorm in eval mode, in dataset order, with the
+ * model's planned batch (a last partial batch is padded; padding rows are dropped). Texts are
+ * tokenized with the training tokenizer and embedded in batches the same way.
+ * A model is loaded from a training checkpoint (train/checkpoint.h: model.<name> tensors, the
+ * model and training configs in its metadata) or a weights-only export with its model_config.
+ */
+#ifndef SG_EVAL_CLIP_EVAL_H
+#define SG_EVAL_CLIP_EVAL_H
+
+#include <stdint.h>
+
+#include "data/dataset.h"
+#include "eval/metrics.h"
+#include "eval/results.h"
+#include "model/clip.h"
+#include "text/tokenizer.h"
+
+struct sg_eval_model {
+    struct sg_ctx ctx;
+    struct sg_clip model;
+    struct sg_tokenizer *tok;
+    int workers;
+};
+
+/* Load weights + model config (+ tokenizer: tokenizer_path, or the checkpoint's training config
+ * tokenizer.model when NULL). batch: embedding batch. Returns 0 or -1 with sg_err. */
+int sg_eval_model_load(struct sg_eval_model *em, const char *checkpoint, const char *tokenizer_path,
+                       int batch, int threads);
+void sg_eval_model_free(struct sg_eval_model *em);
+
+/* Normalized image embeddings (ds->n, E) in dataset order, and labels (may be NULL). */
+int sg_embed_dataset_images(struct sg_eval_model *em, const struct sg_dataset *ds, float *out,
+                            int32_t *labels);
+/* Normalized text embeddings (n, E). */
+int sg_embed_texts(struct sg_eval_model *em, const char *const *texts, int64_t n, float *out);
+
+/* Zero-shot classification on an ImageNet-style folder: class names (one per line, in label
+ * order) and templates ("a photo of a {}."; NULL: the folder's templates.txt next to
+ * classnames, else "a photo of a {}."). Fills r (task zeroshot_classification). */
+int sg_eval_zeroshot(struct sg_eval_model *em, const char *folder, const char *classnames,
+                     const char *templates, struct sg_results *r);
+/* Retrieval on a CSV/TSV of image,caption rows (several captions per image). */
+int sg_eval_retrieval(struct sg_eval_model *em, const char *csv, const char *image_key,
+                      const char *caption_key, struct sg_results *r);
+
+#endif

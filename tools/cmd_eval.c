@@ -1,0 +1,89 @@
+/*
+ * tools/cmd_eval.c — `sogclip eval zeroshot|retrieval`: evaluate a checkpoint (training
+ * checkpoint or weights-only export) on an ImageNet-style folder or a captions CSV/TSV.
+ *   sogclip eval zeroshot --checkpoint C --data DIR [--classnames F] [--templates F]
+ *   sogclip eval retrieval --checkpoint C --data F.tsv [--image-key K] [--caption-key K]
+ *   common: [--tokenizer M.model] [--batch 128] [--threads N] [--json OUT.json]
+ * Prints a results table; --json writes CLIP_benchmark's schema. Exit codes: 0, 1 runtime
+ * failure, 2 usage.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "eval/clip_eval.h"
+
+int sg_cmd_eval(int argc, char **argv);
+
+static int eval_usage(void)
+{
+    fprintf(stderr,
+            "usage: sogclip eval zeroshot --checkpoint C --data DIR [--classnames F] "
+            "[--templates F]\n"
+            "       sogclip eval retrieval --checkpoint C --data F.tsv [--image-key K] "
+            "[--caption-key K]\n"
+            "  common options: [--tokenizer M.model] [--batch 128] [--threads N] [--json OUT]\n");
+    return 2;
+}
+
+struct eval_args {
+    const char *task, *ckpt, *data, *classnames, *templates, *tok, *json, *image_key, *caption_key;
+    int batch, threads;
+};
+
+static int parse_eval(struct eval_args *a, int argc, char **argv)
+{
+    *a = (struct eval_args){.batch = 128};
+    if (argc < 1) return -1;
+    a->task = argv[0];
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) return -1;
+        i++;
+        if (!strcmp(k, "--checkpoint"))
+            a->ckpt = v;
+        else if (!strcmp(k, "--data"))
+            a->data = v;
+        else if (!strcmp(k, "--classnames"))
+            a->classnames = v;
+        else if (!strcmp(k, "--templates"))
+            a->templates = v;
+        else if (!strcmp(k, "--tokenizer"))
+            a->tok = v;
+        else if (!strcmp(k, "--json"))
+            a->json = v;
+        else if (!strcmp(k, "--image-key"))
+            a->image_key = v;
+        else if (!strcmp(k, "--caption-key"))
+            a->caption_key = v;
+        else if (!strcmp(k, "--batch"))
+            a->batch = atoi(v);
+        else if (!strcmp(k, "--threads"))
+            a->threads = atoi(v);
+        else
+            return -1;
+    }
+    return a->ckpt && a->data && a->batch >= 1 ? 0 : -1;
+}
+
+int sg_cmd_eval(int argc, char **argv)
+{
+    struct eval_args a;
+    if (parse_eval(&a, argc, argv)) return eval_usage();
+    int zs = !strcmp(a.task, "zeroshot"), rt = !strcmp(a.task, "retrieval");
+    if (!zs && !rt) return eval_usage();
+    struct sg_eval_model em;
+    struct sg_results r;
+    sg_results_init(&r, zs ? "zeroshot_classification" : "zeroshot_retrieval", a.data, a.ckpt,
+                    "sogclip");
+    int rc = sg_eval_model_load(&em, a.ckpt, a.tok, a.batch, a.threads);
+    if (rc == 0 && zs) rc = sg_eval_zeroshot(&em, a.data, a.classnames, a.templates, &r);
+    if (rc == 0 && rt) rc = sg_eval_retrieval(&em, a.data, a.image_key, a.caption_key, &r);
+    if (rc == 0) sg_results_print(&r, stdout);
+    if (rc == 0 && a.json) rc = sg_results_write_json(&r, a.json);
+    if (rc) fprintf(stderr, "sogclip eval: %s\n", sg_last_error());
+    sg_eval_model_free(&em);
+    sg_results_free(&r);
+    return rc ? 1 : 0;
+}

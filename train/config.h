@@ -1,0 +1,93 @@
+/*
+ * train/config.h — the training configuration (`sogclip train -c FILE.yaml [key=value ...]`).
+ * Every key is known and typed (core/config.h): an unknown key, a wrong type or an
+ * out-of-range value stops before any work with "file:line:col: key: message", exit code 2.
+ * The resolved configuration is written to the run folder (config.yaml) and into every
+ * checkpoint's metadata.
+ *
+ *   run:        name, output_dir, seed, threads, device (cpu | cuda), device_id
+ *   model:      name (configs/models/<name>.yaml or a path), grad_checkpointing
+ *   data:       train (CSV/TSV, WebDataset shard list, or a folder), kind (auto | csv | wds |
+ *               folder), image_root, image_key, caption_key, separator, workers, prefetch,
+ *               max_bad_fraction, augment (clip | simclr | eval), decode_min_side
+ *   tokenizer:  model (SentencePiece .model), lower, clean_ws
+ *   loss:       name (sogclr | isogclr | fastclip | clip), tau, gamma, gamma_schedule
+ *               (constant | cosine), gamma_decay_epochs, rho, tau_min, tau_max, eta, beta
+ *   optim:      name (adamw | sgd | lars), lr, lr_min, weight_decay, beta1, beta2, eps,
+ *               momentum, nesterov, trust_coef, warmup_steps, clip_grad_norm, lr_scaling
+ *               (none | linear | sqrt), lr_tau (fastclip's temperature)
+ *   train:      batch_size, epochs, max_steps (0: epochs decide), log_every, precision (fp32)
+ *   checkpoint: every_steps, keep, export_weights
+ *   log:        tensorboard, progress (auto | bar | lines)
+ *   eval:       every_epochs, zeroshot_dir, zeroshot_classnames, zeroshot_templates,
+ *               retrieval (a CSV/TSV of held-out pairs), batch_size
+ */
+#ifndef SG_TRAIN_CONFIG_H
+#define SG_TRAIN_CONFIG_H
+
+#include <stdio.h>
+
+#include "core/yaml.h"
+
+#define SG_PATH_MAX 512
+
+enum sg_loss_kind { SG_LOSS_SOGCLR, SG_LOSS_ISOGCLR, SG_LOSS_FASTCLIP, SG_LOSS_CLIP };
+enum sg_optim_name { SG_OPTIM_ADAMW, SG_OPTIM_SGD, SG_OPTIM_LARS };
+enum sg_aug_name { SG_AUGMENT_CLIP, SG_AUGMENT_SIMCLR, SG_AUGMENT_EVAL };
+enum sg_progress { SG_PROGRESS_AUTO, SG_PROGRESS_BAR, SG_PROGRESS_LINES };
+
+struct sg_train_config {
+    struct {
+        char name[128], output_dir[SG_PATH_MAX];
+        int seed, threads, device, device_id;
+    } run;
+    struct {
+        char name[SG_PATH_MAX];
+        int grad_checkpointing;
+    } model;
+    struct {
+        char train[SG_PATH_MAX], kind[16], image_root[SG_PATH_MAX];
+        char image_key[64], caption_key[64], separator[8];
+        int workers, prefetch, augment, decode_min_side;
+        float max_bad_fraction;
+    } data;
+    struct {
+        char model[SG_PATH_MAX];
+        int lower, clean_ws;
+    } tokenizer;
+    struct {
+        int name, gamma_schedule, gamma_decay_epochs;
+        float tau, gamma, rho, tau_min, tau_max, eta, beta;
+    } loss;
+    struct {
+        int name, nesterov, warmup_steps, lr_scaling;
+        float lr, lr_min, weight_decay, beta1, beta2, eps, momentum, trust_coef, clip_grad_norm;
+        float lr_tau;
+    } optim;
+    struct {
+        int batch_size, epochs, max_steps, log_every, precision;
+    } train;
+    struct {
+        int every_steps, keep, export_weights;
+    } checkpoint;
+    struct {
+        int tensorboard, progress;
+    } log;
+    struct {
+        int every_epochs, batch_size;
+        char zeroshot_dir[SG_PATH_MAX], zeroshot_classnames[SG_PATH_MAX];
+        char zeroshot_templates[SG_PATH_MAX], retrieval[SG_PATH_MAX];
+    } eval;
+};
+
+void sg_train_config_defaults(struct sg_train_config *cfg);
+/* Load path, apply overrides ("a.b=v", n of them), bind and validate. Relative paths are
+ * relative to the working directory (as open_clip's). Returns 0, or -1 with sg_err. */
+int sg_train_config_load(struct sg_train_config *cfg, const char *path,
+                         const char *const *overrides, int n);
+/* The resolved configuration as YAML (binds back to the same values). */
+int sg_train_config_dump(FILE *f, const struct sg_train_config *cfg);
+/* Same, into a malloc'd string (for checkpoint metadata and report.html). */
+char *sg_train_config_yaml(const struct sg_train_config *cfg);
+
+#endif

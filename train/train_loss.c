@@ -1,0 +1,153 @@
+/*
+ * train/train_loss.c — the trainer's loss interface (see train/train_loss.h).
+ */
+#include "train/train_loss.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/common.h"
+
+int sg_train_loss_init(struct sg_train_loss *l, const struct sg_train_config *cfg, int64_t N)
+{
+    int sched = cfg->loss.gamma_schedule ? GCL_BI_GAMMA_COSINE : GCL_BI_GAMMA_CONSTANT;
+    memset(l, 0, sizeof *l);
+    l->kind = cfg->loss.name;
+    l->tau_min = cfg->loss.tau_min;
+    l->tau_max = cfg->loss.tau_max;
+    switch (l->kind) {
+    case SG_LOSS_SOGCLR: {
+        struct sogclr_config c = {N, cfg->loss.tau, cfg->loss.gamma, sched,
+                                  cfg->loss.gamma_decay_epochs};
+        return sogclr_init(&l->sog, &c);
+    }
+    case SG_LOSS_ISOGCLR: {
+        struct isogclr_config c = {.N = N,
+                                   .tau_init = cfg->loss.tau,
+                                   .gamma = cfg->loss.gamma,
+                                   .gamma_schedule = sched,
+                                   .gamma_decay_epochs = cfg->loss.gamma_decay_epochs,
+                                   .rho = cfg->loss.rho,
+                                   .eta = cfg->loss.eta,
+                                   .beta = cfg->loss.beta,
+                                   .tau_min = cfg->loss.tau_min,
+                                   .tau_max = cfg->loss.tau_max};
+        return isogclr_init(&l->isog, &c);
+    }
+    case SG_LOSS_FASTCLIP: {
+        struct fastclip_config c = {N, cfg->loss.gamma, sched, cfg->loss.gamma_decay_epochs,
+                                    cfg->loss.rho};
+        return fastclip_init(&l->fast, &c);
+    }
+    default:
+        sg_clip_loss_init(&l->clip);
+        return 0;
+    }
+}
+
+void sg_train_loss_free(struct sg_train_loss *l)
+{
+    switch (l->kind) {
+    case SG_LOSS_SOGCLR:
+        sogclr_free(&l->sog);
+        break;
+    case SG_LOSS_ISOGCLR:
+        isogclr_free(&l->isog);
+        break;
+    case SG_LOSS_FASTCLIP:
+        fastclip_free(&l->fast);
+        break;
+    default:
+        sg_clip_loss_free(&l->clip);
+    }
+}
+
+int sg_train_loss_set_epoch(struct sg_train_loss *l, int64_t epoch)
+{
+    switch (l->kind) {
+    case SG_LOSS_SOGCLR:
+        return sogclr_set_epoch(&l->sog, epoch);
+    case SG_LOSS_ISOGCLR:
+        return isogclr_set_epoch(&l->isog, epoch);
+    case SG_LOSS_FASTCLIP:
+        return fastclip_set_epoch(&l->fast, epoch);
+    default:
+        return 0;
+    }
+}
+
+int sg_train_loss_step(struct sg_train_loss *l, struct sg_ctx *c, const float *zi, const float *zt,
+                       const int64_t *idx, int B, int E, struct sg_param *logit_scale, float *dzi,
+                       float *dzt, struct sg_loss_values *v)
+{
+    memset(v, 0, sizeof *v);
+    switch (l->kind) {
+    case SG_LOSS_SOGCLR: {
+        struct sogclr_out o;
+        if (sogclr_step(c, &l->sog, zi, zt, idx, B, E, dzi, dzt, &o)) return -1;
+        *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, l->sog.cfg.tau};
+        return 0;
+    }
+    case SG_LOSS_ISOGCLR: {
+        struct isogclr_out o;
+        if (isogclr_step(c, &l->isog, zi, zt, idx, B, E, dzi, dzt, &o)) return -1;
+        *v = (struct sg_loss_values){o.loss, o.objective, o.gamma,
+                                     0.5f * (o.tau_img_mean + o.tau_txt_mean)};
+        return 0;
+    }
+    case SG_LOSS_FASTCLIP: {
+        struct fastclip_out o;
+        float tau = expf(-logit_scale->data[0]);
+        if (fastclip_step(c, &l->fast, tau, zi, zt, idx, B, E, dzi, dzt, &o)) return -1;
+        logit_scale->grad[0] += o.dlog_scale;
+        *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, tau};
+        return 0;
+    }
+    default: {
+        float loss = 0.0f, p = logit_scale->data[0];
+        if (sg_clip_loss_compute(&l->clip, c, zi, zt, B, E, p, &loss, dzi, dzt, logit_scale->grad))
+            return -1;
+        *v = (struct sg_loss_values){loss, loss, 0.0f, expf(-p)};
+        return 0;
+    }
+    }
+}
+
+void sg_train_loss_after_step(struct sg_train_loss *l, struct sg_param *logit_scale)
+{
+    float *p = logit_scale->data;
+    if (l->kind == SG_LOSS_CLIP) sg_clip_clamp_logit_scale(p);
+    if (l->kind == SG_LOSS_FASTCLIP) {
+        /* tau = exp(-p) in [tau_min, tau_max] */
+        float lo = -logf(l->tau_max), hi = -logf(l->tau_min);
+        *p = *p < lo ? lo : (*p > hi ? hi : *p);
+    }
+}
+
+int sg_train_loss_save(const struct sg_train_loss *l, struct sg_st_writer *w, const char *prefix)
+{
+    switch (l->kind) {
+    case SG_LOSS_SOGCLR:
+        return sogclr_state_save(&l->sog, w, prefix);
+    case SG_LOSS_ISOGCLR:
+        return isogclr_state_save(&l->isog, w, prefix);
+    case SG_LOSS_FASTCLIP:
+        return fastclip_state_save(&l->fast, w, prefix);
+    default:
+        return 0;
+    }
+}
+
+int sg_train_loss_load(struct sg_train_loss *l, const struct sg_st_file *f, const char *prefix)
+{
+    switch (l->kind) {
+    case SG_LOSS_SOGCLR:
+        return sogclr_state_load(&l->sog, f, prefix);
+    case SG_LOSS_ISOGCLR:
+        return isogclr_state_load(&l->isog, f, prefix);
+    case SG_LOSS_FASTCLIP:
+        return fastclip_state_load(&l->fast, f, prefix);
+    default:
+        return 0;
+    }
+}

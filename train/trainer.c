@@ -1,0 +1,413 @@
+/*
+ * train/trainer.c — the training loop of `sogclip train` (see train/trainer.h).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "train/trainer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "data/transforms.h"
+#include "model/clip.h"
+#include "model/clip_config.h"
+#include "nn/optim.h"
+#include "text/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/runlog.h"
+#include "train/train_loss.h"
+
+static volatile sig_atomic_t g_stop_signal;
+
+static void on_signal(int sig)
+{
+    g_stop_signal = sig;
+}
+
+struct trainer {
+    const struct sg_train_config *cfg;
+    const struct sg_train_opts *opts;
+    struct sg_ctx ctx;
+    struct sg_tokenizer *tok;
+    struct sg_dataset *ds;
+    struct sg_aug_config aug;
+    struct sg_loader *loader;
+    struct sg_clip_config mcfg;
+    struct sg_clip *model;
+    struct sg_train_loss loss;
+    struct sg_optim optim;
+    struct sg_runlog log;
+    char run_dir[SG_PATH_MAX + 160];
+    char *config_yaml, *model_yaml;
+    float *dzi, *dzt; /* (B,E) */
+    int64_t step, steps_per_epoch, total_steps;
+    float base_lr;
+    int progress_bar;
+};
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) && errno != EEXIST)
+            return sg_err("mkdir %s: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return sg_err("mkdir %s: %s", tmp, strerror(errno));
+    return 0;
+}
+
+static char *model_config_yaml(const struct sg_clip_config *m)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return NULL;
+    sg_clip_config_dump(f, m, 0);
+    fclose(f);
+    return buf;
+}
+
+/* ---- setup ------------------------------------------------------------------------------ */
+
+static int open_tokenizer(struct trainer *t)
+{
+    struct sg_tokenizer_opts o;
+    sg_tokenizer_default_opts(&o);
+    o.lower = t->cfg->tokenizer.lower;
+    o.clean_ws = t->cfg->tokenizer.clean_ws;
+    return sg_tokenizer_load(t->cfg->tokenizer.model, &o, &t->tok);
+}
+
+static int open_data(struct trainer *t)
+{
+    const struct sg_train_config *c = t->cfg;
+    struct sg_dataset_spec spec = {.kind = strcmp(c->data.kind, "auto") ? c->data.kind : NULL,
+                                   .path = c->data.train,
+                                   .image_root = c->data.image_root[0] ? c->data.image_root : NULL,
+                                   .image_key = c->data.image_key[0] ? c->data.image_key : NULL,
+                                   .caption_key =
+                                       c->data.caption_key[0] ? c->data.caption_key : NULL,
+                                   .separator = c->data.separator[0] ? c->data.separator : NULL};
+    if (sg_dataset_open(&spec, &t->ds)) return -1;
+    if (t->ds->n < c->train.batch_size)
+        return sg_err("%s: %lld samples, fewer than train.batch_size %d", c->data.train,
+                      (long long)t->ds->n, c->train.batch_size);
+    static const enum sg_aug_preset presets[] = {SG_AUG_CLIP, SG_AUG_SIMCLR, SG_AUG_EVAL};
+    sg_aug_preset(&t->aug, presets[c->data.augment], t->mcfg.vision.image_size);
+    struct sg_loader_config lc;
+    sg_loader_default_config(&lc);
+    lc.batch = c->train.batch_size;
+    lc.workers = c->data.workers;
+    lc.prefetch_batches = c->data.prefetch;
+    lc.seed = (uint64_t)c->run.seed;
+    lc.drop_last = 1;
+    lc.aug = &t->aug;
+    lc.tok = t->tok;
+    lc.context_length = t->mcfg.text.context_length;
+    lc.max_bad_fraction = c->data.max_bad_fraction;
+    lc.decode_min_side = c->data.decode_min_side;
+    return sg_loader_open(&lc, t->ds, &t->loader);
+}
+
+/* The model must fit the tokenizer: vocabulary and end token. */
+static int open_model(struct trainer *t)
+{
+    const struct sg_train_config *c = t->cfg;
+    if (sg_clip_config_load(&t->mcfg, c->model.name)) return -1;
+    t->mcfg.grad_checkpointing = c->model.grad_checkpointing;
+    int V = sg_tokenizer_vocab_size(t->tok), bos, eos, pad;
+    sg_tokenizer_special_ids(t->tok, &bos, &eos, &pad);
+    if (V > t->mcfg.text.vocab_size)
+        return sg_err("tokenizer %s has %d pieces but model %s has text_cfg.vocab_size %d",
+                      c->tokenizer.model, V, c->model.name, t->mcfg.text.vocab_size);
+    if (t->mcfg.text.eot_token < 0 && eos >= 0 && eos != V - 1) t->mcfg.text.eot_token = eos;
+    t->model = sg_xcalloc(1, sizeof *t->model);
+    sg_clip_create(t->model, &t->mcfg, &t->ctx, 1, (uint64_t)c->run.seed);
+    sg_clip_plan(t->model, c->train.batch_size);
+    size_t be = (size_t)c->train.batch_size * t->mcfg.embed_dim;
+    t->dzi = sg_xmalloc(be * sizeof(float));
+    t->dzt = sg_xmalloc(be * sizeof(float));
+    return 0;
+}
+
+static int open_optim(struct trainer *t)
+{
+    const struct sg_train_config *c = t->cfg;
+    static const enum sg_optim_kind kinds[] = {SG_OPT_ADAMW, SG_OPT_SGD, SG_OPT_LARS};
+    struct sg_optim_config oc = {.kind = kinds[c->optim.name],
+                                 .lr = c->optim.lr,
+                                 .weight_decay = c->optim.weight_decay,
+                                 .beta1 = c->optim.beta1,
+                                 .beta2 = c->optim.beta2,
+                                 .eps = c->optim.eps,
+                                 .momentum = c->optim.momentum,
+                                 .nesterov = c->optim.nesterov,
+                                 .trust_coef = c->optim.trust_coef,
+                                 .clip_grad_norm = c->optim.clip_grad_norm};
+    t->base_lr = sg_lr_scale(c->optim.lr, c->train.batch_size, c->optim.lr_scaling);
+    return sg_optim_init(&t->optim, &oc, &t->model->ps);
+}
+
+static int setup(struct trainer *t)
+{
+    const struct sg_train_config *c = t->cfg;
+    snprintf(t->run_dir, sizeof t->run_dir, "%s/%s", c->run.output_dir, c->run.name);
+    if (mkdirs(t->run_dir)) return -1;
+    if (sg_ctx_init(&t->ctx, SG_DEVICE_CPU, 0, c->run.threads)) return -1;
+    if (open_tokenizer(t) || open_model(t) || open_data(t) || open_optim(t)) return -1;
+    if (sg_train_loss_init(&t->loss, c, t->ds->n)) return -1;
+    t->config_yaml = sg_train_config_yaml(c);
+    t->model_yaml = model_config_yaml(&t->mcfg);
+    char path[SG_PATH_MAX + 200];
+    snprintf(path, sizeof path, "%s/config.yaml", t->run_dir);
+    if (sg_write_file_atomic(path, t->config_yaml, strlen(t->config_yaml))) return -1;
+    t->steps_per_epoch = t->ds->n / c->train.batch_size;
+    t->total_steps = t->steps_per_epoch * c->train.epochs;
+    if (c->train.max_steps > 0 && c->train.max_steps < t->total_steps)
+        t->total_steps = c->train.max_steps;
+    t->progress_bar = c->log.progress == SG_PROGRESS_BAR ||
+                      (c->log.progress == SG_PROGRESS_AUTO && isatty(STDERR_FILENO));
+    return 0;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+
+static int save_checkpoint(struct trainer *t, struct sg_train_result *res)
+{
+    struct sg_st_writer w;
+    struct sg_ckpt_state s = {.step = t->step, .optim_step = t->optim.step};
+    sg_loader_position(t->loader, &s.pos);
+    sg_ckpt_begin(&w, &t->model->ps, &s, t->config_yaml, t->model_yaml);
+    int rc = sg_train_loss_save(&t->loss, &w, "loss.");
+    if (rc == 0)
+        rc = sg_ckpt_write(&w, t->run_dir, t->step, t->cfg->checkpoint.keep, res->checkpoint,
+                           sizeof res->checkpoint);
+    sg_stw_free(&w);
+    return rc;
+}
+
+static int resume(struct trainer *t, const char *what, struct sg_loader_pos *pos)
+{
+    char path[SG_PATH_MAX + 200];
+    if (!strcmp(what, "latest")) {
+        if (sg_ckpt_latest(t->run_dir, path, sizeof path)) {
+            fprintf(stderr, "sogclip train: no checkpoint in %s/checkpoints: starting fresh\n",
+                    t->run_dir);
+            return 1;
+        }
+    } else {
+        snprintf(path, sizeof path, "%s", what);
+    }
+    struct sg_st_file f;
+    if (sg_st_open(&f, path)) return -1;
+    struct sg_ckpt_state s;
+    int rc = sg_ckpt_load(&f, &t->model->ps, &s);
+    if (rc == 0) rc = sg_train_loss_load(&t->loss, &f, "loss.");
+    sg_st_close(&f);
+    if (rc) return -1;
+    t->step = s.step;
+    t->optim.step = s.optim_step;
+    *pos = s.pos;
+    fprintf(stderr, "sogclip train: resumed from %s (step %lld, epoch %lld)\n", path,
+            (long long)s.step, (long long)s.pos.epoch);
+    return 0;
+}
+
+/* ---- the step ----------------------------------------------------------------------------- */
+
+static int train_step(struct trainer *t, const struct sg_batch *b, float lr,
+                      struct sg_loss_values *v, float *gnorm)
+{
+    struct sg_clip *m = t->model;
+    int B = b->n, E = t->mcfg.embed_dim;
+    sg_params_zero_grad(&m->ps);
+    sg_clip_forward(m, &t->ctx, b->img, b->ids, 1);
+    if (sg_train_loss_step(&t->loss, &t->ctx, m->zi, m->zt, b->idx, B, E, m->logit_scale, t->dzi,
+                           t->dzt, v))
+        return sg_err("step %lld: %s", (long long)t->step, sg_last_error());
+    if (!isfinite(v->loss)) return sg_err("step %lld: loss is %g", (long long)t->step, v->loss);
+    sg_clip_backward(m, &t->ctx, t->dzi, t->dzt);
+    *gnorm = sg_optim_step(&t->optim, &m->ps, &t->ctx, lr);
+    if (!isfinite(*gnorm))
+        return sg_err("step %lld: gradient norm is %g (parameters left unchanged)",
+                      (long long)t->step, *gnorm);
+    sg_train_loss_after_step(&t->loss, m->logit_scale);
+    return 0;
+}
+
+struct meter {
+    double t_start, data_wait, step_time;
+    int64_t steps, samples;
+};
+
+static void log_step(struct trainer *t, const struct sg_loss_values *v, float lr, float gnorm,
+                     struct meter *mt, int64_t epoch)
+{
+    double elapsed = now_s() - mt->t_start;
+    double sps = elapsed > 0 ? (double)mt->samples / elapsed : 0.0;
+    double wait = elapsed > 0 ? mt->data_wait / elapsed : 0.0;
+    double eta = sps > 0 ? (double)(t->total_steps - t->step) * t->cfg->train.batch_size / sps : 0;
+    sg_runlog_scalar(&t->log, "train/loss", t->step, v->loss);
+    sg_runlog_scalar(&t->log, "train/objective", t->step, v->objective);
+    sg_runlog_scalar(&t->log, "train/lr", t->step, lr);
+    sg_runlog_scalar(&t->log, "train/tau", t->step, v->tau);
+    sg_runlog_scalar(&t->log, "train/gamma", t->step, v->gamma);
+    sg_runlog_scalar(&t->log, "train/grad_norm", t->step, gnorm);
+    sg_runlog_scalar(&t->log, "train/samples_per_second", t->step, sps);
+    sg_runlog_scalar(&t->log, "train/data_time_fraction", t->step, wait);
+    sg_runlog_commit(&t->log, t->step, (int)epoch);
+    if (t->opts->quiet) return;
+    const char *fmt = t->progress_bar ? "\r%s" : "%s\n";
+    char line[256];
+    snprintf(line, sizeof line,
+             "epoch %lld step %lld/%lld  loss %.4f  lr %.2e  tau %.4f  %.1f samples/s  data "
+             "%.0f%%  ETA %.0fs   ",
+             (long long)epoch, (long long)t->step, (long long)t->total_steps, v->loss, lr, v->tau,
+             sps, 100.0 * wait, eta);
+    fprintf(stderr, fmt, line);
+}
+
+/* One epoch from the loader's current position. Returns 0, 1 (stop requested) or -1. */
+static int run_epoch(struct trainer *t, int64_t epoch, struct meter *mt,
+                     struct sg_train_result *res)
+{
+    const struct sg_train_config *c = t->cfg;
+    sg_train_loss_set_epoch(&t->loss, epoch);
+    for (;;) {
+        if (t->step >= t->total_steps) return 1;
+        struct sg_batch *b;
+        double t0 = now_s();
+        int got = sg_loader_next(t->loader, &b);
+        mt->data_wait += now_s() - t0;
+        if (got < 0) return -1;
+        if (got == 0) return 0;
+        float lr = sg_lr_cosine(t->base_lr, c->optim.lr_min, c->optim.warmup_steps, t->total_steps,
+                                t->step);
+        struct sg_loss_values v;
+        float gnorm = 0.0f;
+        int rc = train_step(t, b, lr, &v, &gnorm);
+        sg_loader_release(t->loader, b);
+        if (rc) return -1;
+        t->step++;
+        mt->steps++;
+        mt->samples += c->train.batch_size;
+        res->last_loss = v.loss;
+        if (t->step % c->train.log_every == 0 || t->step == t->total_steps)
+            log_step(t, &v, lr, gnorm, mt, epoch);
+        int periodic = c->checkpoint.every_steps > 0 && t->step % c->checkpoint.every_steps == 0;
+        if (periodic && save_checkpoint(t, res)) return -1;
+        if (g_stop_signal) return 1;
+        if (t->opts->stop_after > 0 && mt->steps >= t->opts->stop_after) return 1;
+    }
+}
+
+static void teardown(struct trainer *t)
+{
+    if (t->loader) sg_loader_close(t->loader);
+    if (t->ds) sg_dataset_free(t->ds);
+    if (t->model) {
+        sg_train_loss_free(&t->loss);
+        sg_clip_destroy(t->model);
+        free(t->model);
+    }
+    if (t->tok) sg_tokenizer_free(t->tok);
+    free(t->dzi);
+    free(t->dzt);
+    free(t->config_yaml);
+    free(t->model_yaml);
+}
+
+static int finish(struct trainer *t, struct sg_train_result *res, int interrupted)
+{
+    if (!t->opts->quiet && t->progress_bar) fputc('\n', stderr);
+    if (save_checkpoint(t, res)) return -1;
+    if (t->cfg->checkpoint.export_weights && !interrupted) {
+        char path[SG_PATH_MAX + 200];
+        snprintf(path, sizeof path, "%s/model.safetensors", t->run_dir);
+        if (sg_ckpt_export_weights(&t->model->ps, path, t->model_yaml)) return -1;
+    }
+    if (sg_runlog_report(&t->log, t->config_yaml, t->cfg->run.name) == 0)
+        snprintf(res->report, sizeof res->report, "%s", sg_runlog_report_path(&t->log));
+    return 0;
+}
+
+static int loop(struct trainer *t, struct sg_train_result *res, const struct sg_loader_pos *pos)
+{
+    struct meter mt = {now_s(), 0, 0, 0, 0};
+    int64_t epoch = pos ? pos->epoch : 0;
+    if (pos && sg_loader_seek(t->loader, pos)) return -1;
+    if (!pos) sg_loader_start_epoch(t->loader, epoch);
+    for (; epoch < t->cfg->train.epochs; epoch++) {
+        if (epoch > (pos ? pos->epoch : 0)) sg_loader_start_epoch(t->loader, epoch);
+        int rc = run_epoch(t, epoch, &mt, res);
+        if (rc < 0) return -1;
+        if (rc == 1) break;
+    }
+    return 0;
+}
+
+int sg_train_run(const struct sg_train_config *cfg, const struct sg_train_opts *opts,
+                 struct sg_train_result *res)
+{
+    struct trainer t;
+    memset(&t, 0, sizeof t);
+    memset(res, 0, sizeof *res);
+    t.cfg = cfg;
+    t.opts = opts;
+    g_stop_signal = 0;
+    int rc = setup(&t);
+    struct sg_loader_pos pos;
+    int resumed = 0;
+    if (rc == 0 && opts->resume) {
+        int r = resume(&t, opts->resume, &pos);
+        rc = r < 0 ? -1 : 0;
+        resumed = r == 0;
+    }
+    int flags = cfg->log.tensorboard ? SG_RUNLOG_TENSORBOARD : 0;
+    if (rc == 0 && resumed) rc = sg_runlog_resume(&t.log, t.run_dir, flags, t.step);
+    if (rc == 0 && !resumed && sg_runlog_open(&t.log, t.run_dir, flags))
+        rc = sg_err("%s (a run already exists there: use --resume latest, or another run.name)",
+                    sg_last_error());
+    if (rc) {
+        fprintf(stderr, "sogclip train: %s\n", sg_last_error());
+        teardown(&t);
+        return SG_TRAIN_FAILED;
+    }
+    snprintf(res->run_dir, sizeof res->run_dir, "%s", t.run_dir);
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    rc = loop(&t, res, resumed ? &pos : NULL);
+    int interrupted = g_stop_signal != 0;
+    if (rc == 0) rc = finish(&t, res, interrupted);
+    res->steps = t.step;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (rc) fprintf(stderr, "\nsogclip train: %s\n", sg_last_error());
+    sg_runlog_close(&t.log);
+    teardown(&t);
+    if (rc) return SG_TRAIN_FAILED;
+    return interrupted ? SG_TRAIN_INTERRUPTED : SG_TRAIN_OK;
+}
