@@ -66,7 +66,9 @@ double sg_rng_double(struct sg_rng *r)
 
 void sg_rng_uniform(struct sg_rng *r, float *x, int64_t n, float from, float to)
 {
-    for (int64_t i = 0; i < n; i++) x[i] = sg_rng_float(r) * (to - from) + from;
+    /* fused as torch's AVX2 build (and GCC at -O2/-O3) computes it: same bits in every build type
+     */
+    for (int64_t i = 0; i < n; i++) x[i] = fmaf(sg_rng_float(r), to - from, from);
 }
 
 /* torch normal_fill_16: data[0..15] holds uniforms; pairs (j, j+8) become two normals. */

@@ -11,3 +11,13 @@ WERROR=OFF
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSOGCLIP_WERROR=$WERROR
 cmake --build "$BUILD" -j "$(nproc)"
 ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)"
+
+# Bad-data tests (decoders, tar reader, datasets, loader) again under ASan/UBSan: hostile
+# inputs must never read out of bounds or hit undefined behaviour (a report fails the run).
+ASAN_BUILD="${BUILD}-asan"
+cmake -S . -B "$ASAN_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOGCLIP_SANITIZE=ON \
+      -DSOGCLIP_CUDA=OFF -DSOGCLIP_WERROR=$WERROR > /dev/null
+cmake --build "$ASAN_BUILD" -j "$(nproc)" --target test_decode test_tar test_dataset test_loader
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+  ctest --test-dir "$ASAN_BUILD" --output-on-failure -j "$(nproc)" \
+        -R '^(test_decode|test_tar|test_dataset|test_loader)$'
