@@ -18,7 +18,9 @@
  * outer-product kernel): a value lying within ~1e-5 of a rounding boundary could land one step
  * away; none does on the test set.
  * Speed: the per-value products of the colour ops come from 256-entry tables of the same float
- * products; the hue loop is branch-free so GCC vectorises it (with -fno-trapping-math).
+ * products; the hue loop is branch-free so GCC vectorises it (with -fno-trapping-math);
+ * ToTensor + Normalize is a 256-entry table per channel too, and sg_augment applies the
+ * horizontal flip in that final pass instead of moving the pixels (exact: see sg_augment).
  */
 #include "data/transforms.h"
 
@@ -35,6 +37,7 @@ struct sg_aug_scratch {
     struct sg_image a, b; /* intermediate images */
     float *blur;          /* blur: padded row + (h, w, 3) horizontal pass */
     size_t blur_cap;
+    struct norm_lut *norm; /* normalize table of the last mean/std */
 };
 
 struct sg_aug_scratch *sg_aug_scratch_new(void)
@@ -49,6 +52,7 @@ void sg_aug_scratch_free(struct sg_aug_scratch *s)
     sg_image_free(&s->a);
     sg_image_free(&s->b);
     free(s->blur);
+    free(s->norm);
     free(s);
 }
 
@@ -450,18 +454,59 @@ void sg_tf_gaussian_blur(struct sg_image *img, int kernel, float sigma)
     free(buf);
 }
 
-/* ---- normalize --------------------------------------------------------------------------- */
+/* ---- normalize ---------------------------------------------------------------------------- */
+
+/* ToTensor + Normalize: ((float)x / 255 - mean) / std per channel. The value depends on the
+ * uint8 x only, so it comes from a 256-entry table per channel holding exactly that float
+ * expression (same bits as computing it per value, without two divisions per value). */
+struct norm_lut {
+    float mean[3], std[3];
+    int valid;
+    float v[3][256];
+};
+
+static void norm_lut_fill(struct norm_lut *t, const float mean[3], const float std[3])
+{
+    if (t->valid && !memcmp(t->mean, mean, sizeof t->mean) && !memcmp(t->std, std, sizeof t->std))
+        return;
+    for (int c = 0; c < 3; c++) {
+        for (int x = 0; x < 256; x++) t->v[c][x] = ((float)x / 255.0f - mean[c]) / std[c];
+        t->mean[c] = mean[c];
+        t->std[c] = std[c];
+    }
+    t->valid = 1;
+}
+
+/* img (H, W, 3) uint8 -> out (3, H, W) float, mirrored left-right when flip (the deferred
+ * RandomHorizontalFlip: every op between the flip and here commutes with it exactly). */
+static void normalize_flip(const struct sg_image *img, const struct norm_lut *t, int flip,
+                           float *out)
+{
+    const int W = img->w, H = img->h;
+    const size_t plane = (size_t)W * H;
+    const float *l0 = t->v[0], *l1 = t->v[1], *l2 = t->v[2];
+    for (int y = 0; y < H; y++) {
+        const uint8_t *row = img->px + (size_t)y * W * 3;
+        float *o0 = out + (size_t)y * W, *o1 = o0 + plane, *o2 = o1 + plane;
+        if (flip) {
+            const uint8_t *p = row + (size_t)(W - 1) * 3;
+            for (int x = 0; x < W; x++, p -= 3)
+                o0[x] = l0[p[0]], o1[x] = l1[p[1]], o2[x] = l2[p[2]];
+        } else {
+            const uint8_t *p = row;
+            for (int x = 0; x < W; x++, p += 3)
+                o0[x] = l0[p[0]], o1[x] = l1[p[1]], o2[x] = l2[p[2]];
+        }
+    }
+}
 
 void sg_tf_normalize(const struct sg_image *img, const float mean[3], const float std[3],
                      float *out)
 {
-    const size_t plane = (size_t)img->w * img->h;
-    for (int c = 0; c < 3; c++) {
-        float *o = out + c * plane;
-        const uint8_t *p = img->px + c;
-        const float m = mean[c], s = std[c];
-        for (size_t i = 0; i < plane; i++) o[i] = ((float)p[3 * i] / 255.0f - m) / s;
-    }
+    struct norm_lut t;
+    t.valid = 0;
+    norm_lut_fill(&t, mean, std);
+    normalize_flip(img, &t, 0, out);
 }
 
 /* ---- random parameters ------------------------------------------------------------------- */
@@ -595,8 +640,11 @@ void sg_augment(const struct sg_aug_config *cfg, struct sg_rng *rng, const struc
         sg_tf_rrc_params(rng, in->h, in->w, cfg->scale, cfg->ratio, &top, &left, &h, &w);
         resized_crop(in, top, left, h, w, size, size, cfg->interp, cfg->antialias, img, &s->rs);
     }
-    /* torchvision draws only for transforms present in the Compose (p > 0 here) */
-    if (cfg->hflip_p > 0.0f && sg_rng_float(rng) < cfg->hflip_p) sg_tf_hflip(img);
+    /* torchvision draws only for transforms present in the Compose (p > 0 here). The flip is
+     * applied by the final normalize pass: the colour ops are per pixel (contrast's mean is an
+     * exact integer sum), and the blur's kernel and reflect padding are symmetric with the
+     * mirrored taps added as (left + right), so every later step commutes with it bit for bit */
+    const int flip = cfg->hflip_p > 0.0f && sg_rng_float(rng) < cfg->hflip_p;
     if (cfg->jitter_p > 0.0f && !(cfg->jitter_p < sg_rng_float(rng))) /* RandomApply */
         color_jitter(cfg, rng, img);
     if (cfg->gray_p > 0.0f && sg_rng_float(rng) < cfg->gray_p) sg_tf_grayscale(img);
@@ -606,5 +654,7 @@ void sg_augment(const struct sg_aug_config *cfg, struct sg_rng *rng, const struc
     }
     if (cfg->solarize_p > 0.0f && sg_rng_float(rng) < cfg->solarize_p)
         sg_tf_solarize(img, (int)ceilf(cfg->solarize_threshold));
-    sg_tf_normalize(img, cfg->mean, cfg->std, out);
+    if (!s->norm) s->norm = sg_xcalloc(1, sizeof(struct norm_lut));
+    norm_lut_fill(s->norm, cfg->mean, cfg->std);
+    normalize_flip(img, s->norm, flip, out);
 }

@@ -2,6 +2,8 @@
  * tools/sogclip.c — the `sogclip` command. Subcommands:
  *   sogclip loss IN.safetensors OUT.safetensors [--threads N] [--ref]
  *       replay a sequence of loss steps (file contract: README "Loss replay")
+ *   sogclip demo [--out DIR]
+ *       the embedded example: synthetic data, training, evaluation (tools/cmd_demo.c)
  *   sogclip train -c CONFIG.yaml [key=value ...] [--resume latest|PATH]
  *       training (tools/cmd_train.c, train/trainer.h)
  *   sogclip data verify|shards|synth ...
@@ -28,13 +30,15 @@ int sg_cmd_train(int argc, char **argv); /* tools/cmd_train.c */
 int sg_cmd_data(int argc, char **argv);  /* tools/cmd_data.c */
 int sg_cmd_synth(int argc, char **argv); /* tools/cmd_synth.c */
 int sg_cmd_eval(int argc, char **argv);  /* tools/cmd_eval.c */
+int sg_cmd_demo(int argc, char **argv);  /* tools/cmd_demo.c */
 #ifdef SG_TOKENIZER
 int sg_cmd_tokenizer(int argc, char **argv); /* tools/cmd_tokenizer.c */
 #endif
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: sogclip train -c CONFIG.yaml [key=value ...] [--resume latest|PATH]\n"
+    fprintf(stderr, "usage: sogclip demo [--out DIR]   (synthetic data, train, evaluate)\n"
+                    "       sogclip train -c CONFIG.yaml [key=value ...] [--resume latest|PATH]\n"
                     "       sogclip data verify|shards|synth ...  (run without arguments for "
                     "help)\n"
                     "       sogclip eval zeroshot|retrieval --checkpoint C --data D ...\n"
@@ -80,6 +84,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "model") == 0) return sg_cmd_model(argc - 2, argv + 2);
     if (strcmp(argv[1], "train") == 0) return sg_cmd_train(argc - 2, argv + 2);
     if (strcmp(argv[1], "eval") == 0) return sg_cmd_eval(argc - 2, argv + 2);
+    if (strcmp(argv[1], "demo") == 0) return sg_cmd_demo(argc - 2, argv + 2);
     if (strcmp(argv[1], "data") == 0 && argc > 2 && strcmp(argv[2], "synth") == 0)
         return sg_cmd_synth(argc - 3, argv + 3);
     if (strcmp(argv[1], "data") == 0) return sg_cmd_data(argc - 2, argv + 2);

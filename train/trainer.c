@@ -245,7 +245,11 @@ static int train_step(struct trainer *t, const struct sg_batch *b, float lr,
     if (sg_train_loss_step(&t->loss, &t->ctx, m->zi, m->zt, b->idx, B, E, m->logit_scale, t->dzi,
                            t->dzt, v))
         return sg_err("step %lld: %s", (long long)t->step, sg_last_error());
-    if (!isfinite(v->loss)) return sg_err("step %lld: loss is %g", (long long)t->step, v->loss);
+    if (t->opts->fault_nan_at > 0 && t->step + 1 == t->opts->fault_nan_at) v->loss = NAN;
+    if (!isfinite(v->loss))
+        return sg_err("step %lld: loss is %g; stopping without a checkpoint (the last good one "
+                      "is kept)",
+                      (long long)t->step, v->loss);
     sg_clip_backward(m, &t->ctx, t->dzi, t->dzt);
     *gnorm = sg_optim_step(&t->optim, &m->ps, &t->ctx, lr);
     if (!isfinite(*gnorm))

@@ -23,9 +23,10 @@
 enum { SG_TRAIN_OK = 0, SG_TRAIN_FAILED = 1, SG_TRAIN_CONFIG = 2, SG_TRAIN_INTERRUPTED = 130 };
 
 struct sg_train_opts {
-    const char *resume; /* NULL, "latest", or a checkpoint path */
-    int quiet;          /* no progress output (tests) */
-    int64_t stop_after; /* > 0: stop (with a checkpoint) after this many steps in this process */
+    const char *resume;   /* NULL, "latest", or a checkpoint path */
+    int quiet;            /* no progress output (tests) */
+    int64_t stop_after;   /* > 0: stop (with a checkpoint) after this many steps in this process */
+    int64_t fault_nan_at; /* tests: > 0 makes the loss of global step fault_nan_at - 1 NaN */
 };
 
 struct sg_train_result {

@@ -1,0 +1,288 @@
+/*
+ * tests/test_train.c — `sogclip train` end to end on a tiny synthetic dataset (data/synth.h):
+ *   - config errors (unknown key with a suggestion, wrong type, broken YAML, out of range) give
+ *     file:line:col messages, and the CLI exits with 2;
+ *   - N + N steps with a resume in the middle (mid-epoch) equal 2N uninterrupted steps bit for
+ *     bit: parameters, optimizer moments, loss state, loader position;
+ *   - a process killed with SIGKILL while it writes checkpoints always leaves a loadable newest
+ *     checkpoint;
+ *   - SIGTERM writes a checkpoint and stops with exit code 130; resuming finishes the run;
+ *   - a non-finite loss stops the run (exit 1) without writing a checkpoint;
+ *   - the run folder holds config.yaml, metrics.jsonl, a TensorBoard file whose records all
+ *     pass their CRC checks, and report.html.
+ */
+#define _DEFAULT_SOURCE
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "core/safetensors.h"
+#include "data/synth.h"
+#include "testutil.h"
+#include "text/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/tfevents.h"
+#include "train/trainer.h"
+
+#ifndef SG_TEST_DATA_DIR
+#define SG_TEST_DATA_DIR "tests/data"
+#endif
+
+int sg_cmd_train(int argc, char **argv);
+
+static char g_dir[256], g_cfg[512];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    SG_CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0, "write %s", path);
+}
+
+/* 96 training images of 16 px (6 steps of 16 per epoch), a tokenizer, a config. */
+static void make_fixture(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/sg_test_train_XXXXXX");
+    SG_CHECK(mkdtemp(g_dir), "mkdtemp");
+    char data[320], path[400], text[4096];
+    snprintf(data, sizeof data, "%s/data", g_dir);
+    struct sg_synth_opts o;
+    struct sg_synth_stats st;
+    sg_synth_opts_default(&o);
+    o.dir = data;
+    o.size = 16;
+    o.ntrain = 96;
+    o.nval = 8;
+    SG_CHECK(sg_synth_generate(&o, &st) == 0, "%s", sg_last_error());
+    char corpus[400], prefix[400];
+    snprintf(corpus, sizeof corpus, "%s/captions.txt", data);
+    snprintf(prefix, sizeof prefix, "%s/tok", data);
+    struct sg_tokenizer_train_opts to = {.vocab_size = 100};
+    SG_CHECK(sg_tokenizer_train(corpus, prefix, &to) == 0, "%s", sg_last_error());
+    snprintf(text, sizeof text,
+             "run: {name: base, output_dir: %s/runs, seed: 1, threads: 2}\n"
+             "model: {name: %s/models/train-vit.yaml}\n"
+             "data: {train: %s/train.tsv, image_key: image, caption_key: caption, workers: 2}\n"
+             "tokenizer: {model: %s/tok.model}\n"
+             "loss: {name: sogclr, tau: 0.1, gamma: 0.9}\n"
+             "optim: {name: adamw, lr: 1.0e-3, warmup_steps: 2}\n"
+             "train: {batch_size: 16, epochs: 2, log_every: 1}\n"
+             "checkpoint: {every_steps: 0, keep: 2}\n"
+             "log: {progress: lines}\n",
+             g_dir, SG_TEST_DATA_DIR, data, data);
+    snprintf(path, sizeof path, "%s/train.yaml", g_dir);
+    write_file(path, text);
+    snprintf(g_cfg, sizeof g_cfg, "%s", path);
+}
+
+static int run(const char *name, const char *resume, int64_t stop_after, int64_t nan_at,
+               struct sg_train_result *res, const char *extra)
+{
+    char o1[160];
+    snprintf(o1, sizeof o1, "run.name=%s", name);
+    const char *over[2] = {o1, extra};
+    struct sg_train_config cfg;
+    SG_CHECK(sg_train_config_load(&cfg, g_cfg, over, extra ? 2 : 1) == 0, "%s", sg_last_error());
+    struct sg_train_opts opts = {
+        .resume = resume, .quiet = 1, .stop_after = stop_after, .fault_nan_at = nan_at};
+    return sg_train_run(&cfg, &opts, res);
+}
+
+/* ---- config errors ---------------------------------------------------------------------- */
+
+static void expect_config_error(const char *file, const char *want)
+{
+    char path[512], label[600];
+    struct sg_train_config cfg;
+    snprintf(path, sizeof path, "%s/train/%s", SG_TEST_DATA_DIR, file);
+    int rc = sg_train_config_load(&cfg, path, NULL, 0);
+    const char *msg = sg_last_error();
+    snprintf(label, sizeof label, "%s: '%s' in '%s'", file, want, msg);
+    sg_test_true(label, rc == -1 && strstr(msg, want) != NULL);
+    char *argv[] = {"-c", path};
+    snprintf(label, sizeof label, "%s: sogclip train exits with 2", file);
+    sg_test_true(label, sg_cmd_train(2, argv) == 2);
+}
+
+static void check_config_errors(void)
+{
+    expect_config_error("unknown_key.yaml",
+                        "unknown_key.yaml:7:3: data.workrs: unknown key (did you mean 'workers'?");
+    expect_config_error("bad_type.yaml", "bad_type.yaml:4:7: optim.lr: expected a number");
+    expect_config_error("bad_yaml.yaml", "bad_yaml.yaml:");
+    expect_config_error("out_of_range.yaml", "train.batch_size: value 1 out of range");
+    struct sg_train_config cfg;
+    const char *bad[] = {"optim.lrr=1"};
+    sg_test_true("override typo is an error",
+                 sg_train_config_load(&cfg, g_cfg, bad, 1) == -1 &&
+                     strstr(sg_last_error(), "optim.lrr: unknown key (did you mean 'lr'"));
+}
+
+/* ---- resume equality ---------------------------------------------------------------------- */
+
+/* Every tensor of two checkpoints equal byte for byte (metadata aside). */
+static int same_checkpoints(const char *a, const char *b)
+{
+    struct sg_st_file fa, fb;
+    if (sg_st_open(&fa, a) || sg_st_open(&fb, b)) return 0;
+    int same = fa.n == fb.n;
+    for (int i = 0; same && i < fa.n; i++) {
+        const struct sg_st_entry *ea = &fa.entries[i], *eb = sg_st_find(&fb, ea->name);
+        size_t n = ea->end - ea->begin;
+        same = eb && eb->end - eb->begin == n && !memcmp(sg_st_raw(&fa, ea), sg_st_raw(&fb, eb), n);
+        if (!same) fprintf(stderr, "  differs: %s\n", ea->name);
+    }
+    sg_st_close(&fa);
+    sg_st_close(&fb);
+    return same;
+}
+
+static void check_resume(void)
+{
+    struct sg_train_result a, b;
+    sg_test_true("uninterrupted 12 steps", run("whole", NULL, 0, 0, &a, NULL) == 0);
+    sg_test_true("12 steps done", a.steps == 12);
+    sg_test_true("first 4 steps", run("split", NULL, 4, 0, &b, NULL) == 0 && b.steps == 4);
+    sg_test_true("resume: 8 more", run("split", "latest", 0, 0, &b, NULL) == 0 && b.steps == 12);
+    sg_test_true("4 + 8 steps == 12 steps, bit for bit",
+                 same_checkpoints(a.checkpoint, b.checkpoint));
+    sg_test_true("report.html written", access(a.report, R_OK) == 0);
+}
+
+/* ---- logs ------------------------------------------------------------------------------------ */
+
+struct tb_count {
+    int loss;
+};
+
+static int count_tb(void *user, const struct sg_tfevent *ev)
+{
+    struct tb_count *c = user;
+    if (ev->kind == SG_TFEVENT_SCALAR && !strcmp(ev->tag, "train/loss")) c->loss++;
+    return 0;
+}
+
+static void check_logs(void)
+{
+    char dir[400], path[800];
+    snprintf(dir, sizeof dir, "%s/runs/whole", g_dir);
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    sg_test_true("config.yaml in the run folder", access(path, R_OK) == 0);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    sg_test_true("metrics.jsonl", access(path, R_OK) == 0);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    while (d && (e = readdir(d)))
+        if (!strncmp(e->d_name, "events.out.tfevents.", 20)) {
+            struct tb_count c = {0};
+            int64_t records = 0;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            int rc = sg_tfevents_read(path, count_tb, &c, &records);
+            found = rc == 0 && c.loss == 12;
+        }
+    if (d) closedir(d);
+    sg_test_true("TensorBoard file: every CRC checks, 12 train/loss scalars", found);
+}
+
+/* ---- faults ---------------------------------------------------------------------------------- */
+
+static void check_nan_stop(void)
+{
+    struct sg_train_result r;
+    char latest[800];
+    sg_test_true("nan run: first 3 steps", run("nan", NULL, 3, 0, &r, NULL) == 0);
+    int rc = run("nan", "latest", 0, 6, &r, NULL);
+    sg_test_true("non-finite loss stops with exit code 1", rc == SG_TRAIN_FAILED);
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/runs/nan", g_dir);
+    sg_test_true("the good checkpoint is kept", sg_ckpt_latest(dir, latest, sizeof latest) == 0 &&
+                                                    strstr(latest, "step_0000000003") != NULL);
+}
+
+static int latest_loads(const char *dir, int64_t *step)
+{
+    char latest[800];
+    struct sg_st_file f;
+    *step = -1;
+    if (sg_ckpt_latest(dir, latest, sizeof latest)) return 1; /* none yet: fine */
+    if (sg_st_open(&f, latest)) return 0;
+    int64_t s;
+    int ok = sg_st_read_i64(&f, "train.step", &s, 1) == 0;
+    sg_st_close(&f);
+    *step = s;
+    return ok;
+}
+
+/* `sogclip train -c CONFIG run.name=NAME EXTRA [--resume latest]` in a child process (exec:
+ * a fork of this multithreaded process could not run OpenMP). */
+static pid_t spawn(const char *name, const char *extra, int resume)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char o1[160];
+        snprintf(o1, sizeof o1, "run.name=%s", name);
+        if (!freopen("/dev/null", "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(99);
+        if (resume)
+            execl(SG_CLI, SG_CLI, "train", "-c", g_cfg, o1, extra, "--resume", "latest", NULL);
+        else
+            execl(SG_CLI, SG_CLI, "train", "-c", g_cfg, o1, extra, NULL);
+        _exit(98);
+    }
+    return pid;
+}
+
+/* Children train with a checkpoint every step; SIGKILL at random moments. */
+static void check_sigkill(void)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/runs/kill", g_dir);
+    srand(7);
+    int ok = 1;
+    for (int round = 0; round < 6 && ok; round++) {
+        pid_t pid = spawn("kill", "checkpoint.every_steps=1", round > 0);
+        usleep((useconds_t)(100000 + rand() % 400000));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        int64_t step;
+        ok = latest_loads(dir, &step);
+    }
+    sg_test_true("SIGKILL during checkpoints: the newest checkpoint always loads", ok);
+}
+
+static void check_sigterm(void)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/runs/term", g_dir);
+    pid_t pid = spawn("term", "train.epochs=200", 0);
+    usleep(1500000);
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    sg_test_true("SIGTERM: exit code 130", WIFEXITED(status) && WEXITSTATUS(status) == 130);
+    int64_t step;
+    sg_test_true("SIGTERM: a checkpoint was written", latest_loads(dir, &step) && step > 0);
+}
+
+int main(void)
+{
+    make_fixture();
+    check_config_errors();
+    check_resume();
+    check_logs();
+    check_nan_stop();
+    check_sigkill();
+    check_sigterm();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (sg_test_failures() == 0 && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", g_dir);
+    return sg_test_summary("test_train");
+}
