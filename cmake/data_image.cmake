@@ -20,8 +20,8 @@ cmake_language(DEFER CALL target_link_libraries test_decode PRIVATE ZLIB::ZLIB)
 cmake_language(DEFER CALL target_compile_definitions test_decode PRIVATE
                SG_SHARED_DATA_DIR="${CMAKE_SOURCE_DIR}/../shared/data")
 
-# Benchmark: decode + SG_AUG_SIMCLR at 224 on the Imagenette JPEGs (bench/torch_data.py is the
-# torchvision/PIL peer).
+# Data pipeline benchmark: decode + RandomResizedCrop + flip + normalise vs PIL + torchvision
+# (bench/torch_data.py); bench/data_compare.py runs both.
 add_executable(bench_data bench/bench_data.c)
 target_link_libraries(bench_data PRIVATE sogclip)
 target_compile_definitions(bench_data PRIVATE

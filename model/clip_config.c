@@ -38,7 +38,7 @@ static const struct sg_cfg_key vision_keys[] = {
      .choices = arch_names,
      .help = "image tower: vit | modified_resnet | resnet"},
     VKEY("image_size", SG_CFG_INT, image_size, 8, 4096, "input resolution (square)"),
-    VKEY("patch_size", SG_CFG_INT, patch_size, 1, 256, "vit patch side"),
+    VKEY("patch_size", SG_CFG_INT, patch_size, 0, 256, "vit patch side (0: not a vit)"),
     VKEY("width", SG_CFG_INT, width, 1, 16384, "vit width, or resnet base width"),
     {.key = "layers",
      .type = SG_CFG_INT_LIST,

@@ -12,6 +12,7 @@
  *     clip_sogclip_<case>.safetensors, which torch loaded by name (strict) to produce the
  *     reference features we match here; save -> load round trip is exact.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,12 +216,34 @@ static void adamw_step(struct sg_clip *m)
     sg_optim_step(&o, &m->ps, &ctx, 1e-2f);
 }
 
+/* The model config dumps to YAML that binds back to the same struct (checkpoints store it). */
+static void check_config_roundtrip(const struct sg_clip_config *cfg, const char *p)
+{
+    char *buf = NULL, label[96];
+    size_t len = 0;
+    FILE *mf = open_memstream(&buf, &len);
+    SG_CHECK(mf, "open_memstream");
+    sg_clip_config_dump(mf, cfg, 0);
+    fclose(mf);
+    struct sg_ydoc d;
+    struct sg_clip_config back;
+    sg_clip_config_defaults(&back);
+    int rc = sg_yaml_load_string(&d, buf, "dump");
+    if (rc == 0) rc = sg_clip_config_bind(&back, &d, d.root);
+    if (rc == 0) sg_yaml_free(&d);
+    memcpy(back.name, cfg->name, sizeof back.name);
+    snprintf(label, sizeof label, "%s: config dump binds back to the same model", p);
+    sg_test_true(label, rc == 0 && !memcmp(&back, cfg, sizeof back));
+    free(buf);
+}
+
 static void run_case(const struct sg_st_file *f, const char *p, const char *model)
 {
     char prefix[64], key[128], path[512];
     struct sg_clip_config cfg;
     snprintf(path, sizeof path, "%s/../../data/models/%s.yaml", SG_REF_DIR, model);
     SG_CHECK(sg_clip_config_load(&cfg, path) == 0, "%s", sg_last_error());
+    check_config_roundtrip(&cfg, p);
     struct batch b;
     load_batch(&b, f, p, &cfg);
     struct sg_clip *m = make_model(&cfg, b.B, 0, 0);

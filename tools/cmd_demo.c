@@ -2,7 +2,7 @@
  * tools/cmd_demo.c — `sogclip demo`: the embedded end-to-end example.
  *   1. `sogclip data synth` the captioned shapes dataset into <out>/demo-data (skipped when it
  *      is already complete), and train a SentencePiece tokenizer on its captions;
- *   2. train the demo CLIP (configs/demo.yaml: configs/models/demo-vit.yaml, two-way SogCLR,
+ *   2. train the demo CLIP (configs/demo.yaml: configs/models/demo-rn.yaml, two-way SogCLR,
  *      AdamW) — a previous demo run continues from its latest checkpoint;
  *   3. evaluate zero-shot classification (48 colour-shape classes) and image-text retrieval on
  *      the validation split, print the results (also written as JSON into the run folder)
@@ -97,8 +97,8 @@ static int evaluate(const struct demo *d, const struct sg_train_result *res)
     snprintf(tpls, sizeof tpls, "%s/zeroshot/templates.txt", d->data);
     snprintf(val, sizeof val, "%s/val.tsv", d->data);
     printf("[3/3] evaluating %s\n", res->checkpoint);
-    sg_results_init(&zs, "zeroshot_classification", "sogclip-synth-val", "demo-vit", "demo");
-    sg_results_init(&rt, "zeroshot_retrieval", "sogclip-synth-val", "demo-vit", "demo");
+    sg_results_init(&zs, "zeroshot_classification", "sogclip-synth-val", "demo-rn", "demo");
+    sg_results_init(&rt, "zeroshot_retrieval", "sogclip-synth-val", "demo-rn", "demo");
     int rc = sg_eval_model_load(&em, res->checkpoint, d->tok, 128, d->threads);
     if (rc == 0) rc = sg_eval_zeroshot(&em, zdir, names, tpls, &zs);
     if (rc == 0) rc = sg_eval_retrieval(&em, val, "image", "caption", &rt);
