@@ -3,7 +3,7 @@
  *   - config errors (unknown key with a suggestion, wrong type, broken YAML, out of range) give
  *     file:line:col messages, and the CLI exits with 2;
  *   - N + N steps with a resume in the middle (mid-epoch) equal 2N uninterrupted steps bit for
- *     bit: parameters, optimizer moments, loss state, loader position;
+ *     bit: parameters, optimizer moments, loss state, loader position (image-text and SSL);
  *   - a process killed with SIGKILL while it writes checkpoints always leaves a loadable newest
  *     checkpoint;
  *   - SIGTERM writes a checkpoint and stops with exit code 130; resuming finishes the run;
@@ -82,6 +82,19 @@ static void make_fixture(void)
     snprintf(g_cfg, sizeof g_cfg, "%s", path);
 }
 
+static int run_n(const char *name, const char *resume, int64_t stop_after,
+                 struct sg_train_result *res, const char *const *extra, int n)
+{
+    char o1[160];
+    const char *over[16] = {o1};
+    snprintf(o1, sizeof o1, "run.name=%s", name);
+    for (int i = 0; i < n && i < 15; i++) over[1 + i] = extra[i];
+    struct sg_train_config cfg;
+    SG_CHECK(sg_train_config_load(&cfg, g_cfg, over, 1 + n) == 0, "%s", sg_last_error());
+    struct sg_train_opts opts = {.resume = resume, .quiet = 1, .stop_after = stop_after};
+    return sg_train_run(&cfg, &opts, res);
+}
+
 static int run(const char *name, const char *resume, int64_t stop_after, int64_t nan_at,
                struct sg_train_result *res, const char *extra)
 {
@@ -156,6 +169,22 @@ static void check_resume(void)
     sg_test_true("report.html written", access(a.report, R_OK) == 0);
 }
 
+/* The same for unimodal SSL (two views, ResNet + projection head, unimodal SogCLR). */
+static void check_resume_ssl(void)
+{
+    struct sg_train_result a, b;
+    char o[4][96] = {"loss.name=sogclr_uni", "ssl.image_size=16", "ssl.width=4",
+                     "ssl.proj_hidden=32"};
+    const char *extra[] = {"train.mode=ssl",     o[0], o[1], o[2], o[3], "ssl.proj_dim=16",
+                           "data.augment=simclr"};
+    int n = (int)(sizeof extra / sizeof extra[0]);
+    sg_test_true("ssl: uninterrupted 12 steps", run_n("ssl_whole", NULL, 0, &a, extra, n) == 0);
+    sg_test_true("ssl: first 5 steps", run_n("ssl_split", NULL, 5, &b, extra, n) == 0);
+    sg_test_true("ssl: resume 7 more", run_n("ssl_split", "latest", 0, &b, extra, n) == 0);
+    sg_test_true("ssl: 5 + 7 steps == 12 steps, bit for bit",
+                 a.steps == 12 && b.steps == 12 && same_checkpoints(a.checkpoint, b.checkpoint));
+}
+
 /* ---- logs ------------------------------------------------------------------------------------ */
 
 struct tb_count {
@@ -225,6 +254,8 @@ static int latest_loads(const char *dir, int64_t *step)
  * a fork of this multithreaded process could not run OpenMP). */
 static pid_t spawn(const char *name, const char *extra, int resume)
 {
+    fflush(stdout); /* the child's freopen would flush a copy of pending output */
+    fflush(stderr);
     pid_t pid = fork();
     if (pid == 0) {
         char o1[160];
@@ -276,6 +307,7 @@ int main(void)
     make_fixture();
     check_config_errors();
     check_resume();
+    check_resume_ssl();
     check_logs();
     check_nan_stop();
     check_sigkill();

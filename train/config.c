@@ -43,7 +43,9 @@
 
 static const char *const devices[] = {"cpu", "cuda", NULL};
 static const char *const augments[] = {"clip", "simclr", "eval", NULL};
-static const char *const losses[] = {"sogclr", "isogclr", "fastclip", "clip", NULL};
+static const char *const losses[] = {"sogclr",     "isogclr",     "fastclip", "clip",
+                                     "sogclr_uni", "isogclr_uni", "simclr",   NULL};
+static const char *const modes[] = {"clip", "ssl", NULL};
 static const char *const schedules[] = {"constant", "cosine", NULL};
 static const char *const optims[] = {"adamw", "sgd", "lars", NULL};
 static const char *const scalings[] = {"none", "linear", "sqrt", NULL};
@@ -114,7 +116,26 @@ static const struct sg_cfg_key optim_keys[] = {
     FLT("lr_tau", optim.lr_tau, 0, 100, "fastclip: temperature learning rate (0: lr)"),
     {0}};
 
+static const struct sg_cfg_key ssl_keys[] = {
+    INT("image_size", ssl.image_size, 8, 4096, "training crop side"),
+    {.key = "layers",
+     .type = SG_CFG_INT_LIST,
+     .offset = T(ssl.layers),
+     .offset_count = T(ssl.nlayers),
+     .cap = 4,
+     .min = 1,
+     .max = 64,
+     .help = "ResNet blocks per stage: [2,2,2,2] ResNet-18, [3,4,6,3] ResNet-50"},
+    INT("width", ssl.width, 1, 4096, "ResNet base width"),
+    BOOL("bottleneck", ssl.bottleneck, "Bottleneck blocks (ResNet-50)"),
+    BOOL("cifar_stem", ssl.cifar_stem, "3x3 stride-1 stem without max-pool (CIFAR)"),
+    INT("proj_layers", ssl.proj_layers, 1, 8, "projection head layers"),
+    INT("proj_hidden", ssl.proj_hidden, 1, 65536, "projection head hidden width"),
+    INT("proj_dim", ssl.proj_dim, 1, 65536, "projection output width"),
+    {0}};
+
 static const struct sg_cfg_key train_keys[] = {
+    ENUM("mode", train.mode, modes, "clip (image-text) or ssl (two views, unimodal)"),
     INT("batch_size", train.batch_size, 2, 1 << 20, "pairs per step"),
     INT("epochs", train.epochs, 1, 1000000, "passes over the data"),
     INT("max_steps", train.max_steps, 0, 2000000000, "stop after this many steps (0: no limit)"),
@@ -150,6 +171,7 @@ static const struct sg_cfg_key top_keys[] = {
     SECTION("loss", loss_keys, "contrastive loss"),
     SECTION("optim", optim_keys, "optimizer and schedule"),
     SECTION("train", train_keys, "batch, epochs"),
+    SECTION("ssl", ssl_keys, "unimodal self-supervised model (train.mode ssl)"),
     SECTION("checkpoint", ckpt_keys, "checkpoints"),
     SECTION("log", log_keys, "logging"),
     SECTION("eval", eval_keys, "evaluation during training"),
@@ -188,15 +210,39 @@ void sg_train_config_defaults(struct sg_train_config *c)
     c->checkpoint.export_weights = 1;
     c->log.tensorboard = 1;
     c->eval.batch_size = 128;
+    c->ssl.image_size = 32;
+    c->ssl.layers[0] = c->ssl.layers[1] = c->ssl.layers[2] = c->ssl.layers[3] = 2;
+    c->ssl.nlayers = 4;
+    c->ssl.width = 64;
+    c->ssl.proj_layers = 2;
+    c->ssl.proj_hidden = 2048;
+    c->ssl.proj_dim = 128;
+}
+
+static int validate_mode(const struct sg_train_config *c, const char *path)
+{
+    int ssl_loss = c->loss.name >= SG_LOSS_SOGCLR_UNI;
+    if (c->train.mode == SG_MODE_SSL) {
+        if (!ssl_loss)
+            return sg_err("%s: loss.name: train.mode ssl takes sogclr_uni, isogclr_uni or simclr",
+                          path);
+        if (c->ssl.nlayers != 4) return sg_err("%s: ssl.layers: four stages expected", path);
+        return 0;
+    }
+    if (ssl_loss)
+        return sg_err("%s: loss.name: %s is a unimodal loss: set train.mode: ssl", path,
+                      losses[c->loss.name]);
+    if (!c->model.name[0]) return sg_err("%s: model.name: missing (e.g. tiny-vit, ViT-B-32)", path);
+    if (!c->tokenizer.model[0])
+        return sg_err("%s: tokenizer.model: missing (train one: sogclip tokenizer train)", path);
+    return 0;
 }
 
 static int validate(const struct sg_train_config *c, const char *path)
 {
-    if (!c->model.name[0]) return sg_err("%s: model.name: missing (e.g. tiny-vit, ViT-B-32)", path);
     if (!c->data.train[0])
         return sg_err("%s: data.train: missing (a CSV/TSV, shards or folder)", path);
-    if (!c->tokenizer.model[0])
-        return sg_err("%s: tokenizer.model: missing (train one: sogclip tokenizer train)", path);
+    if (validate_mode(c, path)) return -1;
     if (c->run.device != 0)
         return sg_err("%s: run.device: cuda training is not available yet", path);
     if (c->train.precision != 0)

@@ -11,12 +11,16 @@
  *               folder), image_root, image_key, caption_key, separator, workers, prefetch,
  *               max_bad_fraction, augment (clip | simclr | eval), decode_min_side
  *   tokenizer:  model (SentencePiece .model), lower, clean_ws
- *   loss:       name (sogclr | isogclr | fastclip | clip), tau, gamma, gamma_schedule
+ *   loss:       name (sogclr | isogclr | fastclip | clip; ssl mode: sogclr_uni | isogclr_uni |
+ *               simclr), tau, gamma, gamma_schedule
  *               (constant | cosine), gamma_decay_epochs, rho, tau_min, tau_max, eta, beta
  *   optim:      name (adamw | sgd | lars), lr, lr_min, weight_decay, beta1, beta2, eps,
  *               momentum, nesterov, trust_coef, warmup_steps, clip_grad_norm, lr_scaling
  *               (none | linear | sqrt), lr_tau (fastclip's temperature)
- *   train:      batch_size, epochs, max_steps (0: epochs decide), log_every, precision (fp32)
+ *   train:      mode (clip | ssl), batch_size, epochs, max_steps (0: epochs decide), log_every,
+ *               precision (fp32)
+ *   ssl:        (mode ssl) image_size, layers [s1..s4], width, bottleneck, cifar_stem,
+ *               proj_layers, proj_hidden, proj_dim — ResNet backbone + SogCLR projection head
  *   checkpoint: every_steps, keep, export_weights
  *   log:        tensorboard, progress (auto | bar | lines)
  *   eval:       every_epochs, zeroshot_dir, zeroshot_classnames, zeroshot_templates,
@@ -31,7 +35,16 @@
 
 #define SG_PATH_MAX 512
 
-enum sg_loss_kind { SG_LOSS_SOGCLR, SG_LOSS_ISOGCLR, SG_LOSS_FASTCLIP, SG_LOSS_CLIP };
+enum sg_loss_kind {
+    SG_LOSS_SOGCLR,
+    SG_LOSS_ISOGCLR,
+    SG_LOSS_FASTCLIP,
+    SG_LOSS_CLIP,
+    SG_LOSS_SOGCLR_UNI, /* unimodal SogCLR (ssl mode); isogclr_uni: per-sample temperatures */
+    SG_LOSS_ISOGCLR_UNI,
+    SG_LOSS_SIMCLR,
+};
+enum sg_train_mode { SG_MODE_CLIP, SG_MODE_SSL };
 enum sg_optim_name { SG_OPTIM_ADAMW, SG_OPTIM_SGD, SG_OPTIM_LARS };
 enum sg_aug_name { SG_AUGMENT_CLIP, SG_AUGMENT_SIMCLR, SG_AUGMENT_EVAL };
 enum sg_progress { SG_PROGRESS_AUTO, SG_PROGRESS_BAR, SG_PROGRESS_LINES };
@@ -65,8 +78,12 @@ struct sg_train_config {
         float lr_tau;
     } optim;
     struct {
-        int batch_size, epochs, max_steps, log_every, precision;
+        int mode, batch_size, epochs, max_steps, log_every, precision;
     } train;
+    struct {
+        int image_size, layers[4], nlayers, width, bottleneck, cifar_stem;
+        int proj_layers, proj_hidden, proj_dim;
+    } ssl;
     struct {
         int every_steps, keep, export_weights;
     } checkpoint;

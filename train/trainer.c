@@ -24,6 +24,7 @@
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/runlog.h"
+#include "train/ssl.h"
 #include "train/train_loss.h"
 
 static volatile sig_atomic_t g_stop_signal;
@@ -42,8 +43,11 @@ struct trainer {
     struct sg_aug_config aug;
     struct sg_loader *loader;
     struct sg_clip_config mcfg;
-    struct sg_clip *model;
+    struct sg_clip *model; /* clip mode */
     struct sg_train_loss loss;
+    struct sg_ssl_model *ssl; /* ssl mode */
+    struct sg_ssl_loss ssl_loss;
+    struct sg_params *ps; /* the trained parameters (either model) */
     struct sg_optim optim;
     struct sg_runlog log;
     char run_dir[SG_PATH_MAX + 160];
@@ -113,7 +117,9 @@ static int open_data(struct trainer *t)
         return sg_err("%s: %lld samples, fewer than train.batch_size %d", c->data.train,
                       (long long)t->ds->n, c->train.batch_size);
     static const enum sg_aug_preset presets[] = {SG_AUG_CLIP, SG_AUG_SIMCLR, SG_AUG_EVAL};
-    sg_aug_preset(&t->aug, presets[c->data.augment], t->mcfg.vision.image_size);
+    int ssl = c->train.mode == SG_MODE_SSL;
+    sg_aug_preset(&t->aug, presets[c->data.augment],
+                  ssl ? c->ssl.image_size : t->mcfg.vision.image_size);
     struct sg_loader_config lc;
     sg_loader_default_config(&lc);
     lc.batch = c->train.batch_size;
@@ -123,7 +129,8 @@ static int open_data(struct trainer *t)
     lc.drop_last = 1;
     lc.aug = &t->aug;
     lc.tok = t->tok;
-    lc.context_length = t->mcfg.text.context_length;
+    lc.views = ssl ? 2 : 1;
+    if (!ssl) lc.context_length = t->mcfg.text.context_length;
     lc.max_bad_fraction = c->data.max_bad_fraction;
     lc.decode_min_side = c->data.decode_min_side;
     return sg_loader_open(&lc, t->ds, &t->loader);
@@ -165,7 +172,7 @@ static int open_optim(struct trainer *t)
                                  .trust_coef = c->optim.trust_coef,
                                  .clip_grad_norm = c->optim.clip_grad_norm};
     t->base_lr = sg_lr_scale(c->optim.lr, c->train.batch_size, c->optim.lr_scaling);
-    return sg_optim_init(&t->optim, &oc, &t->model->ps);
+    return sg_optim_init(&t->optim, &oc, t->ps);
 }
 
 static int setup(struct trainer *t)
@@ -174,10 +181,20 @@ static int setup(struct trainer *t)
     snprintf(t->run_dir, sizeof t->run_dir, "%s/%s", c->run.output_dir, c->run.name);
     if (mkdirs(t->run_dir)) return -1;
     if (sg_ctx_init(&t->ctx, SG_DEVICE_CPU, 0, c->run.threads)) return -1;
-    if (open_tokenizer(t) || open_model(t) || open_data(t) || open_optim(t)) return -1;
-    if (sg_train_loss_init(&t->loss, c, t->ds->n)) return -1;
+    if (c->train.mode == SG_MODE_SSL) {
+        t->ssl = sg_xcalloc(1, sizeof *t->ssl);
+        if (sg_ssl_model_create(t->ssl, c, &t->ctx, (uint64_t)c->run.seed)) return -1;
+        t->ps = &t->ssl->ps;
+        if (open_data(t) || open_optim(t)) return -1;
+        if (sg_ssl_loss_init(&t->ssl_loss, c, t->ds->n)) return -1;
+    } else {
+        if (open_tokenizer(t) || open_model(t)) return -1;
+        t->ps = &t->model->ps;
+        if (open_data(t) || open_optim(t)) return -1;
+        if (sg_train_loss_init(&t->loss, c, t->ds->n)) return -1;
+        t->model_yaml = model_config_yaml(&t->mcfg);
+    }
     t->config_yaml = sg_train_config_yaml(c);
-    t->model_yaml = model_config_yaml(&t->mcfg);
     char path[SG_PATH_MAX + 200];
     snprintf(path, sizeof path, "%s/config.yaml", t->run_dir);
     if (sg_write_file_atomic(path, t->config_yaml, strlen(t->config_yaml))) return -1;
@@ -197,8 +214,9 @@ static int save_checkpoint(struct trainer *t, struct sg_train_result *res)
     struct sg_st_writer w;
     struct sg_ckpt_state s = {.step = t->step, .optim_step = t->optim.step};
     sg_loader_position(t->loader, &s.pos);
-    sg_ckpt_begin(&w, &t->model->ps, &s, t->config_yaml, t->model_yaml);
-    int rc = sg_train_loss_save(&t->loss, &w, "loss.");
+    sg_ckpt_begin(&w, t->ps, &s, t->config_yaml, t->model_yaml);
+    int rc = t->ssl ? sg_ssl_loss_save(&t->ssl_loss, &w, "loss.")
+                    : sg_train_loss_save(&t->loss, &w, "loss.");
     if (rc == 0)
         rc = sg_ckpt_write(&w, t->run_dir, t->step, t->cfg->checkpoint.keep, res->checkpoint,
                            sizeof res->checkpoint);
@@ -221,8 +239,10 @@ static int resume(struct trainer *t, const char *what, struct sg_loader_pos *pos
     struct sg_st_file f;
     if (sg_st_open(&f, path)) return -1;
     struct sg_ckpt_state s;
-    int rc = sg_ckpt_load(&f, &t->model->ps, &s);
-    if (rc == 0) rc = sg_train_loss_load(&t->loss, &f, "loss.");
+    int rc = sg_ckpt_load(&f, t->ps, &s);
+    if (rc == 0)
+        rc = t->ssl ? sg_ssl_loss_load(&t->ssl_loss, &f, "loss.")
+                    : sg_train_loss_load(&t->loss, &f, "loss.");
     sg_st_close(&f);
     if (rc) return -1;
     t->step = s.step;
@@ -235,27 +255,42 @@ static int resume(struct trainer *t, const char *what, struct sg_loader_pos *pos
 
 /* ---- the step ----------------------------------------------------------------------------- */
 
+/* Forward, loss and backward of either mode: gradients in t->ps. */
+static int forward_backward(struct trainer *t, const struct sg_batch *b, struct sg_loss_values *v)
+{
+    memset(v, 0, sizeof *v);
+    sg_params_zero_grad(t->ps);
+    if (t->ssl) {
+        v->tau = t->cfg->loss.tau;
+        int rc = sg_ssl_step(t->ssl, &t->ssl_loss, &t->ctx, b->img, b->idx, &v->loss);
+        v->objective = v->loss;
+        v->gamma = t->ssl_loss.kind == SG_LOSS_SIMCLR ? 0.0f : t->ssl_loss.uni.gamma;
+        return rc;
+    }
+    struct sg_clip *m = t->model;
+    sg_clip_forward(m, &t->ctx, b->img, b->ids, 1);
+    if (sg_train_loss_step(&t->loss, &t->ctx, m->zi, m->zt, b->idx, b->n, t->mcfg.embed_dim,
+                           m->logit_scale, t->dzi, t->dzt, v))
+        return -1;
+    sg_clip_backward(m, &t->ctx, t->dzi, t->dzt);
+    return 0;
+}
+
 static int train_step(struct trainer *t, const struct sg_batch *b, float lr,
                       struct sg_loss_values *v, float *gnorm)
 {
-    struct sg_clip *m = t->model;
-    int B = b->n, E = t->mcfg.embed_dim;
-    sg_params_zero_grad(&m->ps);
-    sg_clip_forward(m, &t->ctx, b->img, b->ids, 1);
-    if (sg_train_loss_step(&t->loss, &t->ctx, m->zi, m->zt, b->idx, B, E, m->logit_scale, t->dzi,
-                           t->dzt, v))
+    if (forward_backward(t, b, v))
         return sg_err("step %lld: %s", (long long)t->step, sg_last_error());
     if (t->opts->fault_nan_at > 0 && t->step + 1 == t->opts->fault_nan_at) v->loss = NAN;
     if (!isfinite(v->loss))
         return sg_err("step %lld: loss is %g; stopping without a checkpoint (the last good one "
                       "is kept)",
                       (long long)t->step, v->loss);
-    sg_clip_backward(m, &t->ctx, t->dzi, t->dzt);
-    *gnorm = sg_optim_step(&t->optim, &m->ps, &t->ctx, lr);
+    *gnorm = sg_optim_step(&t->optim, t->ps, &t->ctx, lr);
     if (!isfinite(*gnorm))
         return sg_err("step %lld: gradient norm is %g (parameters left unchanged)",
                       (long long)t->step, *gnorm);
-    sg_train_loss_after_step(&t->loss, m->logit_scale);
+    if (t->model) sg_train_loss_after_step(&t->loss, t->model->logit_scale);
     return 0;
 }
 
@@ -296,7 +331,10 @@ static int run_epoch(struct trainer *t, int64_t epoch, struct meter *mt,
                      struct sg_train_result *res)
 {
     const struct sg_train_config *c = t->cfg;
-    sg_train_loss_set_epoch(&t->loss, epoch);
+    if (t->ssl)
+        sg_ssl_loss_set_epoch(&t->ssl_loss, epoch);
+    else
+        sg_train_loss_set_epoch(&t->loss, epoch);
     for (;;) {
         if (t->step >= t->total_steps) return 1;
         struct sg_batch *b;
@@ -334,6 +372,11 @@ static void teardown(struct trainer *t)
         sg_clip_destroy(t->model);
         free(t->model);
     }
+    if (t->ssl) {
+        sg_ssl_loss_free(&t->ssl_loss);
+        sg_ssl_model_destroy(t->ssl);
+        free(t->ssl);
+    }
     if (t->tok) sg_tokenizer_free(t->tok);
     free(t->dzi);
     free(t->dzt);
@@ -348,7 +391,7 @@ static int finish(struct trainer *t, struct sg_train_result *res, int interrupte
     if (t->cfg->checkpoint.export_weights && !interrupted) {
         char path[SG_PATH_MAX + 200];
         snprintf(path, sizeof path, "%s/model.safetensors", t->run_dir);
-        if (sg_ckpt_export_weights(&t->model->ps, path, t->model_yaml)) return -1;
+        if (sg_ckpt_export_weights(t->ps, path, t->model_yaml)) return -1;
     }
     if (sg_runlog_report(&t->log, t->config_yaml, t->cfg->run.name) == 0)
         snprintf(res->report, sizeof res->report, "%s", sg_runlog_report_path(&t->log));
@@ -389,9 +432,12 @@ int sg_train_run(const struct sg_train_config *cfg, const struct sg_train_opts *
     }
     int flags = cfg->log.tensorboard ? SG_RUNLOG_TENSORBOARD : 0;
     if (rc == 0 && resumed) rc = sg_runlog_resume(&t.log, t.run_dir, flags, t.step);
-    if (rc == 0 && !resumed && sg_runlog_open(&t.log, t.run_dir, flags))
+    if (rc == 0 && !resumed && sg_runlog_open(&t.log, t.run_dir, flags)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", sg_last_error());
         rc = sg_err("%s (a run already exists there: use --resume latest, or another run.name)",
-                    sg_last_error());
+                    why);
+    }
     if (rc) {
         fprintf(stderr, "sogclip train: %s\n", sg_last_error());
         teardown(&t);

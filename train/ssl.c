@@ -1,0 +1,144 @@
+/*
+ * train/ssl.c — unimodal SSL model and loss glue (see train/ssl.h).
+ */
+#include "train/ssl.h"
+
+#include <string.h>
+
+#include "core/common.h"
+#include "core/rng.h"
+#include "ops/elementwise.h"
+
+#define NORM_EPS 1e-12f
+
+int sg_ssl_model_create(struct sg_ssl_model *m, const struct sg_train_config *cfg, struct sg_ctx *c,
+                        uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    struct sg_resnet_config rc = {.base_width = cfg->ssl.width,
+                                  .num_classes = 0,
+                                  .cifar_stem = cfg->ssl.cifar_stem,
+                                  .bottleneck = cfg->ssl.bottleneck};
+    memcpy(rc.layers, cfg->ssl.layers, sizeof rc.layers);
+    m->B = cfg->train.batch_size;
+    m->S = cfg->ssl.image_size;
+    m->D = cfg->ssl.proj_dim;
+    sg_params_init(&m->ps);
+    sg_resnet_init(&m->backbone, &rc, &m->ps, "backbone");
+    sg_proj_head_init(&m->head, &m->ps, "head", cfg->ssl.proj_layers, m->backbone.feat_dim,
+                      cfg->ssl.proj_hidden, m->D);
+    sg_params_alloc(&m->ps, c, 1);
+    struct sg_rng rng;
+    sg_rng_seed(&rng, seed);
+    sg_params_init_values(&m->ps, &rng);
+    int B2 = 2 * m->B;
+    size_t bytes = sg_resnet_plan(&m->backbone, B2, m->S, m->S) + sg_proj_head_plan(&m->head, B2);
+    size_t bd = (size_t)m->B * m->D;
+    bytes += 2 * sg_arena_round(2 * bd * sizeof(float)) + sg_arena_round((size_t)B2 * 4) +
+             4 * sg_arena_round(bd * sizeof(float));
+    sg_arena_init(&m->act, c, bytes, "ssl activations");
+    sg_resnet_bind(&m->backbone, &m->act);
+    sg_proj_head_bind(&m->head, &m->act);
+    m->z = sg_arena_floats(&m->act, 2 * bd);
+    m->dz = sg_arena_floats(&m->act, 2 * bd);
+    m->norm = sg_arena_floats(&m->act, (size_t)B2);
+    m->za = sg_arena_floats(&m->act, bd);
+    m->zb = sg_arena_floats(&m->act, bd);
+    m->dza = sg_arena_floats(&m->act, bd);
+    m->dzb = sg_arena_floats(&m->act, bd);
+    return 0;
+}
+
+void sg_ssl_model_destroy(struct sg_ssl_model *m)
+{
+    if (m->act.base) sg_arena_free(&m->act);
+    sg_params_free(&m->ps);
+}
+
+/* rows b*2 + v of src (2B, D) <-> view v rows of za / zb (B, D). */
+static void split_views(const struct sg_ssl_model *m, const float *z, float *a, float *b)
+{
+    size_t row = (size_t)m->D * sizeof(float);
+    for (int i = 0; i < m->B; i++) {
+        memcpy(a + (size_t)i * m->D, z + (size_t)(2 * i) * m->D, row);
+        memcpy(b + (size_t)i * m->D, z + (size_t)(2 * i + 1) * m->D, row);
+    }
+}
+
+static void join_views(const struct sg_ssl_model *m, const float *a, const float *b, float *z)
+{
+    size_t row = (size_t)m->D * sizeof(float);
+    for (int i = 0; i < m->B; i++) {
+        memcpy(z + (size_t)(2 * i) * m->D, a + (size_t)i * m->D, row);
+        memcpy(z + (size_t)(2 * i + 1) * m->D, b + (size_t)i * m->D, row);
+    }
+}
+
+static int loss_step(struct sg_ssl_loss *l, struct sg_ctx *c, struct sg_ssl_model *m,
+                     const int64_t *idx, float *loss)
+{
+    if (l->kind == SG_LOSS_SIMCLR)
+        return sg_simclr_loss_compute(&l->simclr, c, m->za, m->zb, m->B, m->D, loss, m->dza,
+                                      m->dzb);
+    return sogclr_uni_forward_backward(&l->uni, c, m->za, m->zb, idx, m->B, m->D, loss, m->dza,
+                                       m->dzb);
+}
+
+int sg_ssl_step(struct sg_ssl_model *m, struct sg_ssl_loss *l, struct sg_ctx *c, const float *img,
+                const int64_t *idx, float *loss)
+{
+    int B2 = 2 * m->B;
+    const float *f = sg_resnet_forward(&m->backbone, c, img, 1);
+    const float *p = sg_proj_head_forward(&m->head, c, f, 1);
+    op_l2norm_forward(c, m->z, m->norm, p, B2, m->D, NORM_EPS);
+    split_views(m, m->z, m->za, m->zb);
+    if (loss_step(l, c, m, idx, loss)) return -1;
+    join_views(m, m->dza, m->dzb, m->dz);
+    op_l2norm_backward(c, m->dz, m->dz, m->z, m->norm, B2, m->D, NORM_EPS);
+    sg_proj_head_backward(&m->head, c, m->backbone.dfeat, m->dz, 1);
+    sg_resnet_backward(&m->backbone, c, NULL, m->backbone.dfeat, 1);
+    return 0;
+}
+
+int sg_ssl_loss_init(struct sg_ssl_loss *l, const struct sg_train_config *cfg, int64_t N)
+{
+    memset(l, 0, sizeof *l);
+    l->kind = cfg->loss.name;
+    if (l->kind == SG_LOSS_SIMCLR) return sg_simclr_loss_init(&l->simclr, cfg->loss.tau);
+    struct sogclr_uni_config uc;
+    sogclr_uni_config_default(&uc, N);
+    uc.tau = cfg->loss.tau;
+    uc.gamma = cfg->loss.gamma;
+    uc.schedule = cfg->loss.gamma_schedule ? SOGCLR_UNI_GAMMA_COSINE : SOGCLR_UNI_GAMMA_CONSTANT;
+    uc.gamma_decay_epochs = cfg->loss.gamma_decay_epochs;
+    uc.isogclr = l->kind == SG_LOSS_ISOGCLR_UNI;
+    uc.tau_min = cfg->loss.tau_min;
+    uc.tau_max = cfg->loss.tau_max;
+    uc.rho = cfg->loss.rho;
+    uc.eta = cfg->loss.eta;
+    uc.beta = cfg->loss.beta;
+    return sogclr_uni_init(&l->uni, &uc);
+}
+
+void sg_ssl_loss_free(struct sg_ssl_loss *l)
+{
+    if (l->kind == SG_LOSS_SIMCLR)
+        sg_simclr_loss_free(&l->simclr);
+    else
+        sogclr_uni_free(&l->uni);
+}
+
+int sg_ssl_loss_set_epoch(struct sg_ssl_loss *l, int64_t epoch)
+{
+    return l->kind == SG_LOSS_SIMCLR ? 0 : sogclr_uni_set_epoch(&l->uni, (int)epoch);
+}
+
+int sg_ssl_loss_save(const struct sg_ssl_loss *l, struct sg_st_writer *w, const char *prefix)
+{
+    return l->kind == SG_LOSS_SIMCLR ? 0 : sogclr_uni_state_save(&l->uni, w, prefix);
+}
+
+int sg_ssl_loss_load(struct sg_ssl_loss *l, const struct sg_st_file *f, const char *prefix)
+{
+    return l->kind == SG_LOSS_SIMCLR ? 0 : sogclr_uni_state_load(&l->uni, f, prefix);
+}
