@@ -69,13 +69,19 @@ int sg_eval_model_load(struct sg_eval_model *em, const char *checkpoint, const c
         sg_clip_create(&em->model, &cfg, &em->ctx, 0, 0);
         rc = read_weights(&em->model.ps, &f, is_ckpt ? "model." : "");
     }
-    yaml_scalar(sg_st_meta(&f, "config"), "tokenizer", "model", tok, sizeof tok);
+    char lower[16], clean[16];
+    const char *train_cfg = sg_st_meta(&f, "config");
+    yaml_scalar(train_cfg, "tokenizer", "model", tok, sizeof tok);
+    yaml_scalar(train_cfg, "tokenizer", "lower", lower, sizeof lower);
+    yaml_scalar(train_cfg, "tokenizer", "clean_ws", clean, sizeof clean);
     sg_st_close(&f);
     if (rc) return -1;
     if (tokenizer_path) snprintf(tok, sizeof tok, "%s", tokenizer_path);
     if (!tok[0]) return sg_err("%s: no tokenizer recorded: pass --tokenizer MODEL", checkpoint);
     struct sg_tokenizer_opts o;
     sg_tokenizer_default_opts(&o);
+    o.lower = !strcmp(lower, "true"); /* as the model was trained */
+    o.clean_ws = !strcmp(clean, "true");
     if (sg_tokenizer_load(tok, &o, &em->tok)) return -1;
     sg_clip_plan(&em->model, batch);
     return 0;

@@ -77,9 +77,8 @@ static int cmd_loss(int argc, char **argv)
     return 0;
 }
 
-int main(int argc, char **argv)
+static int dispatch(int argc, char **argv)
 {
-    if (argc < 2) return usage();
     if (strcmp(argv[1], "loss") == 0) return cmd_loss(argc - 2, argv + 2);
     if (strcmp(argv[1], "model") == 0) return sg_cmd_model(argc - 2, argv + 2);
     if (strcmp(argv[1], "train") == 0) return sg_cmd_train(argc - 2, argv + 2);
@@ -93,4 +92,36 @@ int main(int argc, char **argv)
 #endif
     fprintf(stderr, "sogclip: unknown command '%s'\n", argv[1]);
     return usage();
+}
+
+static int is_help(const char *a)
+{
+    return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
+/* `sogclip CMD ... --help` prints CMD's usage (every subcommand prints it on an unknown
+ * argument) and exits 0. */
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++)
+        if (is_help(argv[i])) return 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return usage();
+    if (is_help(argv[1])) return usage(), 0;
+    if (wants_help(argc, argv)) {
+        char *help_argv[4] = {argv[0], argv[1], NULL, NULL};
+        int n = 2;
+        if (argc > 2 && !strcmp(argv[1], "data") && !strcmp(argv[2], "synth"))
+            help_argv[n++] = argv[2];
+        help_argv[n++] = "--help";
+        argc = n;
+        argv = help_argv;
+        dispatch(argc, argv);
+        return 0;
+    }
+    return dispatch(argc, argv);
 }

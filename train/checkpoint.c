@@ -192,8 +192,10 @@ int sg_ckpt_load(const struct sg_st_file *f, struct sg_params *ps, struct sg_ckp
     return 0;
 }
 
-int sg_ckpt_export_weights(const struct sg_params *ps, const char *path, const char *model_yaml)
+int sg_ckpt_export_weights(const struct sg_params *ps, const char *path, const char *model_yaml,
+                           const char *config_yaml)
 {
-    const char *meta[] = {"model_config", model_yaml ? model_yaml : "", NULL};
+    const char *meta[] = {"model_config", model_yaml ? model_yaml : "", "config",
+                          config_yaml ? config_yaml : "", NULL};
     return sg_params_save(ps, path, meta);
 }

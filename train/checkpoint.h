@@ -44,7 +44,9 @@ int sg_ckpt_write(struct sg_st_writer *w, const char *run_dir, int64_t step, int
 int sg_ckpt_load(const struct sg_st_file *f, struct sg_params *ps, struct sg_ckpt_state *s);
 /* The newest checkpoint of a run ("latest"), or -1 when there is none. */
 int sg_ckpt_latest(const char *run_dir, char *path, size_t path_len);
-/* Weights only, open_clip names. */
-int sg_ckpt_export_weights(const struct sg_params *ps, const char *path, const char *model_yaml);
+/* Weights only, open_clip names; metadata model_config and config (the training YAML, for the
+ * tokenizer settings). */
+int sg_ckpt_export_weights(const struct sg_params *ps, const char *path, const char *model_yaml,
+                           const char *config_yaml);
 
 #endif

@@ -391,7 +391,7 @@ static int finish(struct trainer *t, struct sg_train_result *res, int interrupte
     if (t->cfg->checkpoint.export_weights && !interrupted) {
         char path[SG_PATH_MAX + 200];
         snprintf(path, sizeof path, "%s/model.safetensors", t->run_dir);
-        if (sg_ckpt_export_weights(t->ps, path, t->model_yaml)) return -1;
+        if (sg_ckpt_export_weights(t->ps, path, t->model_yaml, t->config_yaml)) return -1;
     }
     if (sg_runlog_report(&t->log, t->config_yaml, t->cfg->run.name) == 0)
         snprintf(res->report, sizeof res->report, "%s", sg_runlog_report_path(&t->log));
