@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 
 static _Thread_local char sg_errbuf[2048];
 
@@ -163,6 +164,28 @@ int sg_read_file(const char *path, char **out, size_t *out_len)
 fail_close:
     fclose(f);
     return sg_err("'%s': cannot determine its size: %s", path, strerror(errno));
+}
+
+int sg_mkdir_p(const char *dir)
+{
+    char *p = sg_xstrdup(dir);
+    int rc = 0;
+    for (char *c = p + 1; rc == 0; c++) {
+        char save = *c;
+        if (save != '/' && save != 0) continue;
+        *c = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            rc = sg_err("cannot create folder '%s': %s\n---> HINT: check the path and its "
+                        "permissions",
+                        p, strerror(errno));
+        *c = save;
+        if (!save) break;
+    }
+    free(p);
+    struct stat st;
+    if (rc == 0 && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = sg_err("'%s' exists and is not a folder\n---> HINT: choose another path", dir);
+    return rc;
 }
 
 int sg_write_file_atomic(const char *path, const void *data, size_t len)

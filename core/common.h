@@ -55,6 +55,9 @@ int sg_fread_exact(FILE *f, void *dst, size_t bytes, const char *path);
 int sg_fwrite_all(FILE *f, const void *src, size_t bytes, const char *path);
 /* Read a whole file into a malloc'd buffer (NUL-terminated for convenience). */
 int sg_read_file(const char *path, char **out, size_t *out_len);
+/* mkdir -p: create dir and its missing parents (0755). Returns 0, or -1 with sg_err (a part
+ * cannot be created, or the path exists and is not a folder). */
+int sg_mkdir_p(const char *dir);
 /* Write a file atomically: path.tmp, fsync, rename; a crash never leaves a half-written file. */
 int sg_write_file_atomic(const char *path, const void *data, size_t len);
 

@@ -577,28 +577,6 @@ static int join_path(char *out, size_t n, const char *fmt, ...)
     return 0;
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    if (join_path(tmp, sizeof tmp, "%s", path) != 0) return -1;
-    for (char *p = tmp + 1;; p++) {
-        if (*p != '/' && *p != 0) continue;
-        char keep = *p;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return sg_err("cannot create folder '%s': %s\n---> HINT: check the output path and "
-                          "its permissions",
-                          tmp, strerror(errno));
-        *p = keep;
-        if (keep == 0) break;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return sg_err("'%s' exists and is not a folder\n---> HINT: choose another output path",
-                      path);
-    return 0;
-}
-
 /* 1 when the file at path holds exactly data[0..len). */
 static int same_content(const char *path, const void *data, size_t len)
 {
@@ -761,7 +739,7 @@ static int check_opts(const struct sg_synth_opts *o)
 /* The folder must be new, empty, or a synth dataset (.synth marker). */
 static int prepare_dir(const char *dir)
 {
-    if (mkdir_p(dir) != 0) return -1;
+    if (sg_mkdir_p(dir) != 0) return -1;
     char marker[4096];
     if (join_path(marker, sizeof marker, "%s/.synth", dir) != 0) return -1;
     struct stat st;
@@ -847,14 +825,14 @@ static int make_folders(const struct sg_synth_opts *o, const int64_t *zs_count)
     char path[4096];
     const char *sub[] = {"images/train", "images/val", "zeroshot/val"};
     for (int k = 0; k < 3; k++)
-        if (join_path(path, sizeof path, "%s/%s", o->dir, sub[k]) != 0 || mkdir_p(path) != 0)
+        if (join_path(path, sizeof path, "%s/%s", o->dir, sub[k]) != 0 || sg_mkdir_p(path) != 0)
             return -1;
     for (int c = 0; c < SG_SYNTH_NCLASSES; c++) {
         char cls[64];
         sg_synth_class_name(c, '_', cls, sizeof cls);
         if (zs_count[c] == 0) continue; /* ImageFolder rejects empty class folders */
         if (join_path(path, sizeof path, "%s/zeroshot/val/%s", o->dir, cls) != 0 ||
-            mkdir_p(path) != 0)
+            sg_mkdir_p(path) != 0)
             return -1;
     }
     return 0;

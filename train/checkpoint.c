@@ -55,21 +55,6 @@ void sg_ckpt_begin(struct sg_st_writer *w, const struct sg_params *ps,
     if (model_yaml) sg_stw_meta(w, "model_config", model_yaml);
 }
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return sg_err("mkdir %s: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST) return sg_err("mkdir %s: %s", tmp, strerror(errno));
-    return 0;
-}
-
 static int is_ckpt_name(const char *n)
 {
     size_t len = strlen(n);
@@ -104,7 +89,7 @@ int sg_ckpt_write(struct sg_st_writer *w, const char *run_dir, int64_t step, int
 {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
-    if (mkdir_p(dir)) return -1;
+    if (sg_mkdir_p(dir)) return -1;
     snprintf(path, path_len, "%s/step_%010lld.safetensors", dir, (long long)step);
     if (sg_stw_save(w, path)) return -1;
     char **names;

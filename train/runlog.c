@@ -565,28 +565,6 @@ static int resume_read(struct sg_runlog *l, int64_t resume_step)
 
 /* ---- open / close ----------------------------------------------------------------------- */
 
-static int mkdir_p(const char *dir)
-{
-    char *p = sg_xstrdup(dir);
-    int rc = 0;
-    for (char *c = p + 1; rc == 0; c++) {
-        char save = *c;
-        if (save != '/' && save != 0) continue;
-        *c = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST)
-            rc = sg_err("cannot create run folder '%s': %s\n---> HINT: check the path and its "
-                        "permissions",
-                        p, strerror(errno));
-        *c = save;
-        if (!save) break;
-    }
-    free(p);
-    struct stat st;
-    if (rc == 0 && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
-        rc = sg_err("run folder '%s' is not a directory", dir);
-    return rc;
-}
-
 static char *path_join(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -599,7 +577,7 @@ static int runlog_init(struct sg_runlog *l, const char *dir)
 {
     memset(l, 0, sizeof *l);
     if (!dir || !dir[0]) return sg_err("empty run folder name");
-    if (mkdir_p(dir) != 0) return -1;
+    if (sg_mkdir_p(dir) != 0) return -1;
     l->dir = sg_xstrdup(dir);
     l->jsonl_path = path_join(dir, "metrics.jsonl");
     l->report_path = path_join(dir, "report.html");

@@ -65,21 +65,6 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return sg_err("mkdir %s: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST) return sg_err("mkdir %s: %s", tmp, strerror(errno));
-    return 0;
-}
-
 static char *model_config_yaml(const struct sg_clip_config *m)
 {
     char *buf = NULL;
@@ -179,7 +164,7 @@ static int setup(struct trainer *t)
 {
     const struct sg_train_config *c = t->cfg;
     snprintf(t->run_dir, sizeof t->run_dir, "%s/%s", c->run.output_dir, c->run.name);
-    if (mkdirs(t->run_dir)) return -1;
+    if (sg_mkdir_p(t->run_dir)) return -1;
     if (sg_ctx_init(&t->ctx, SG_DEVICE_CPU, 0, c->run.threads)) return -1;
     if (c->train.mode == SG_MODE_SSL) {
         t->ssl = sg_xcalloc(1, sizeof *t->ssl);
