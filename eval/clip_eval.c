@@ -60,14 +60,17 @@ int sg_eval_model_load(struct sg_eval_model *em, const char *checkpoint, const c
     char tok[1024];
     memset(em, 0, sizeof *em);
     em->workers = 2;
+    em->owned = 1;
+    em->ctx = &em->own_ctx;
+    em->model = &em->own_model;
     if (sg_st_open(&f, checkpoint)) return -1;
     const char *fmt = sg_st_meta(&f, "format");
     int is_ckpt = fmt && !strcmp(fmt, "sogclip-checkpoint-1");
     int rc = model_from_meta(&cfg, sg_st_meta(&f, "model_config"), checkpoint);
-    if (rc == 0 && sg_ctx_init(&em->ctx, SG_DEVICE_CPU, 0, threads)) rc = -1;
+    if (rc == 0 && sg_ctx_init(em->ctx, SG_DEVICE_CPU, 0, threads)) rc = -1;
     if (rc == 0) {
-        sg_clip_create(&em->model, &cfg, &em->ctx, 0, 0);
-        rc = read_weights(&em->model.ps, &f, is_ckpt ? "model." : "");
+        sg_clip_create(em->model, &cfg, em->ctx, 0, 0);
+        rc = read_weights(&em->model->ps, &f, is_ckpt ? "model." : "");
     }
     char lower[16], clean[16];
     const char *train_cfg = sg_st_meta(&f, "config");
@@ -83,15 +86,26 @@ int sg_eval_model_load(struct sg_eval_model *em, const char *checkpoint, const c
     o.lower = !strcmp(lower, "true"); /* as the model was trained */
     o.clean_ws = !strcmp(clean, "true");
     if (sg_tokenizer_load(tok, &o, &em->tok)) return -1;
-    sg_clip_plan(&em->model, batch);
+    sg_clip_plan(em->model, batch);
     return 0;
+}
+
+void sg_eval_model_wrap(struct sg_eval_model *em, struct sg_ctx *c, struct sg_clip *m,
+                        struct sg_tokenizer *tok, int workers)
+{
+    memset(em, 0, sizeof *em);
+    em->ctx = c;
+    em->model = m;
+    em->tok = tok;
+    em->workers = workers;
 }
 
 void sg_eval_model_free(struct sg_eval_model *em)
 {
+    if (!em->owned) return;
     if (em->tok) sg_tokenizer_free(em->tok);
-    if (em->model.ps.items) sg_clip_destroy(&em->model);
-    sg_ctx_free(&em->ctx);
+    if (em->own_model.ps.items) sg_clip_destroy(&em->own_model);
+    sg_ctx_free(&em->own_ctx);
 }
 
 /* ---- embeddings --------------------------------------------------------------------------- */
@@ -99,7 +113,7 @@ void sg_eval_model_free(struct sg_eval_model *em)
 int sg_embed_dataset_images(struct sg_eval_model *em, const struct sg_dataset *ds, float *out,
                             int32_t *labels)
 {
-    struct sg_clip *m = &em->model;
+    struct sg_clip *m = em->model;
     int B = m->B, E = m->cfg.embed_dim, S = m->cfg.vision.image_size;
     struct sg_aug_config aug;
     sg_aug_preset(&aug, SG_AUG_CLIP_EVAL, S);
@@ -119,7 +133,7 @@ int sg_embed_dataset_images(struct sg_eval_model *em, const struct sg_dataset *d
     int64_t done = 0;
     while ((rc = sg_loader_next(l, &b)) == 1) {
         memcpy(img, b->img, (size_t)b->n * 3 * S * S * sizeof(float));
-        const float *z = sg_clip_encode_image(m, &em->ctx, img, 0);
+        const float *z = sg_clip_encode_image(m, em->ctx, img, 0);
         for (int r = 0; r < b->n; r++) {
             memcpy(out + (size_t)b->idx[r] * E, z + (size_t)r * E, (size_t)E * sizeof(float));
             if (labels) labels[b->idx[r]] = b->labels[r];
@@ -140,7 +154,7 @@ int sg_embed_dataset_images(struct sg_eval_model *em, const struct sg_dataset *d
 
 int sg_embed_texts(struct sg_eval_model *em, const char *const *texts, int64_t n, float *out)
 {
-    struct sg_clip *m = &em->model;
+    struct sg_clip *m = em->model;
     int B = m->B, E = m->cfg.embed_dim, T = m->cfg.text.context_length;
     int32_t *ids = sg_xcalloc((size_t)B * T, sizeof(int32_t));
     int rc = 0;
@@ -151,7 +165,7 @@ int sg_embed_texts(struct sg_eval_model *em, const char *const *texts, int64_t n
             if (sg_tokenizer_encode(em->tok, txt, ids + (size_t)r * T, T) < 0) rc = -1;
         }
         if (rc) break;
-        const float *z = sg_clip_encode_text(m, &em->ctx, ids);
+        const float *z = sg_clip_encode_text(m, em->ctx, ids);
         memcpy(out + (size_t)s * E, z, (size_t)k * E * sizeof(float));
     }
     free(ids);
@@ -203,7 +217,7 @@ static char *fill_template(const char *tpl, const char *name)
 static int class_weights(struct sg_eval_model *em, char **names, int C, char **tpls, int P,
                          float *W)
 {
-    int E = em->model.cfg.embed_dim;
+    int E = em->model->cfg.embed_dim;
     char **prompts = sg_xmalloc(sizeof(char *) * (size_t)C * P);
     for (int c = 0; c < C; c++)
         for (int p = 0; p < P; p++) prompts[c * P + p] = fill_template(tpls[p], names[c]);
@@ -223,7 +237,7 @@ int sg_eval_zeroshot(struct sg_eval_model *em, const char *folder, const char *c
     struct sg_dataset_spec spec = {.kind = "folder", .path = folder, .classnames = classnames};
     struct sg_dataset *ds;
     if (sg_dataset_open(&spec, &ds)) return -1;
-    int C = ds->nclasses, E = em->model.cfg.embed_dim, P = 1, rc = 0;
+    int C = ds->nclasses, E = em->model->cfg.embed_dim, P = 1, rc = 0;
     int nn = classnames ? read_lines(classnames, &names) : -1;
     if (classnames && nn != C)
         rc = sg_err("%s: %d class names for %d class folders in %s", classnames, nn, C, folder);
@@ -287,7 +301,7 @@ int sg_eval_retrieval(struct sg_eval_model *em, const char *csv, const char *ima
     if (sg_dataset_open(&spec, &ds)) return -1;
     char **texts;
     int32_t *t2i;
-    int E = em->model.cfg.embed_dim;
+    int E = em->model->cfg.embed_dim;
     int64_t nt = gather_captions(ds, &texts, &t2i);
     int rc = nt > 0 ? 0 : (nt == 0 ? sg_err("%s: no captions", csv) : -1);
     float *zi = sg_xmalloc(sizeof(float) * (size_t)ds->n * E);

@@ -22,10 +22,13 @@
 #include "text/tokenizer.h"
 
 struct sg_eval_model {
-    struct sg_ctx ctx;
-    struct sg_clip model;
+    struct sg_ctx *ctx;
+    struct sg_clip *model;
     struct sg_tokenizer *tok;
     int workers;
+    int owned;             /* loaded by sg_eval_model_load (freed by sg_eval_model_free) */
+    struct sg_ctx own_ctx; /* storage when owned */
+    struct sg_clip own_model;
 };
 
 /* Load weights + model config (+ tokenizer: tokenizer_path, or the checkpoint's training config
@@ -33,6 +36,10 @@ struct sg_eval_model {
 int sg_eval_model_load(struct sg_eval_model *em, const char *checkpoint, const char *tokenizer_path,
                        int batch, int threads);
 void sg_eval_model_free(struct sg_eval_model *em);
+/* A view of a live model (evaluation during training): nothing is copied or freed. The model's
+ * activations are overwritten; its parameters and BN statistics are only read. */
+void sg_eval_model_wrap(struct sg_eval_model *em, struct sg_ctx *c, struct sg_clip *m,
+                        struct sg_tokenizer *tok, int workers);
 
 /* Normalized image embeddings (ds->n, E) in dataset order, and labels (may be NULL). */
 int sg_embed_dataset_images(struct sg_eval_model *em, const struct sg_dataset *ds, float *out,

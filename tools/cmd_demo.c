@@ -70,8 +70,13 @@ static int train(const struct demo *d, struct sg_train_result *res)
     snprintf(o3, sizeof o3, "run.output_dir=%s", d->out);
     snprintf(o4, sizeof o4, "train.epochs=%d", d->epochs);
     snprintf(o5, sizeof o5, "run.threads=%d", d->threads);
-    const char *over[5] = {o1, o2, o3};
-    int n = 3;
+    char e1[2 * SG_PATH_MAX], e2[2 * SG_PATH_MAX], e3[2 * SG_PATH_MAX], e4[2 * SG_PATH_MAX];
+    snprintf(e1, sizeof e1, "eval.zeroshot_dir=%s/zeroshot/val", d->data);
+    snprintf(e2, sizeof e2, "eval.zeroshot_classnames=%s/zeroshot/classnames.txt", d->data);
+    snprintf(e3, sizeof e3, "eval.zeroshot_templates=%s/zeroshot/templates.txt", d->data);
+    snprintf(e4, sizeof e4, "eval.retrieval=%s/val.tsv", d->data);
+    const char *over[9] = {o1, o2, o3, e1, e2, e3, e4};
+    int n = 7;
     if (d->epochs > 0) over[n++] = o4;
     if (d->threads > 0) over[n++] = o5;
     struct sg_train_config cfg;

@@ -22,6 +22,7 @@
 #include "model/clip_config.h"
 #include "nn/optim.h"
 #include "text/tokenizer.h"
+#include "eval/clip_eval.h"
 #include "train/checkpoint.h"
 #include "train/runlog.h"
 #include "train/ssl.h"
@@ -311,6 +312,51 @@ static void log_step(struct trainer *t, const struct sg_loss_values *v, float lr
     fprintf(stderr, fmt, line);
 }
 
+/* Every metric of r as "val/<key>" scalars. */
+static void log_results(struct trainer *t, const struct sg_results *r)
+{
+    char tag[128];
+    for (int i = 0; i < r->n; i++) {
+        snprintf(tag, sizeof tag, "val/%s", r->metrics[i].key);
+        double v = r->metrics[i].value;
+        if (r->metrics[i].kind == SG_RES_FRACTION) v *= 100.0; /* percent, as printed */
+        sg_runlog_scalar(&t->log, tag, t->step, v);
+    }
+}
+
+/* eval.zeroshot_dir / eval.retrieval on the live model (image-text mode); logged under val/. */
+static int evaluate(struct trainer *t, int64_t epoch)
+{
+    const struct sg_train_config *c = t->cfg;
+    if (t->ssl || (!c->eval.zeroshot_dir[0] && !c->eval.retrieval[0])) return 0;
+    struct sg_eval_model em;
+    struct sg_results zs, rt;
+    sg_eval_model_wrap(&em, &t->ctx, t->model, t->tok, c->data.workers);
+    sg_results_init(&zs, "zeroshot_classification", c->eval.zeroshot_dir, c->model.name, "");
+    sg_results_init(&rt, "zeroshot_retrieval", c->eval.retrieval, c->model.name, "");
+    int rc = 0;
+    if (c->eval.zeroshot_dir[0]) {
+        const char *names = c->eval.zeroshot_classnames[0] ? c->eval.zeroshot_classnames : NULL;
+        const char *tpls = c->eval.zeroshot_templates[0] ? c->eval.zeroshot_templates : NULL;
+        rc = sg_eval_zeroshot(&em, c->eval.zeroshot_dir, names, tpls, &zs);
+        if (rc == 0) log_results(t, &zs);
+    }
+    if (rc == 0 && c->eval.retrieval[0]) {
+        rc = sg_eval_retrieval(&em, c->eval.retrieval, c->data.image_key, c->data.caption_key, &rt);
+        if (rc == 0) log_results(t, &rt);
+    }
+    if (rc == 0) rc = sg_runlog_commit(&t->log, t->step, (int)epoch);
+    if (rc == 0 && !t->opts->quiet) {
+        fprintf(stderr, "%sevaluation after step %lld:\n", t->progress_bar ? "\n" : "",
+                (long long)t->step);
+        if (c->eval.zeroshot_dir[0]) sg_results_print(&zs, stderr);
+        if (c->eval.retrieval[0]) sg_results_print(&rt, stderr);
+    }
+    sg_results_free(&zs);
+    sg_results_free(&rt);
+    return rc;
+}
+
 /* One epoch from the loader's current position. Returns 0, 1 (stop requested) or -1. */
 static int run_epoch(struct trainer *t, int64_t epoch, struct meter *mt,
                      struct sg_train_result *res)
@@ -373,6 +419,7 @@ static int finish(struct trainer *t, struct sg_train_result *res, int interrupte
 {
     if (!t->opts->quiet && t->progress_bar) fputc('\n', stderr);
     if (save_checkpoint(t, res)) return -1;
+    if (!interrupted && evaluate(t, t->cfg->train.epochs - 1)) return -1;
     if (t->cfg->checkpoint.export_weights && !interrupted) {
         char path[SG_PATH_MAX + 200];
         snprintf(path, sizeof path, "%s/model.safetensors", t->run_dir);
@@ -394,6 +441,10 @@ static int loop(struct trainer *t, struct sg_train_result *res, const struct sg_
         int rc = run_epoch(t, epoch, &mt, res);
         if (rc < 0) return -1;
         if (rc == 1) break;
+        int every = t->cfg->eval.every_epochs;
+        if (every > 0 && (epoch + 1) % every == 0 && epoch + 1 < t->cfg->train.epochs &&
+            evaluate(t, epoch))
+            return -1;
     }
     return 0;
 }
