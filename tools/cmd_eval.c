@@ -3,6 +3,8 @@
  * checkpoint or weights-only export) on an ImageNet-style folder or a captions CSV/TSV.
  *   sogclip eval zeroshot --checkpoint C --data DIR [--classnames F] [--templates F]
  *   sogclip eval retrieval --checkpoint C --data F.tsv [--image-key K] [--caption-key K]
+ *   sogclip eval linear-probe --checkpoint C --train DIR --val DIR [--epochs 90]
+ *                             [--probe-batch 1024] [--lr 0.4] [--wd auto|VALUE]
  *   common: [--tokenizer M.model] [--batch 128] [--threads N] [--json OUT.json]
  * Prints a results table; --json writes CLIP_benchmark's schema. Exit codes: 0, 1 runtime
  * failure, 2 usage.
@@ -13,6 +15,7 @@
 
 #include "core/common.h"
 #include "eval/clip_eval.h"
+#include "eval/linear_probe.h"
 
 int sg_cmd_eval(int argc, char **argv);
 
@@ -23,18 +26,23 @@ static int eval_usage(void)
             "[--templates F]\n"
             "       sogclip eval retrieval --checkpoint C --data F.tsv [--image-key K] "
             "[--caption-key K]\n"
+            "       sogclip eval linear-probe --checkpoint C --train DIR --val DIR [--epochs 90]\n"
+            "                                 [--probe-batch 1024] [--lr 0.4] [--wd auto|VALUE]\n"
             "  common options: [--tokenizer M.model] [--batch 128] [--threads N] [--json OUT]\n");
     return 2;
 }
 
 struct eval_args {
     const char *task, *ckpt, *data, *classnames, *templates, *tok, *json, *image_key, *caption_key;
-    int batch, threads;
+    const char *train, *val, *wd;
+    int batch, threads, epochs, probe_batch;
+    float lr;
 };
 
 static int parse_eval(struct eval_args *a, int argc, char **argv)
 {
-    *a = (struct eval_args){.batch = 128};
+    *a = (struct eval_args){
+        .batch = 128, .epochs = 90, .probe_batch = 1024, .lr = 0.4f, .wd = "auto"};
     if (argc < 1) return -1;
     a->task = argv[0];
     for (int i = 1; i < argc; i++) {
@@ -61,10 +69,48 @@ static int parse_eval(struct eval_args *a, int argc, char **argv)
             a->batch = atoi(v);
         else if (!strcmp(k, "--threads"))
             a->threads = atoi(v);
+        else if (!strcmp(k, "--train"))
+            a->train = v;
+        else if (!strcmp(k, "--val"))
+            a->val = v;
+        else if (!strcmp(k, "--wd"))
+            a->wd = v;
+        else if (!strcmp(k, "--epochs"))
+            a->epochs = atoi(v);
+        else if (!strcmp(k, "--probe-batch"))
+            a->probe_batch = atoi(v);
+        else if (!strcmp(k, "--lr"))
+            a->lr = (float)atof(v);
         else
             return -1;
     }
-    return a->ckpt && a->data && a->batch >= 1 ? 0 : -1;
+    int lp = !strcmp(a->task, "linear-probe");
+    return a->ckpt && (lp ? a->train && a->val : a->data != NULL) && a->batch >= 1 ? 0 : -1;
+}
+
+static int linear_probe(const struct eval_args *a)
+{
+    struct sg_linear_probe_opts o = {.checkpoint = a->ckpt,
+                                     .train_dir = a->train,
+                                     .val_dir = a->val,
+                                     .tokenizer = a->tok,
+                                     .batch = a->batch,
+                                     .threads = a->threads,
+                                     .workers = 2};
+    sg_linprobe_config_default(&o.probe);
+    o.probe.epochs = a->epochs;
+    o.probe.batch_size = a->probe_batch;
+    o.probe.lr = a->lr;
+    o.choose_wd = !strcmp(a->wd, "auto");
+    if (!o.choose_wd) o.probe.weight_decay = (float)atof(a->wd);
+    struct sg_results r;
+    sg_results_init(&r, "linear_probe", a->val, a->ckpt, "sogclip");
+    int rc = sg_linear_probe_run(&o, &r);
+    if (rc == 0) sg_results_print(&r, stdout);
+    if (rc == 0 && a->json) rc = sg_results_write_json(&r, a->json);
+    if (rc) fprintf(stderr, "sogclip eval: %s\n", sg_last_error());
+    sg_results_free(&r);
+    return rc ? 1 : 0;
 }
 
 int sg_cmd_eval(int argc, char **argv)
@@ -72,6 +118,7 @@ int sg_cmd_eval(int argc, char **argv)
     struct eval_args a;
     if (parse_eval(&a, argc, argv)) return eval_usage();
     int zs = !strcmp(a.task, "zeroshot"), rt = !strcmp(a.task, "retrieval");
+    if (!strcmp(a.task, "linear-probe")) return linear_probe(&a);
     if (!zs && !rt) return eval_usage();
     struct sg_eval_model em;
     struct sg_results r;

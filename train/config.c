@@ -253,26 +253,42 @@ static int validate(const struct sg_train_config *c, const char *path)
     return 0;
 }
 
+/* Overrides, bind and validate on a loaded document. */
+static int load_doc(struct sg_train_config *cfg, struct sg_ydoc *d, const char *name,
+                    const char *const *overrides, int n)
+{
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *eq = strchr(overrides[i], '=');
+        char key[256];
+        if (!eq || eq == overrides[i] || (size_t)(eq - overrides[i]) >= sizeof key)
+            return sg_err("override '%s': expected key=value (e.g. optim.lr=1e-4)", overrides[i]);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - overrides[i]), overrides[i]);
+        rc = sg_yaml_set(d, key, eq + 1);
+    }
+    if (rc == 0) rc = sg_cfg_bind(d, d->root, top_keys, cfg);
+    return rc ? -1 : validate(cfg, name);
+}
+
 int sg_train_config_load(struct sg_train_config *cfg, const char *path,
                          const char *const *overrides, int n)
 {
     struct sg_ydoc d;
     sg_train_config_defaults(cfg);
     if (sg_yaml_load_file(&d, path)) return -1;
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        const char *eq = strchr(overrides[i], '=');
-        char key[256];
-        if (!eq || eq == overrides[i] || (size_t)(eq - overrides[i]) >= sizeof key) {
-            rc = sg_err("override '%s': expected key=value (e.g. optim.lr=1e-4)", overrides[i]);
-            break;
-        }
-        snprintf(key, sizeof key, "%.*s", (int)(eq - overrides[i]), overrides[i]);
-        rc = sg_yaml_set(&d, key, eq + 1);
-    }
-    if (rc == 0) rc = sg_cfg_bind(&d, d.root, top_keys, cfg);
+    int rc = load_doc(cfg, &d, path, overrides, n);
     sg_yaml_free(&d);
-    return rc ? -1 : validate(cfg, path);
+    return rc;
+}
+
+int sg_train_config_load_string(struct sg_train_config *cfg, const char *text, const char *name)
+{
+    struct sg_ydoc d;
+    sg_train_config_defaults(cfg);
+    if (sg_yaml_load_string(&d, text, name)) return -1;
+    int rc = load_doc(cfg, &d, name, NULL, 0);
+    sg_yaml_free(&d);
+    return rc;
 }
 
 int sg_train_config_dump(FILE *f, const struct sg_train_config *cfg)

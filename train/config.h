@@ -102,6 +102,8 @@ void sg_train_config_defaults(struct sg_train_config *cfg);
  * relative to the working directory (as open_clip's). Returns 0, or -1 with sg_err. */
 int sg_train_config_load(struct sg_train_config *cfg, const char *path,
                          const char *const *overrides, int n);
+/* The same from a YAML text (a checkpoint's "config" metadata); name labels messages. */
+int sg_train_config_load_string(struct sg_train_config *cfg, const char *text, const char *name);
 /* The resolved configuration as YAML (binds back to the same values). */
 int sg_train_config_dump(FILE *f, const struct sg_train_config *cfg);
 /* Same, into a malloc'd string (for checkpoint metadata and report.html). */
