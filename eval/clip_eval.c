@@ -15,19 +15,9 @@
 #include "data/loader.h"
 #include "data/transforms.h"
 #include "model/clip_config.h"
+#include "train/checkpoint.h"
 
 /* ---- loading ------------------------------------------------------------------------------ */
-
-static int read_weights(struct sg_params *ps, const struct sg_st_file *f, const char *prefix)
-{
-    char name[SG_PARAM_NAME_MAX + 16];
-    for (int i = 0; i < ps->n; i++) {
-        const struct sg_param *p = ps->items[i];
-        snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        if (sg_st_read_f32(f, name, p->data, p->numel)) return -1;
-    }
-    return 0;
-}
 
 /* The scalar at path "a.b" of a YAML text, copied into out ("" when absent). */
 static void yaml_scalar(const char *text, const char *sec, const char *key, char *out, size_t n)
@@ -70,7 +60,7 @@ int sg_eval_model_load(struct sg_eval_model *em, const char *checkpoint, const c
     if (rc == 0 && sg_ctx_init(em->ctx, SG_DEVICE_CPU, 0, threads)) rc = -1;
     if (rc == 0) {
         sg_clip_create(em->model, &cfg, em->ctx, 0, 0);
-        rc = read_weights(&em->model->ps, &f, is_ckpt ? "model." : "");
+        rc = sg_ckpt_read_arena(&f, &em->model->ps, em->model->ps.data, is_ckpt ? "model." : "", 1);
     }
     char lower[16], clean[16];
     const char *train_cfg = sg_st_meta(&f, "config");

@@ -13,6 +13,7 @@
 #include "data/loader.h"
 #include "data/transforms.h"
 #include "eval/clip_eval.h"
+#include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/ssl.h"
 
@@ -56,14 +57,9 @@ static int ssl_open(struct ssl_net *n, const struct sg_st_file *f, const char *p
     if (sg_train_config_load_string(&n->cfg, yaml, path)) return -1;
     if (sg_ctx_init(&n->ctx, SG_DEVICE_CPU, 0, threads)) return -1;
     if (sg_ssl_model_create(&n->m, &n->cfg, &n->ctx, 0)) return -1;
-    char name[SG_PARAM_NAME_MAX + 16];
     const char *fmt = sg_st_meta(f, "format");
     const char *prefix = fmt && !strcmp(fmt, "sogclip-checkpoint-1") ? "model." : "";
-    for (int i = 0; i < n->m.ps.n; i++) {
-        const struct sg_param *p = n->m.ps.items[i];
-        snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        if (sg_st_read_f32(f, name, p->data, p->numel)) return -1;
-    }
+    if (sg_ckpt_read_arena(f, &n->m.ps, n->m.ps.data, prefix, 1)) return -1;
     return 0;
 }
 

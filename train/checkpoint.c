@@ -142,8 +142,8 @@ static int check_arena(const struct sg_st_file *f, const struct sg_params *ps, c
     return 0;
 }
 
-static int read_arena(const struct sg_st_file *f, struct sg_params *ps, float *base,
-                      const char *prefix, int buffers_too)
+int sg_ckpt_read_arena(const struct sg_st_file *f, struct sg_params *ps, float *base,
+                       const char *prefix, int buffers_too)
 {
     char name[SG_PARAM_NAME_MAX + 16];
     for (int i = 0; i < ps->n; i++) {
@@ -170,9 +170,9 @@ int sg_ckpt_load(const struct sg_st_file *f, struct sg_params *ps, struct sg_ckp
         read_i64(f, "loader.step", &t.pos.step) || read_i64(f, "loader.seen", &t.pos.seen) ||
         read_i64(f, "loader.bad", &t.pos.bad))
         return -1;
-    if (read_arena(f, ps, ps->data, "model.", 1)) return -1;
-    if (ps->m && read_arena(f, ps, ps->m, "optim.m.", 0)) return -1;
-    if (ps->v && read_arena(f, ps, ps->v, "optim.v.", 0)) return -1;
+    if (sg_ckpt_read_arena(f, ps, ps->data, "model.", 1)) return -1;
+    if (ps->m && sg_ckpt_read_arena(f, ps, ps->m, "optim.m.", 0)) return -1;
+    if (ps->v && sg_ckpt_read_arena(f, ps, ps->v, "optim.v.", 0)) return -1;
     *s = t;
     return 0;
 }

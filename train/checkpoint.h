@@ -42,6 +42,10 @@ int sg_ckpt_write(struct sg_st_writer *w, const char *run_dir, int64_t step, int
 /* Restore model, optimizer moments and positions from an open checkpoint file (names and shapes
  * checked first; nothing is written on a mismatch). Returns 0 or -1. */
 int sg_ckpt_load(const struct sg_st_file *f, struct sg_params *ps, struct sg_ckpt_state *s);
+/* Read "prefix<name>" into base + offset for every parameter (trainable ones only unless
+ * buffers_too): the weights of a checkpoint ("model.") or an export (""). Returns 0 or -1. */
+int sg_ckpt_read_arena(const struct sg_st_file *f, struct sg_params *ps, float *base,
+                       const char *prefix, int buffers_too);
 /* The newest checkpoint of a run ("latest"), or -1 when there is none. */
 int sg_ckpt_latest(const char *run_dir, char *path, size_t path_len);
 /* Weights only, open_clip names; metadata model_config and config (the training YAML, for the
