@@ -257,7 +257,7 @@ int sg_eval_zeroshot(struct sg_eval_model *em, const char *folder, const char *c
 /* ---- retrieval ------------------------------------------------------------------------------ */
 
 /* Every caption of every image, and the image of each caption. */
-static int64_t gather_captions(const struct sg_dataset *ds, char ***texts, int32_t **t2i)
+int64_t sg_dataset_all_captions(const struct sg_dataset *ds, char ***texts, int32_t **t2i)
 {
     struct sg_raw_sample s;
     memset(&s, 0, sizeof s);
@@ -292,7 +292,7 @@ int sg_eval_retrieval(struct sg_eval_model *em, const char *csv, const char *ima
     char **texts;
     int32_t *t2i;
     int E = em->model->cfg.embed_dim;
-    int64_t nt = gather_captions(ds, &texts, &t2i);
+    int64_t nt = sg_dataset_all_captions(ds, &texts, &t2i);
     int rc = nt > 0 ? 0 : (nt == 0 ? sg_err("%s: no captions", csv) : -1);
     float *zi = sg_xmalloc(sizeof(float) * (size_t)ds->n * E);
     float *zt = sg_xmalloc(sizeof(float) * (size_t)(nt > 0 ? nt : 1) * E);

@@ -47,6 +47,10 @@ int sg_embed_dataset_images(struct sg_eval_model *em, const struct sg_dataset *d
 /* Normalized text embeddings (n, E). */
 int sg_embed_texts(struct sg_eval_model *em, const char *const *texts, int64_t n, float *out);
 
+/* Every caption of every sample of ds (malloc'd strings) and its sample index: the count, or
+ * -1 with sg_err (an unreadable sample). */
+int64_t sg_dataset_all_captions(const struct sg_dataset *ds, char ***texts, int32_t **t2i);
+
 /* Zero-shot classification on an ImageNet-style folder: class names (one per line, in label
  * order) and templates ("a photo of a {}."; NULL: the folder's templates.txt next to
  * classnames, else "a photo of a {}."). Fills r (task zeroshot_classification). */

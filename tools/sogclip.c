@@ -11,6 +11,8 @@
  *       (tools/cmd_synth.c)
  *   sogclip eval zeroshot|retrieval --checkpoint C --data D ...
  *       evaluation (tools/cmd_eval.c, eval/clip_eval.h)
+ *   sogclip embed --checkpoint C --data D -o OUT.safetensors
+ *       image / text embeddings of a dataset (tools/cmd_embed.c)
  *   sogclip model info|init NAME ...
  *       model configs, activation plans, initial weights (tools/cmd_model.c)
  *   sogclip tokenizer train|encode ...
@@ -31,6 +33,7 @@ int sg_cmd_data(int argc, char **argv);  /* tools/cmd_data.c */
 int sg_cmd_synth(int argc, char **argv); /* tools/cmd_synth.c */
 int sg_cmd_eval(int argc, char **argv);  /* tools/cmd_eval.c */
 int sg_cmd_demo(int argc, char **argv);  /* tools/cmd_demo.c */
+int sg_cmd_embed(int argc, char **argv); /* tools/cmd_embed.c */
 #ifdef SG_TOKENIZER
 int sg_cmd_tokenizer(int argc, char **argv); /* tools/cmd_tokenizer.c */
 #endif
@@ -42,6 +45,7 @@ static int usage(void)
                     "       sogclip data verify|shards|synth ...  (run without arguments for "
                     "help)\n"
                     "       sogclip eval zeroshot|retrieval --checkpoint C --data D ...\n"
+                    "       sogclip embed --checkpoint C --data D -o OUT.safetensors\n"
                     "       sogclip loss IN.safetensors OUT.safetensors [--threads N] [--ref]\n"
                     "  replays K loss steps from IN and writes losses, gradients and the final\n"
                     "  state to OUT (contract: README, 'Loss replay')\n"
@@ -84,6 +88,7 @@ static int dispatch(int argc, char **argv)
     if (strcmp(argv[1], "train") == 0) return sg_cmd_train(argc - 2, argv + 2);
     if (strcmp(argv[1], "eval") == 0) return sg_cmd_eval(argc - 2, argv + 2);
     if (strcmp(argv[1], "demo") == 0) return sg_cmd_demo(argc - 2, argv + 2);
+    if (strcmp(argv[1], "embed") == 0) return sg_cmd_embed(argc - 2, argv + 2);
     if (strcmp(argv[1], "data") == 0 && argc > 2 && strcmp(argv[2], "synth") == 0)
         return sg_cmd_synth(argc - 3, argv + 3);
     if (strcmp(argv[1], "data") == 0) return sg_cmd_data(argc - 2, argv + 2);
