@@ -1,7 +1,7 @@
 /*
  * data/dataset.c — dataset dispatch (kind sniffing), raw-sample buffers and shared helpers
  * (UTF-8 validation, WebDataset-style brace expansion). Formats: data/ds_csv.c, data/ds_wds.c,
- * data/ds_folder.c. Contract: data/dataset.h.
+ * data/ds_folder.c, data/ds_karpathy.c. Contract: data/dataset.h.
  */
 #include "data/dataset.h"
 
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -286,6 +287,8 @@ static const char *sniff_kind(const char *path)
     struct stat st;
     int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
     if (is_dir) return dir_has_tar(path) ? "wds" : "folder";
+    size_t n = strlen(path);
+    if (n > 5 && strcasecmp(path + n - 5, ".json") == 0) return "karpathy";
     if (strstr(path, ".tar") || strchr(path, '{') || strstr(path, "::")) return "wds";
     return "csv";
 }
@@ -304,8 +307,11 @@ int sg_dataset_open(const struct sg_dataset_spec *spec, struct sg_dataset **out)
         rc = sg_dataset_open_wds(spec, out);
     } else if (strcmp(kind, "folder") == 0 || strcmp(kind, "imagefolder") == 0) {
         rc = sg_dataset_open_folder(spec, out);
+    } else if (strcmp(kind, "karpathy") == 0) {
+        rc = sg_dataset_open_karpathy(spec, out);
     } else {
-        return sg_err("unknown dataset kind '%s'\n---> HINT: use csv, tsv, wds or folder", kind);
+        return sg_err("unknown dataset kind '%s'\n---> HINT: use csv, tsv, wds, folder or karpathy",
+                      kind);
     }
     if (rc != 0) return sg_err_prefix("opening dataset '%s' (%s): ", spec->path, kind);
     return 0;

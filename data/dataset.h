@@ -31,8 +31,14 @@
  *           "filename<TAB or spaces>label", label a class name such as a wnid or a class
  *           index; files in sorted name order). Class names: spec.classnames, else
  *           classnames.txt in the root or its parent, when its line count matches.
- * kind NULL sniffs: a directory with *.tar files, or a path with ".tar", "{" or "::" -> wds; a
- * directory -> folder; a file -> csv.
+ *   karpathy  Karpathy's split JSON (dataset_coco.json, dataset_flickr8k/30k.json):
+ *           {"images": [{"filepath"?, "filename", "split", "sentences": [{"raw"}, ...]}, ...]}.
+ *           One sample per image of the chosen split (spec.split: default "test"; "all" keeps
+ *           every image; a comma list such as "train,restval" keeps several), in file order;
+ *           captions: the sentences' raw strings (empty / invalid UTF-8 dropped and counted);
+ *           image: image_root (default: the JSON file's folder) / filepath / filename. Label -1.
+ * kind NULL sniffs: a path ending in ".json" -> karpathy; a directory with *.tar files, or a path
+ * with ".tar", "{" or "::" -> wds; a directory -> folder; a file -> csv.
  *
  * Reads are thread-safe (pread / open per read; no shared FILE*). Errors (missing image,
  * unreadable file) return -1 with sg_err naming the file; the sample's source name is also put
@@ -45,7 +51,7 @@
 #include <stdint.h>
 
 struct sg_dataset_spec {
-    const char *kind;        /* "csv" | "tsv" | "wds" | "folder" | NULL: sniff from path */
+    const char *kind;        /* "csv" | "tsv" | "wds" | "folder" | "karpathy" | NULL: sniff */
     const char *path;        /* csv file, shard spec, or folder */
     const char *image_root;  /* csv: base of relative image paths (NULL: the file's folder) */
     const char *image_key;   /* csv: image column (NULL: "filepath", else "image") */
@@ -56,6 +62,8 @@ struct sg_dataset_spec {
     const char *labels;      /* folder: labels file for a flat folder */
     const char *classnames;  /* folder: class names file (NULL: look for classnames.txt) */
     int ignore_json_key;     /* wds: number samples in shard order even when json keys exist */
+    const char *split;       /* karpathy: split(s) to keep, "test" | "all" | "train,restval"
+                                (NULL: "test") */
 };
 
 /* One sample as read: buffers owned by the struct and grown on demand; reuse it across reads
@@ -84,7 +92,7 @@ struct sg_dataset_ops {
 
 struct sg_dataset {
     const struct sg_dataset_ops *ops;
-    const char *kind; /* "csv", "wds", "folder" */
+    const char *kind; /* "csv", "wds", "folder", "karpathy" */
     char *path;
     int64_t n;                /* samples (images) */
     int64_t ncaptions;        /* captions kept (csv; -1 when not known without reading: wds) */
@@ -118,9 +126,10 @@ void sg_raw_add_caption(struct sg_raw_sample *out, const char *s, size_t n);
 /* Clear captions, label and dropped count before filling a sample. */
 void sg_raw_reset(struct sg_raw_sample *out);
 
-/* Format constructors (data/ds_csv.c, data/ds_wds.c, data/ds_folder.c). */
+/* Format constructors (data/ds_csv.c, ds_wds.c, ds_folder.c, ds_karpathy.c). */
 int sg_dataset_open_csv(const struct sg_dataset_spec *spec, struct sg_dataset **out);
 int sg_dataset_open_wds(const struct sg_dataset_spec *spec, struct sg_dataset **out);
 int sg_dataset_open_folder(const struct sg_dataset_spec *spec, struct sg_dataset **out);
+int sg_dataset_open_karpathy(const struct sg_dataset_spec *spec, struct sg_dataset **out);
 
 #endif

@@ -5,8 +5,8 @@
  * members; files without an extension ignored; a field repeated inside a sample is an error, as
  * webdataset's group_by_keys); samples without an image field are dropped (open_clip's
  * filter_no_caption_or_no_image). The global index comes from the json "key" (img2dataset /
- * FastCLIP) or the shard order. A minimal JSON reader (objects, arrays, strings with \u
- * escapes, numbers) serves the per-sample json and sizes.json. Contract: data/dataset.h.
+ * FastCLIP) or the shard order. The per-sample json and sizes.json are read with data/json.h.
+ * Contract: data/dataset.h.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +17,7 @@
 
 #include "core/common.h"
 #include "data/dataset.h"
+#include "data/json.h"
 #include "data/tar.h"
 
 #define KEEP_OPEN_MAX 256 /* shards beyond this are opened per read (file descriptor limits) */
@@ -40,265 +41,6 @@ struct wds_impl {
     char *caption_key;    /* json caption key */
     int prefer_json;      /* caption_key given explicitly: json caption before txt */
 };
-
-/* ---- minimal JSON ----------------------------------------------------------------------- */
-
-struct jp {
-    const char *p, *end;
-};
-
-static void jws(struct jp *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-}
-
-/* Skip a string starting at '"'. */
-static int jskip_string(struct jp *j)
-{
-    if (j->p >= j->end || *j->p != '"') return -1;
-    for (j->p++; j->p < j->end; j->p++) {
-        if (*j->p == '\\') {
-            j->p++;
-            continue;
-        }
-        if (*j->p == '"') {
-            j->p++;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static int jskip_value(struct jp *j, int depth)
-{
-    if (depth > 64) return -1;
-    jws(j);
-    if (j->p >= j->end) return -1;
-    char c = *j->p;
-    if (c == '"') return jskip_string(j);
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        j->p++;
-        jws(j);
-        if (j->p < j->end && *j->p == close) {
-            j->p++;
-            return 0;
-        }
-        for (;;) {
-            if (c == '{') {
-                jws(j);
-                if (jskip_string(j) != 0) return -1;
-                jws(j);
-                if (j->p >= j->end || *j->p != ':') return -1;
-                j->p++;
-            }
-            if (jskip_value(j, depth + 1) != 0) return -1;
-            jws(j);
-            if (j->p < j->end && *j->p == ',') {
-                j->p++;
-                continue;
-            }
-            if (j->p < j->end && *j->p == close) {
-                j->p++;
-                return 0;
-            }
-            return -1;
-        }
-    }
-    /* number, true, false, null */
-    const char *s = j->p;
-    while (j->p < j->end && (strchr("+-.eE", *j->p) || (*j->p >= '0' && *j->p <= '9') ||
-                             (*j->p >= 'a' && *j->p <= 'z')))
-        j->p++;
-    return j->p > s ? 0 : -1;
-}
-
-static void put_utf8(char **o, uint32_t cp)
-{
-    unsigned char *u = (unsigned char *)*o;
-    int n;
-    if (cp < 0x80) {
-        u[0] = (unsigned char)cp, n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (unsigned char)(0xc0 | (cp >> 6)), u[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (unsigned char)(0xe0 | (cp >> 12));
-        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        u[0] = (unsigned char)(0xf0 | (cp >> 18));
-        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (unsigned char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    *o += n;
-}
-
-static int hex4(const char *s, const char *end, uint32_t *v)
-{
-    if (end - s < 4) return -1;
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0) return -1;
-        *v = *v * 16 + (uint32_t)d;
-    }
-    return 0;
-}
-
-/* Decode the JSON string at [s, e) (s at the opening quote) into a malloc'd UTF-8 string. An
- * unpaired surrogate becomes U+FFFD. Returns NULL when malformed. */
-static char *jdecode(const char *s, const char *e, size_t *len)
-{
-    if (s >= e || *s != '"') return NULL;
-    char *out = sg_xmalloc((size_t)(e - s) * 2 + 4), *o = out; /* \uXXXX (6) -> <= 4 bytes */
-    for (s++; s < e && *s != '"'; s++) {
-        if (*s != '\\') {
-            *o++ = *s;
-            continue;
-        }
-        if (++s >= e) break;
-        uint32_t cp;
-        switch (*s) {
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'u':
-            if (hex4(s + 1, e, &cp) != 0) goto bad;
-            s += 4;
-            if (cp >= 0xd800 && cp < 0xdc00) {
-                uint32_t lo;
-                if (s + 2 < e && s[1] == '\\' && s[2] == 'u' && hex4(s + 3, e, &lo) == 0 &&
-                    lo >= 0xdc00 && lo < 0xe000) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    s += 6;
-                } else {
-                    cp = 0xfffd;
-                }
-            } else if (cp >= 0xdc00 && cp < 0xe000) {
-                cp = 0xfffd;
-            }
-            put_utf8(&o, cp);
-            break;
-        default:
-            *o++ = *s;
-            break; /* \" \\ \/ */
-        }
-    }
-    if (s >= e) goto bad;
-    *o = 0;
-    *len = (size_t)(o - out);
-    return out;
-bad:
-    free(out);
-    return NULL;
-}
-
-/* Visit the members of a top-level object: fn(key, value span) returning nonzero stops. Returns
- * 0, or -1 when malformed. */
-typedef int (*jmember_fn)(void *user, const char *key, const char *vs, const char *ve);
-
-static int json_members(const char *s, size_t n, jmember_fn fn, void *user)
-{
-    struct jp j = {s, s + n};
-    jws(&j);
-    if (j.p >= j.end || *j.p != '{') return -1;
-    j.p++;
-    jws(&j);
-    if (j.p < j.end && *j.p == '}') return 0;
-    for (;;) {
-        jws(&j);
-        const char *ks = j.p;
-        if (jskip_string(&j) != 0) return -1;
-        size_t klen;
-        char *key = jdecode(ks, j.p, &klen);
-        if (!key) return -1;
-        jws(&j);
-        if (j.p >= j.end || *j.p != ':') {
-            free(key);
-            return -1;
-        }
-        j.p++;
-        jws(&j);
-        const char *vs = j.p;
-        if (jskip_value(&j, 0) != 0) {
-            free(key);
-            return -1;
-        }
-        int stop = fn(user, key, vs, j.p);
-        free(key);
-        if (stop) return 0;
-        jws(&j);
-        if (j.p < j.end && *j.p == ',') {
-            j.p++;
-            continue;
-        }
-        if (j.p < j.end && *j.p == '}') return 0;
-        return -1;
-    }
-}
-
-struct jfind {
-    const char *want, *vs, *ve;
-};
-
-static int jfind_fn(void *user, const char *key, const char *vs, const char *ve)
-{
-    struct jfind *f = user;
-    if (strcmp(key, f->want) != 0) return 0;
-    f->vs = vs;
-    f->ve = ve;
-    return 1;
-}
-
-/* 1 and the value span when the top-level object has `key`, 0 when not, -1 when malformed. */
-static int json_find(const char *s, size_t n, const char *key, const char **vs, const char **ve)
-{
-    struct jfind f = {key, NULL, NULL};
-    if (json_members(s, n, jfind_fn, &f) != 0) return -1;
-    if (!f.vs) return 0;
-    *vs = f.vs;
-    *ve = f.ve;
-    return 1;
-}
-
-/* A non-negative integer: a JSON number without fraction/exponent, or a string of digits. */
-static int json_int(const char *vs, const char *ve, int64_t *v)
-{
-    if (vs < ve && *vs == '"') {
-        vs++;
-        ve--;
-        if (ve <= vs || *ve != '"') return -1;
-    }
-    if (vs >= ve || ve - vs > 18) return -1;
-    int64_t x = 0;
-    for (const char *p = vs; p < ve; p++) {
-        if (*p < '0' || *p > '9') return -1;
-        x = x * 10 + (*p - '0');
-    }
-    *v = x;
-    return 0;
-}
 
 /* ---- shard list and sizes.json ---------------------------------------------------------- */
 
@@ -350,7 +92,7 @@ static int sizes_fn(void *user, const char *key, const char *vs, const char *ve)
 {
     struct sizes *s = user;
     int64_t v;
-    if (json_int(vs, ve, &v) != 0 || *vs == '"') {
+    if (sg_json_int(vs, ve, &v) != 0 || *vs == '"') {
         s->bad = 1;
         return 1;
     }
@@ -386,7 +128,7 @@ static int load_sizes(const char *first_shard, struct sizes *s)
         size_t len;
         rc = sg_read_file(path, &data, &len);
         if (rc == 0) {
-            if (json_members(data, len, sizes_fn, s) != 0 || s->bad)
+            if (sg_json_members(data, len, sizes_fn, s) != 0 || s->bad)
                 rc = sg_err("%s: not a JSON object of shard name -> sample count\n---> HINT: "
                             "fix or delete it",
                             path);
@@ -524,12 +266,12 @@ static int apply_json_keys(struct wds_impl *im, int64_t n, char *names)
                 break;
             }
             const char *vs, *ve;
-            int f = json_find(buf, r->json_len, "key", &vs, &ve);
+            int f = sg_json_find(buf, r->json_len, "key", &vs, &ve);
             if (f < 0) {
                 rc = sg_err("'%s': sample '%s': malformed json", shard, names + r->name_off);
                 break;
             }
-            if (f == 1 && json_int(vs, ve, &key[i]) != 0) {
+            if (f == 1 && sg_json_int(vs, ve, &key[i]) != 0) {
                 rc = sg_err("'%s': sample '%s': json key %.*s is not a non-negative integer\n"
                             "---> HINT: set ignore_json_key to number samples in shard order",
                             shard, names + r->name_off, (int)SG_MIN(ve - vs, 40), vs);
@@ -675,12 +417,12 @@ static void captions_from_txt(struct sg_raw_sample *out, const char *t, size_t n
 static int captions_from_json(struct sg_raw_sample *out, const char *js, size_t n, const char *key)
 {
     const char *vs, *ve;
-    int f = json_find(js, n, key, &vs, &ve);
+    int f = sg_json_find(js, n, key, &vs, &ve);
     if (f <= 0) return f;
-    struct jp j = {vs, ve};
+    struct sg_json_cur j = {vs, ve};
     if (*vs == '"') {
         size_t len;
-        char *s = jdecode(vs, ve, &len);
+        char *s = sg_json_decode(vs, ve, &len);
         if (!s) return -1;
         add_checked(out, s, len);
         free(s);
@@ -689,18 +431,18 @@ static int captions_from_json(struct sg_raw_sample *out, const char *js, size_t 
     if (*vs != '[') return 0;
     j.p++;
     for (;;) {
-        jws(&j);
+        sg_json_ws(&j);
         if (j.p >= j.end || *j.p == ']') break;
         const char *es = j.p;
-        if (jskip_value(&j, 0) != 0) return -1;
+        if (sg_json_skip_value(&j, 0) != 0) return -1;
         if (*es == '"') {
             size_t len;
-            char *s = jdecode(es, j.p, &len);
+            char *s = sg_json_decode(es, j.p, &len);
             if (!s) return -1;
             add_checked(out, s, len);
             free(s);
         }
-        jws(&j);
+        sg_json_ws(&j);
         if (j.p < j.end && *j.p == ',') j.p++;
     }
     return 1;

@@ -17,7 +17,10 @@
 
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "core/common.h"
+#include "ops/dnnl_util.h"
 #include "ops/gemm.h"
 
 /* ---- reference (plain loops, double accumulation) ---------------------------------------- */
@@ -151,12 +154,61 @@ void linear_forward_cpu(struct sg_ctx *c, float *out, const float *inp, const fl
     sg_gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, b ? 1.0f : 0.0f, out, OC);
 }
 
+/* Scratch for dW^T, one per context, grown to the largest request and reused. */
+struct dwt_scratch {
+    float *p;
+    size_t n;
+};
+
+static void dwt_scratch_free(void *p)
+{
+    struct dwt_scratch *s = p;
+    sg_afree(s->p);
+    free(s);
+}
+
+static float *dwt_scratch(struct sg_ctx *c, size_t n)
+{
+    struct dwt_scratch *s = sg_dnnl_cache_find(c, "linear_dwt_scratch");
+    if (!s) {
+        s = sg_xcalloc(1, sizeof *s);
+        sg_dnnl_cache_put(c, "linear_dwt_scratch", s, dwt_scratch_free);
+    }
+    if (s->n < n) {
+        sg_afree(s->p);
+        s->p = sg_xmalloc_aligned(n * sizeof(float));
+        s->n = n;
+    }
+    return s->p;
+}
+
+/* dw(OC,C) += t^T, t (C,OC); 32x32 tiles. */
+static void add_transposed(float *dw, const float *t, int C, int OC)
+{
+#pragma omp parallel for schedule(static)
+    for (int o0 = 0; o0 < OC; o0 += 32)
+        for (int c0 = 0; c0 < C; c0 += 32)
+            for (int o = o0; o < o0 + 32 && o < OC; o++)
+                for (int k = c0; k < c0 + 32 && k < C; k++)
+                    dw[(int64_t)o * C + k] += t[(int64_t)k * OC + o];
+}
+
+/* The weight gradient GEMM runs in the orientation whose output has fewer rows than columns:
+ * dnnl_sgemm with a long inner dimension (K = N tokens) and transA was measured at 53-59
+ * GFLOP/s for dW (1024,256) = dout^T inp (N = 4928, 2 threads), against 91-119 for
+ * dW^T (256,1024) = inp^T dout plus a transposed add; OC <= C keeps the direct form (1024 -> 256:
+ * 26 ms direct vs 46 ms transposed). */
 void linear_backward_cpu(struct sg_ctx *c, float *dinp, float *dw, float *db, const float *dout,
                          const float *inp, const float *w, int N, int C, int OC)
 {
-    SG_UNUSED(c);
     if (dinp) sg_gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
-    if (dw) sg_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (dw && OC > C) {
+        float *t = dwt_scratch(c, (size_t)C * OC);
+        sg_gemm(1, 0, C, OC, N, 1.0f, inp, C, dout, OC, 0.0f, t, OC);
+        add_transposed(dw, t, C, OC);
+    } else if (dw) {
+        sg_gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    }
     if (db) bias_backward(db, dout, N, OC);
 }
 
