@@ -286,7 +286,8 @@ int64_t sg_dataset_all_captions(const struct sg_dataset *ds, char ***texts, int3
 int sg_eval_retrieval(struct sg_eval_model *em, const char *csv, const char *image_key,
                       const char *caption_key, struct sg_results *r)
 {
-    struct sg_dataset_spec spec = {.path = csv, .image_key = image_key, .caption_key = caption_key};
+    struct sg_dataset_spec spec = {
+        .path = csv, .image_key = image_key, .caption_key = caption_key, .split = em->split};
     struct sg_dataset *ds;
     if (sg_dataset_open(&spec, &ds)) return -1;
     char **texts;

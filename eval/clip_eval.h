@@ -26,6 +26,7 @@ struct sg_eval_model {
     struct sg_clip *model;
     struct sg_tokenizer *tok;
     int workers;
+    const char *split;     /* retrieval on Karpathy JSON: the split ("test" when NULL) */
     int owned;             /* loaded by sg_eval_model_load (freed by sg_eval_model_free) */
     struct sg_ctx own_ctx; /* storage when owned */
     struct sg_clip own_model;

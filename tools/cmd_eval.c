@@ -2,7 +2,8 @@
  * tools/cmd_eval.c — `sogclip eval zeroshot|retrieval`: evaluate a checkpoint (training
  * checkpoint or weights-only export) on an ImageNet-style folder or a captions CSV/TSV.
  *   sogclip eval zeroshot --checkpoint C --data DIR [--classnames F] [--templates F]
- *   sogclip eval retrieval --checkpoint C --data F.tsv [--image-key K] [--caption-key K]
+ *   sogclip eval retrieval --checkpoint C --data F.tsv|KARPATHY.json [--image-key K]
+ *                          [--caption-key K] [--split test]
  *   sogclip eval linear-probe --checkpoint C --train DIR --val DIR [--epochs 90]
  *                             [--probe-batch 1024] [--lr 0.4] [--wd auto|VALUE]
  *   common: [--tokenizer M.model] [--batch 128] [--threads N] [--json OUT.json]
@@ -21,20 +22,21 @@ int sg_cmd_eval(int argc, char **argv);
 
 static int eval_usage(void)
 {
-    fprintf(stderr,
-            "usage: sogclip eval zeroshot --checkpoint C --data DIR [--classnames F] "
-            "[--templates F]\n"
-            "       sogclip eval retrieval --checkpoint C --data F.tsv [--image-key K] "
-            "[--caption-key K]\n"
-            "       sogclip eval linear-probe --checkpoint C --train DIR --val DIR [--epochs 90]\n"
-            "                                 [--probe-batch 1024] [--lr 0.4] [--wd auto|VALUE]\n"
-            "  common options: [--tokenizer M.model] [--batch 128] [--threads N] [--json OUT]\n");
+    fprintf(
+        stderr,
+        "usage: sogclip eval zeroshot --checkpoint C --data DIR [--classnames F] "
+        "[--templates F]\n"
+        "       sogclip eval retrieval --checkpoint C --data F.tsv|KARPATHY.json [--image-key K] "
+        "[--caption-key K] [--split test]\n"
+        "       sogclip eval linear-probe --checkpoint C --train DIR --val DIR [--epochs 90]\n"
+        "                                 [--probe-batch 1024] [--lr 0.4] [--wd auto|VALUE]\n"
+        "  common options: [--tokenizer M.model] [--batch 128] [--threads N] [--json OUT]\n");
     return 2;
 }
 
 struct eval_args {
     const char *task, *ckpt, *data, *classnames, *templates, *tok, *json, *image_key, *caption_key;
-    const char *train, *val, *wd;
+    const char *train, *val, *wd, *split;
     int batch, threads, epochs, probe_batch;
     float lr;
 };
@@ -69,6 +71,8 @@ static int parse_eval(struct eval_args *a, int argc, char **argv)
             a->batch = atoi(v);
         else if (!strcmp(k, "--threads"))
             a->threads = atoi(v);
+        else if (!strcmp(k, "--split"))
+            a->split = v;
         else if (!strcmp(k, "--train"))
             a->train = v;
         else if (!strcmp(k, "--val"))
@@ -126,6 +130,7 @@ int sg_cmd_eval(int argc, char **argv)
                     "sogclip");
     int rc = sg_eval_model_load(&em, a.ckpt, a.tok, a.batch, a.threads);
     if (rc == 0 && zs) rc = sg_eval_zeroshot(&em, a.data, a.classnames, a.templates, &r);
+    em.split = a.split;
     if (rc == 0 && rt) rc = sg_eval_retrieval(&em, a.data, a.image_key, a.caption_key, &r);
     if (rc == 0) sg_results_print(&r, stdout);
     if (rc == 0 && a.json) rc = sg_results_write_json(&r, a.json);
