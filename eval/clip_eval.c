@@ -219,9 +219,23 @@ static int class_weights(struct sg_eval_model *em, char **names, int C, char **t
     return rc;
 }
 
-int sg_eval_zeroshot(struct sg_eval_model *em, const char *folder, const char *classnames,
-                     const char *templates, struct sg_results *r)
+#ifndef SG_SOURCE_DIR
+#define SG_SOURCE_DIR "."
+#endif
+
+/* A template set by name (configs/zeroshot/<name>.txt: "simple7") or a file path. */
+static const char *template_path(const char *templates, char *buf, size_t n)
 {
+    if (!templates || strchr(templates, '/') || strchr(templates, '.')) return templates;
+    snprintf(buf, n, "%s/configs/zeroshot/%s.txt", SG_SOURCE_DIR, templates);
+    return buf;
+}
+
+int sg_eval_zeroshot(struct sg_eval_model *em, const char *folder, const char *classnames,
+                     const char *templates_arg, struct sg_results *r)
+{
+    char tbuf[1024];
+    const char *templates = template_path(templates_arg, tbuf, sizeof tbuf);
     char **names = NULL, **tpls = NULL;
     static const char *default_tpl = "a photo of a {}.";
     struct sg_dataset_spec spec = {.kind = "folder", .path = folder, .classnames = classnames};
@@ -233,7 +247,8 @@ int sg_eval_zeroshot(struct sg_eval_model *em, const char *folder, const char *c
         rc = sg_err("%s: %d class names for %d class folders in %s", classnames, nn, C, folder);
     if (rc == 0 && templates) {
         P = read_lines(templates, &tpls);
-        if (P <= 0) rc = sg_err("%s: no templates", templates);
+        if (P < 0) rc = -1; /* cannot open (message set) */
+        if (P == 0) rc = sg_err("%s: no templates", templates);
     }
     if (rc == 0 && !tpls) tpls = (char **)&default_tpl;
     char **cls = names ? names : (ds->classnames ? ds->classnames : ds->class_ids);

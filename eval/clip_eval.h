@@ -53,8 +53,10 @@ int sg_embed_texts(struct sg_eval_model *em, const char *const *texts, int64_t n
 int64_t sg_dataset_all_captions(const struct sg_dataset *ds, char ***texts, int32_t **t2i);
 
 /* Zero-shot classification on an ImageNet-style folder: class names (one per line, in label
- * order) and templates ("a photo of a {}."; NULL: the folder's templates.txt next to
- * classnames, else "a photo of a {}."). Fills r (task zeroshot_classification). */
+ * order; NULL: the folder's classnames.txt or folder names) and templates: a file with one
+ * template per line ("a photo of a {}."), a set name from configs/zeroshot/ ("simple7": the
+ * OpenAI notebook's 7 ImageNet templates), or NULL for "a photo of a {}.". Fills r (task
+ * zeroshot_classification). */
 int sg_eval_zeroshot(struct sg_eval_model *em, const char *folder, const char *classnames,
                      const char *templates, struct sg_results *r);
 /* Retrieval on a CSV/TSV of image,caption rows (several captions per image). */
