@@ -97,7 +97,6 @@ static void carve_internals(struct sg_resblock *k, struct carver *cv, size_t N, 
     k->ao = take(cv, N * C);
     k->x1 = take(cv, N * C);
     k->h = take(cv, N * 4 * C);
-    k->ha = take(cv, N * 4 * C);
 }
 
 static void share_internals(struct sg_resblock *k, const struct sg_resblock *s)
@@ -113,7 +112,6 @@ static void share_internals(struct sg_resblock *k, const struct sg_resblock *s)
     k->ao = s->ao;
     k->x1 = s->x1;
     k->h = s->h;
-    k->ha = s->ha;
 }
 
 static void carve(struct sg_transformer *m, struct carver *cv)
@@ -128,6 +126,8 @@ static void carve(struct sg_transformer *m, struct carver *cv)
             share_internals(k, &m->blocks[0]);
         k->out = take(cv, N * C);
     }
+    m->ha = take(cv, N * 4 * C);
+    for (int i = 0; i < m->layers; i++) m->blocks[i].ha = m->ha;
     m->g0 = take(cv, N * C);
     m->g1 = take(cv, N * C);
     m->t0 = take(cv, N * C);
@@ -180,12 +180,15 @@ static void block_forward(const struct sg_transformer *m, struct sg_resblock *k,
     op_add_forward(c, k->out, k->out, k->x1, nc);
 }
 
-/* dout (N,C) -> dx (N,C) overwritten; dx must not alias dout or the shared scratch. */
+/* dout (N,C) -> dx (N,C) overwritten; dx must not alias dout or the shared scratch. The shared
+ * MLP activation buffer is refilled with this block's act(h) first (backward may run several
+ * times after one forward). */
 static void block_backward(struct sg_transformer *m, struct sg_resblock *k, struct sg_ctx *c,
                            float *dx, const float *dout)
 {
     int N = m->B * m->T, C = m->C;
     int64_t nc = (int64_t)N * C;
+    op_act_forward(c, m->act, k->ha, k->h, 4 * nc);
     /* MLP branch: t1 = d(x1) = dout + ln_2^T c_fc^T act' c_proj^T dout */
     op_linear_backward(c, m->dh, k->proj_w->grad, k->proj_b->grad, dout, k->ha, k->proj_w->data, N,
                        4 * C, C);

@@ -54,7 +54,8 @@ struct sg_resblock {
     float *att;                           /* (B,NH,T,T) softmax probabilities */
     float *ao;                            /* (N,C) attention core output (before out_proj) */
     float *x1;                            /* (N,C) after the attention residual */
-    float *h, *ha;                        /* (N,4C) c_fc output, activation output */
+    float *h;                             /* (N,4C) c_fc output */
+    float *ha;                            /* (N,4C) act(h): the transformer's shared buffer */
     float *out;                           /* (N,C) block output */
 };
 
@@ -69,6 +70,9 @@ struct sg_transformer {
     float *g0, *g1, *t0, *t1; /* (N,C) */
     float *dqkv;              /* (N,3C) */
     float *dh;                /* (N,4C) */
+    float *ha;                /* (N,4C) act(h) of the block being run: shared by all blocks and
+                                 recomputed from h in backward (4C floats per token and block
+                                 saved for one cheap activation pass) */
     float *ascr;              /* (B,NH,T,T) attention backward workspace */
 };
 
