@@ -9,10 +9,14 @@
  *   - SIGTERM writes a checkpoint and stops with exit code 130; resuming finishes the run;
  *   - a non-finite loss stops the run (exit 1) without writing a checkpoint;
  *   - the run folder holds config.yaml, metrics.jsonl, a TensorBoard file whose records all
- *     pass their CRC checks, and report.html.
+ *     pass their CRC checks, and report.html;
+ *   - evaluation of the trained checkpoint: retrieval R@1 from `sogclip eval`'s path equals a
+ *     brute force over the same embeddings (caption -> image mapping, dataset order), and
+ *     zero-shot and the linear probe run on the synthetic zero-shot folder.
  */
 #define _DEFAULT_SOURCE
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,9 @@
 #include "core/common.h"
 #include "core/safetensors.h"
 #include "data/synth.h"
+#include "eval/clip_eval.h"
+#include "eval/linear_probe.h"
+#include "ops/gemm.h"
 #include "testutil.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
@@ -157,6 +164,8 @@ static int same_checkpoints(const char *a, const char *b)
     return same;
 }
 
+static struct sg_train_result g_whole;
+
 static void check_resume(void)
 {
     struct sg_train_result a, b;
@@ -167,6 +176,7 @@ static void check_resume(void)
     sg_test_true("4 + 8 steps == 12 steps, bit for bit",
                  same_checkpoints(a.checkpoint, b.checkpoint));
     sg_test_true("report.html written", access(a.report, R_OK) == 0);
+    g_whole = a;
 }
 
 /* The same for unimodal SSL (two views, ResNet + projection head, unimodal SogCLR). */
@@ -219,6 +229,91 @@ static void check_logs(void)
         }
     if (d) closedir(d);
     sg_test_true("TensorBoard file: every CRC checks, 12 train/loss scalars", found);
+}
+
+/* ---- evaluation --------------------------------------------------------------------------------
+ */
+
+static double metric(const struct sg_results *r, const char *key)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->metrics[i].key, key)) return r->metrics[i].value;
+    return -1.0;
+}
+
+/* Text -> image R@1 by brute force: caption t is a hit when no image scores above its own
+ * (ties broken toward the lower index, as eval/metrics.h). */
+static double brute_t2i_r1(const float *zi, int64_t ni, const float *zt, int64_t nt,
+                           const int32_t *t2i, int E)
+{
+    int64_t hits = 0;
+    for (int64_t t = 0; t < nt; t++) {
+        double best = -1e30;
+        int64_t arg = -1;
+        for (int64_t i = 0; i < ni; i++) {
+            double s = 0;
+            for (int e = 0; e < E; e++) s += (double)zt[t * E + e] * zi[i * E + e];
+            if (s > best) best = s, arg = i;
+        }
+        hits += arg == t2i[t];
+    }
+    return 100.0 * (double)hits / (double)nt;
+}
+
+static void check_eval(const struct sg_train_result *a)
+{
+    char val[400], zdir[400], names[400];
+    snprintf(val, sizeof val, "%s/data/val.tsv", g_dir);
+    snprintf(zdir, sizeof zdir, "%s/data/zeroshot/val", g_dir);
+    snprintf(names, sizeof names, "%s/data/zeroshot/classnames.txt", g_dir);
+    struct sg_eval_model em;
+    struct sg_results rt, zs;
+    sg_test_true("eval: load the trained checkpoint",
+                 sg_eval_model_load(&em, a->checkpoint, NULL, 8, 2) == 0);
+    sg_results_init(&rt, SG_TASK_ZEROSHOT_RETRIEVAL, val, "m", "");
+    sg_test_true("eval: retrieval runs", sg_eval_retrieval(&em, val, "image", "caption", &rt) == 0);
+    struct sg_dataset_spec spec = {.path = val, .image_key = "image", .caption_key = "caption"};
+    struct sg_dataset *ds;
+    SG_CHECK(sg_dataset_open(&spec, &ds) == 0, "%s", sg_last_error());
+    char **texts;
+    int32_t *t2i;
+    int E = em.model->cfg.embed_dim;
+    int64_t nt = sg_dataset_all_captions(ds, &texts, &t2i);
+    float *zi = sg_xmalloc(sizeof(float) * (size_t)ds->n * E);
+    float *zt = sg_xmalloc(sizeof(float) * (size_t)nt * E);
+    SG_CHECK(sg_embed_dataset_images(&em, ds, zi, NULL) == 0, "%s", sg_last_error());
+    SG_CHECK(sg_embed_texts(&em, (const char *const *)texts, nt, zt) == 0, "%s", sg_last_error());
+    double want = brute_t2i_r1(zi, ds->n, zt, nt, t2i, E);
+    double got = metric(&rt, "image_retrieval_recall@1");
+    char label[160];
+    snprintf(label, sizeof label, "eval: text->image R@1 %.2f%% equals the brute force %.2f%%",
+             100.0 * got, want);
+    sg_test_true(label, fabs(100.0 * got - want) < 1e-9);
+    sg_results_init(&zs, SG_TASK_ZEROSHOT_CLASSIFICATION, zdir, "m", "");
+    sg_test_true("eval: zero-shot runs", sg_eval_zeroshot(&em, zdir, names, NULL, &zs) == 0);
+    double acc = metric(&zs, "acc1");
+    sg_test_true("eval: zero-shot top-1 is a fraction", acc >= 0.0 && acc <= 1.0);
+    struct sg_linear_probe_opts lo = {.checkpoint = a->checkpoint,
+                                      .train_dir = zdir,
+                                      .val_dir = zdir,
+                                      .batch = 8,
+                                      .threads = 2,
+                                      .workers = 2};
+    sg_linprobe_config_default(&lo.probe);
+    lo.probe.epochs = 5;
+    struct sg_results lp;
+    sg_results_init(&lp, SG_TASK_LINEAR_PROBE, zdir, "m", "");
+    sg_test_true("eval: linear probe runs", sg_linear_probe_run(&lo, &lp) == 0);
+    for (int64_t i = 0; i < nt; i++) free(texts[i]);
+    free(texts);
+    free(t2i);
+    free(zi);
+    free(zt);
+    sg_dataset_free(ds);
+    sg_results_free(&rt);
+    sg_results_free(&zs);
+    sg_results_free(&lp);
+    sg_eval_model_free(&em);
 }
 
 /* ---- faults ---------------------------------------------------------------------------------- */
@@ -309,6 +404,7 @@ int main(void)
     check_resume();
     check_resume_ssl();
     check_logs();
+    check_eval(&g_whole);
     check_nan_stop();
     check_sigkill();
     check_sigterm();
