@@ -290,6 +290,14 @@ static void check_eval(const struct sg_train_result *a)
     snprintf(label, sizeof label, "eval: text->image R@1 %.2f%% equals the brute force %.2f%%",
              100.0 * got, want);
     sg_test_true(label, fabs(100.0 * got - want) <= 100.0 / (double)nt + 1e-9);
+    struct sg_retrieval_metrics m;
+    SG_CHECK(sg_retrieval_eval(zi, ds->n, zt, nt, E, t2i, &m, NULL, NULL) == 0, "%s",
+             sg_last_error());
+    sg_test_true("eval: the CLI path equals the metrics on independently gathered embeddings",
+                 fabs(m.t2i_recall[0] - 100.0 * got) < 1e-9 &&
+                     fabs(m.i2t_recall[0] - 100.0 * metric(&rt, "text_retrieval_recall@1")) <
+                         1e-9 &&
+                     fabs(m.t2i_mean_rank - metric(&rt, "image_retrieval_mean_rank")) < 1e-9);
     sg_results_init(&zs, SG_TASK_ZEROSHOT_CLASSIFICATION, zdir, "m", "");
     sg_test_true("eval: zero-shot runs", sg_eval_zeroshot(&em, zdir, names, NULL, &zs) == 0);
     double acc = metric(&zs, "acc1");
