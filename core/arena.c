@@ -46,3 +46,15 @@ void sg_arena_free(struct sg_arena *a)
     if (a->base) sg_dev_free(a->ctx, a->base);
     memset(a, 0, sizeof *a);
 }
+
+void *sg_carve(struct sg_carver *cv, size_t bytes)
+{
+    if (cv->a) return sg_arena_alloc(cv->a, bytes);
+    cv->total += sg_arena_round(bytes);
+    return NULL;
+}
+
+float *sg_carve_floats(struct sg_carver *cv, size_t n)
+{
+    return sg_carve(cv, n * sizeof(float));
+}

@@ -25,4 +25,14 @@ void sg_arena_reset(struct sg_arena *a); /* keeps the memory, forgets the alloca
 void sg_arena_free(struct sg_arena *a);
 size_t sg_arena_round(size_t bytes); /* the size an allocation really takes */
 
+/* Plan-then-bind: a module describes its activations once, in one function called twice:
+ * with a == NULL every sg_carve only adds the rounded size to total (the plan) and returns NULL;
+ * with an arena it allocates (the bind). */
+struct sg_carver {
+    struct sg_arena *a;
+    size_t total;
+};
+void *sg_carve(struct sg_carver *cv, size_t bytes);
+float *sg_carve_floats(struct sg_carver *cv, size_t n);
+
 #endif

@@ -70,33 +70,21 @@ void sg_transformer_init(struct sg_transformer *m, struct sg_params *ps, const c
     }
 }
 
-struct carver {
-    struct sg_arena *a;
-    size_t total;
-};
-
-static float *take(struct carver *cv, size_t n)
-{
-    if (cv->a) return sg_arena_floats(cv->a, n);
-    cv->total += sg_arena_round(n * sizeof(float));
-    return NULL;
-}
-
 /* Block internals: one set per block, or one shared set under recomputation. */
-static void carve_internals(struct sg_resblock *k, struct carver *cv, size_t N, size_t C,
+static void carve_internals(struct sg_resblock *k, struct sg_carver *cv, size_t N, size_t C,
                             size_t natt)
 {
-    k->ln1 = take(cv, N * C);
-    k->ln2 = take(cv, N * C);
-    k->mean1 = take(cv, N);
-    k->rstd1 = take(cv, N);
-    k->mean2 = take(cv, N);
-    k->rstd2 = take(cv, N);
-    k->qkv = take(cv, N * 3 * C);
-    k->att = take(cv, natt);
-    k->ao = take(cv, N * C);
-    k->x1 = take(cv, N * C);
-    k->h = take(cv, N * 4 * C);
+    k->ln1 = sg_carve_floats(cv, N * C);
+    k->ln2 = sg_carve_floats(cv, N * C);
+    k->mean1 = sg_carve_floats(cv, N);
+    k->rstd1 = sg_carve_floats(cv, N);
+    k->mean2 = sg_carve_floats(cv, N);
+    k->rstd2 = sg_carve_floats(cv, N);
+    k->qkv = sg_carve_floats(cv, N * 3 * C);
+    k->att = sg_carve_floats(cv, natt);
+    k->ao = sg_carve_floats(cv, N * C);
+    k->x1 = sg_carve_floats(cv, N * C);
+    k->h = sg_carve_floats(cv, N * 4 * C);
 }
 
 static void share_internals(struct sg_resblock *k, const struct sg_resblock *s)
@@ -114,7 +102,7 @@ static void share_internals(struct sg_resblock *k, const struct sg_resblock *s)
     k->h = s->h;
 }
 
-static void carve(struct sg_transformer *m, struct carver *cv)
+static void carve(struct sg_transformer *m, struct sg_carver *cv)
 {
     size_t N = (size_t)m->B * m->Tcap, C = (size_t)m->C;
     size_t natt = (size_t)m->B * m->NH * m->Tcap * m->Tcap;
@@ -124,22 +112,22 @@ static void carve(struct sg_transformer *m, struct carver *cv)
             carve_internals(k, cv, N, C, natt);
         else
             share_internals(k, &m->blocks[0]);
-        k->out = take(cv, N * C);
+        k->out = sg_carve_floats(cv, N * C);
     }
-    m->ha = take(cv, N * 4 * C);
+    m->ha = sg_carve_floats(cv, N * 4 * C);
     for (int i = 0; i < m->layers; i++) m->blocks[i].ha = m->ha;
-    m->g0 = take(cv, N * C);
-    m->g1 = take(cv, N * C);
-    m->t0 = take(cv, N * C);
-    m->t1 = take(cv, N * C);
-    m->dqkv = take(cv, N * 3 * C);
-    m->dh = take(cv, N * 4 * C);
-    m->ascr = take(cv, natt);
+    m->g0 = sg_carve_floats(cv, N * C);
+    m->g1 = sg_carve_floats(cv, N * C);
+    m->t0 = sg_carve_floats(cv, N * C);
+    m->t1 = sg_carve_floats(cv, N * C);
+    m->dqkv = sg_carve_floats(cv, N * 3 * C);
+    m->dh = sg_carve_floats(cv, N * 4 * C);
+    m->ascr = sg_carve_floats(cv, natt);
 }
 
 size_t sg_transformer_plan(struct sg_transformer *m, int B, int T)
 {
-    struct carver cv = {NULL, 0};
+    struct sg_carver cv = {NULL, 0};
     SG_CHECK(B > 0 && T > 0, "transformer_plan: B %d T %d", B, T);
     m->B = B;
     m->T = m->Tcap = T;
@@ -155,7 +143,7 @@ void sg_transformer_set_length(struct sg_transformer *m, int T)
 
 void sg_transformer_bind(struct sg_transformer *m, struct sg_arena *a)
 {
-    struct carver cv = {a, 0};
+    struct sg_carver cv = {a, 0};
     SG_CHECK(m->B > 0, "transformer_bind before transformer_plan");
     carve(m, &cv);
 }

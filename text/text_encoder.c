@@ -43,39 +43,27 @@ void sg_text_encoder_init(struct sg_text_encoder *m, const struct sg_text_encode
                   1.0f / sqrtf((float)C));
 }
 
-struct carver {
-    struct sg_arena *a;
-    size_t total;
-};
-
-static void *take(struct carver *cv, size_t bytes)
-{
-    if (cv->a) return sg_arena_alloc(cv->a, bytes);
-    cv->total += sg_arena_round(bytes);
-    return NULL;
-}
-
-static void carve(struct sg_text_encoder *m, struct carver *cv)
+static void carve(struct sg_text_encoder *m, struct sg_carver *cv)
 {
     size_t B = (size_t)m->B, N = B * m->cfg.context, C = (size_t)m->cfg.width;
     size_t E = (size_t)m->cfg.embed_dim, f = sizeof(float);
-    m->eot = take(cv, B * sizeof(int32_t));
-    m->ids_used = take(cv, N * sizeof(int32_t));
-    m->x0 = take(cv, N * C * f);
-    m->xf = take(cv, N * C * f);
-    m->mean = take(cv, N * f);
-    m->rstd = take(cv, N * f);
-    m->pooled = take(cv, B * C * f);
-    m->out = take(cv, B * E * f);
-    m->dpooled = take(cv, B * C * f);
-    m->dproj = take(cv, C * E * f);
-    m->dxf = take(cv, N * C * f);
-    m->dx = take(cv, N * C * f);
+    m->eot = sg_carve(cv, B * sizeof(int32_t));
+    m->ids_used = sg_carve(cv, N * sizeof(int32_t));
+    m->x0 = sg_carve(cv, N * C * f);
+    m->xf = sg_carve(cv, N * C * f);
+    m->mean = sg_carve(cv, N * f);
+    m->rstd = sg_carve(cv, N * f);
+    m->pooled = sg_carve(cv, B * C * f);
+    m->out = sg_carve(cv, B * E * f);
+    m->dpooled = sg_carve(cv, B * C * f);
+    m->dproj = sg_carve(cv, C * E * f);
+    m->dxf = sg_carve(cv, N * C * f);
+    m->dx = sg_carve(cv, N * C * f);
 }
 
 size_t sg_text_encoder_plan(struct sg_text_encoder *m, int B)
 {
-    struct carver cv = {NULL, 0};
+    struct sg_carver cv = {NULL, 0};
     SG_CHECK(B > 0, "text_encoder_plan: B %d", B);
     m->B = B;
     carve(m, &cv);
@@ -84,7 +72,7 @@ size_t sg_text_encoder_plan(struct sg_text_encoder *m, int B)
 
 void sg_text_encoder_bind(struct sg_text_encoder *m, struct sg_arena *a)
 {
-    struct carver cv = {a, 0};
+    struct sg_carver cv = {a, 0};
     SG_CHECK(m->B > 0, "text_encoder_bind before text_encoder_plan");
     carve(m, &cv);
     sg_transformer_bind(&m->tr, a);

@@ -97,24 +97,12 @@ void sg_mrn_init(struct sg_mrn *m, const struct sg_mrn_config *cfg, struct sg_pa
     attnpool_init(&m->ap, ps, p, C, s * s + 1, cfg->heads, cfg->output_dim);
 }
 
-struct carver {
-    struct sg_arena *a;
-    size_t total;
-};
-
-static float *take(struct carver *cv, size_t n)
-{
-    if (cv->a) return sg_arena_floats(cv->a, n);
-    cv->total += sg_arena_round(n * sizeof(float));
-    return NULL;
-}
-
 static size_t max_sz(size_t a, size_t b)
 {
     return a > b ? a : b;
 }
 
-static size_t carve_block(struct sg_mrn_block *k, struct carver *cv, size_t B, int H, int W)
+static size_t carve_block(struct sg_mrn_block *k, struct sg_carver *cv, size_t B, int H, int W)
 {
     k->H = H;
     k->W = W;
@@ -122,66 +110,66 @@ static size_t carve_block(struct sg_mrn_block *k, struct carver *cv, size_t B, i
     k->OW = W / k->stride;
     size_t hw = (size_t)H * W, ohw = (size_t)k->OH * k->OW, P = (size_t)k->P;
     size_t OC = (size_t)k->OC, C = (size_t)k->C;
-    k->c1 = take(cv, B * P * hw);
-    k->a1 = take(cv, B * P * hw);
-    k->c2 = take(cv, B * P * hw);
-    k->a2 = take(cv, B * P * hw);
-    k->p2 = k->stride > 1 ? take(cv, B * P * ohw) : k->a2;
-    k->c3 = take(cv, B * OC * ohw);
-    k->out = take(cv, B * OC * ohw);
-    k->m1 = take(cv, P);
-    k->r1 = take(cv, P);
-    k->m2 = take(cv, P);
-    k->r2 = take(cv, P);
-    k->m3 = take(cv, OC);
-    k->r3 = take(cv, OC);
+    k->c1 = sg_carve_floats(cv, B * P * hw);
+    k->a1 = sg_carve_floats(cv, B * P * hw);
+    k->c2 = sg_carve_floats(cv, B * P * hw);
+    k->a2 = sg_carve_floats(cv, B * P * hw);
+    k->p2 = k->stride > 1 ? sg_carve_floats(cv, B * P * ohw) : k->a2;
+    k->c3 = sg_carve_floats(cv, B * OC * ohw);
+    k->out = sg_carve_floats(cv, B * OC * ohw);
+    k->m1 = sg_carve_floats(cv, P);
+    k->r1 = sg_carve_floats(cv, P);
+    k->m2 = sg_carve_floats(cv, P);
+    k->r2 = sg_carve_floats(cv, P);
+    k->m3 = sg_carve_floats(cv, OC);
+    k->r3 = sg_carve_floats(cv, OC);
     if (k->has_down) {
-        k->pd = k->stride > 1 ? take(cv, B * C * ohw) : NULL;
-        k->cd = take(cv, B * OC * ohw);
-        k->md = take(cv, OC);
-        k->rd = take(cv, OC);
+        k->pd = k->stride > 1 ? sg_carve_floats(cv, B * C * ohw) : NULL;
+        k->cd = sg_carve_floats(cv, B * OC * ohw);
+        k->md = sg_carve_floats(cv, OC);
+        k->rd = sg_carve_floats(cv, OC);
     }
     return max_sz(max_sz(B * P * hw, B * OC * ohw), B * C * hw);
 }
 
-static void carve_attnpool(struct sg_mrn_attnpool *a, struct carver *cv, size_t B)
+static void carve_attnpool(struct sg_mrn_attnpool *a, struct sg_carver *cv, size_t B)
 {
     size_t C = (size_t)a->C, T = (size_t)a->T;
-    a->tok = take(cv, B * T * C);
-    a->q0 = take(cv, B * C);
-    a->qq = take(cv, B * C);
-    a->kk = take(cv, B * T * C);
-    a->vv = take(cv, B * T * C);
-    a->p = take(cv, B * a->heads * T);
-    a->o = take(cv, B * C);
-    a->out = take(cv, B * (size_t)a->out_dim);
-    a->dtok = take(cv, B * T * C);
-    a->dt2 = take(cv, B * T * C);
-    a->dq0 = take(cv, B * C);
-    a->dqq = take(cv, B * C);
-    a->dkk = take(cv, B * T * C);
-    a->dvv = take(cv, B * T * C);
-    a->dp = take(cv, T);
-    a->do_ = take(cv, B * C);
+    a->tok = sg_carve_floats(cv, B * T * C);
+    a->q0 = sg_carve_floats(cv, B * C);
+    a->qq = sg_carve_floats(cv, B * C);
+    a->kk = sg_carve_floats(cv, B * T * C);
+    a->vv = sg_carve_floats(cv, B * T * C);
+    a->p = sg_carve_floats(cv, B * a->heads * T);
+    a->o = sg_carve_floats(cv, B * C);
+    a->out = sg_carve_floats(cv, B * (size_t)a->out_dim);
+    a->dtok = sg_carve_floats(cv, B * T * C);
+    a->dt2 = sg_carve_floats(cv, B * T * C);
+    a->dq0 = sg_carve_floats(cv, B * C);
+    a->dqq = sg_carve_floats(cv, B * C);
+    a->dkk = sg_carve_floats(cv, B * T * C);
+    a->dvv = sg_carve_floats(cv, B * T * C);
+    a->dp = sg_carve_floats(cv, T);
+    a->do_ = sg_carve_floats(cv, B * C);
 }
 
-static void carve(struct sg_mrn *m, struct carver *cv)
+static void carve(struct sg_mrn *m, struct sg_carver *cv)
 {
     size_t B = (size_t)m->B, w = (size_t)m->cfg.width, shw = (size_t)m->SH * m->SW;
     size_t big = max_sz(B * 3 * (size_t)m->H * m->W, B * w * shw);
-    m->c1 = take(cv, B * w / 2 * shw);
-    m->a1 = take(cv, B * w / 2 * shw);
-    m->c2 = take(cv, B * w / 2 * shw);
-    m->a2 = take(cv, B * w / 2 * shw);
-    m->c3 = take(cv, B * w * shw);
-    m->a3 = take(cv, B * w * shw);
-    m->m1 = take(cv, w / 2);
-    m->r1 = take(cv, w / 2);
-    m->m2 = take(cv, w / 2);
-    m->r2 = take(cv, w / 2);
-    m->m3 = take(cv, w);
-    m->r3 = take(cv, w);
-    m->p0 = take(cv, B * w * (size_t)m->PH * m->PW);
+    m->c1 = sg_carve_floats(cv, B * w / 2 * shw);
+    m->a1 = sg_carve_floats(cv, B * w / 2 * shw);
+    m->c2 = sg_carve_floats(cv, B * w / 2 * shw);
+    m->a2 = sg_carve_floats(cv, B * w / 2 * shw);
+    m->c3 = sg_carve_floats(cv, B * w * shw);
+    m->a3 = sg_carve_floats(cv, B * w * shw);
+    m->m1 = sg_carve_floats(cv, w / 2);
+    m->r1 = sg_carve_floats(cv, w / 2);
+    m->m2 = sg_carve_floats(cv, w / 2);
+    m->r2 = sg_carve_floats(cv, w / 2);
+    m->m3 = sg_carve_floats(cv, w);
+    m->r3 = sg_carve_floats(cv, w);
+    m->p0 = sg_carve_floats(cv, B * w * (size_t)m->PH * m->PW);
     int H = m->PH, W = m->PW;
     for (int i = 0; i < m->nblocks; i++) {
         big = max_sz(big, carve_block(&m->blocks[i], cv, B, H, W));
@@ -190,16 +178,16 @@ static void carve(struct sg_mrn *m, struct carver *cv)
     }
     SG_CHECK(H * W + 1 == m->ap.T, "mrn: final %dx%d does not match positional_embedding", H, W);
     carve_attnpool(&m->ap, cv, B);
-    m->g0 = take(cv, big);
-    m->g1 = take(cv, big);
-    m->t0 = take(cv, big);
-    m->t1 = take(cv, big);
-    m->t2 = take(cv, big);
+    m->g0 = sg_carve_floats(cv, big);
+    m->g1 = sg_carve_floats(cv, big);
+    m->t0 = sg_carve_floats(cv, big);
+    m->t1 = sg_carve_floats(cv, big);
+    m->t2 = sg_carve_floats(cv, big);
 }
 
 size_t sg_mrn_plan(struct sg_mrn *m, int B)
 {
-    struct carver cv = {NULL, 0};
+    struct sg_carver cv = {NULL, 0};
     SG_CHECK(B > 0, "mrn_plan: B %d", B);
     m->B = B;
     m->H = m->W = m->cfg.image_size;
@@ -213,7 +201,7 @@ size_t sg_mrn_plan(struct sg_mrn *m, int B)
 
 void sg_mrn_bind(struct sg_mrn *m, struct sg_arena *a)
 {
-    struct carver cv = {a, 0};
+    struct sg_carver cv = {a, 0};
     SG_CHECK(m->B > 0, "mrn_bind before mrn_plan");
     carve(m, &cv);
 }

@@ -90,46 +90,27 @@ void sg_resnet_init(struct sg_resnet *m, const struct sg_resnet_config *cfg, str
 }
 
 /* Counts (a == NULL) or carves (a != NULL) one buffer of n floats. */
-struct carver {
-    struct sg_arena *a;
-    size_t total;
-};
-
-static float *take(struct carver *cv, size_t n)
-{
-    if (cv->a) return sg_arena_floats(cv->a, n);
-    cv->total += sg_arena_round(n * sizeof(float));
-    return NULL;
-}
-
-static void *take_bytes(struct carver *cv, size_t bytes)
-{
-    if (cv->a) return sg_arena_alloc(cv->a, bytes);
-    cv->total += sg_arena_round(bytes);
-    return NULL;
-}
-
 static size_t max_sz(size_t a, size_t b)
 {
     return a > b ? a : b;
 }
 
 /* Walks the planned shapes; fills block geometry and (when binding) the buffer pointers. */
-static void carve(struct sg_resnet *m, struct carver *cv)
+static void carve(struct sg_resnet *m, struct sg_carver *cv)
 {
     size_t B = (size_t)m->B, w = (size_t)m->cfg.base_width;
     size_t stem = B * w * (size_t)m->SH * m->SW, pooled = B * w * (size_t)m->PH * m->PW;
     size_t big = max_sz(B * 3 * (size_t)m->H * m->W, stem);
-    m->c0 = take(cv, stem);
-    m->a0 = take(cv, stem);
-    m->mean0 = take(cv, w);
-    m->rstd0 = take(cv, w);
+    m->c0 = sg_carve_floats(cv, stem);
+    m->a0 = sg_carve_floats(cv, stem);
+    m->mean0 = sg_carve_floats(cv, w);
+    m->rstd0 = sg_carve_floats(cv, w);
     if (m->cfg.cifar_stem) {
         m->p0 = m->a0;
         m->argmax = NULL;
     } else {
-        m->p0 = take(cv, pooled);
-        m->argmax = take_bytes(cv, pooled * sizeof(int32_t));
+        m->p0 = sg_carve_floats(cv, pooled);
+        m->argmax = sg_carve(cv, pooled * sizeof(int32_t));
     }
     int H = m->PH, W = m->PW;
     for (int i = 0; i < m->nblocks; i++) {
@@ -142,40 +123,40 @@ static void carve(struct sg_resnet *m, struct carver *cv)
         size_t n = B * (size_t)k->OC * k->OH * k->OW, oc = (size_t)k->OC, p = (size_t)k->P;
         size_t n1 = k->bottleneck ? B * p * H * W : n, n2 = B * p * k->OH * k->OW;
         big = max_sz(big, max_sz(n, n1));
-        k->c1 = take(cv, n1);
-        k->a1 = take(cv, n1);
-        k->c2 = take(cv, k->bottleneck ? n2 : n);
-        k->out = take(cv, n);
-        k->mean1 = take(cv, p);
-        k->rstd1 = take(cv, p);
-        k->mean2 = take(cv, p);
-        k->rstd2 = take(cv, p);
+        k->c1 = sg_carve_floats(cv, n1);
+        k->a1 = sg_carve_floats(cv, n1);
+        k->c2 = sg_carve_floats(cv, k->bottleneck ? n2 : n);
+        k->out = sg_carve_floats(cv, n);
+        k->mean1 = sg_carve_floats(cv, p);
+        k->rstd1 = sg_carve_floats(cv, p);
+        k->mean2 = sg_carve_floats(cv, p);
+        k->rstd2 = sg_carve_floats(cv, p);
         if (k->bottleneck) {
-            k->a2 = take(cv, n2);
-            k->c3 = take(cv, n);
-            k->mean3 = take(cv, oc);
-            k->rstd3 = take(cv, oc);
+            k->a2 = sg_carve_floats(cv, n2);
+            k->c3 = sg_carve_floats(cv, n);
+            k->mean3 = sg_carve_floats(cv, oc);
+            k->rstd3 = sg_carve_floats(cv, oc);
         }
         if (k->has_down) {
-            k->cd = take(cv, n);
-            k->meand = take(cv, oc);
-            k->rstdd = take(cv, oc);
+            k->cd = sg_carve_floats(cv, n);
+            k->meand = sg_carve_floats(cv, oc);
+            k->rstdd = sg_carve_floats(cv, oc);
         }
         H = k->OH;
         W = k->OW;
     }
-    m->feat = take(cv, B * (size_t)m->feat_dim);
-    m->dfeat = take(cv, B * (size_t)m->feat_dim);
-    m->logits = m->cfg.num_classes > 0 ? take(cv, B * (size_t)m->cfg.num_classes) : NULL;
-    m->g0 = take(cv, big);
-    m->g1 = take(cv, big);
-    m->t0 = take(cv, big);
-    m->t1 = take(cv, big);
+    m->feat = sg_carve_floats(cv, B * (size_t)m->feat_dim);
+    m->dfeat = sg_carve_floats(cv, B * (size_t)m->feat_dim);
+    m->logits = m->cfg.num_classes > 0 ? sg_carve_floats(cv, B * (size_t)m->cfg.num_classes) : NULL;
+    m->g0 = sg_carve_floats(cv, big);
+    m->g1 = sg_carve_floats(cv, big);
+    m->t0 = sg_carve_floats(cv, big);
+    m->t1 = sg_carve_floats(cv, big);
 }
 
 size_t sg_resnet_plan(struct sg_resnet *m, int B, int H, int W)
 {
-    struct carver cv = {NULL, 0};
+    struct sg_carver cv = {NULL, 0};
     SG_CHECK(B > 0 && H > 0 && W > 0, "resnet_plan: bad input %dx3x%dx%d", B, H, W);
     m->B = B;
     m->H = H;
@@ -195,7 +176,7 @@ size_t sg_resnet_plan(struct sg_resnet *m, int B, int H, int W)
 
 void sg_resnet_bind(struct sg_resnet *m, struct sg_arena *a)
 {
-    struct carver cv = {a, 0};
+    struct sg_carver cv = {a, 0};
     SG_CHECK(m->B > 0, "resnet_bind before resnet_plan");
     carve(m, &cv);
 }

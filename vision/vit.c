@@ -53,44 +53,32 @@ void sg_vit_init(struct sg_vit *m, const struct sg_vit_config *cfg, struct sg_pa
     m->proj = add(ps, prefix, "proj", 2, ce, SG_PARAM_DECAY | SG_PARAM_INIT_NORMAL, sc);
 }
 
-struct carver {
-    struct sg_arena *a;
-    size_t total;
-};
-
-static void *take(struct carver *cv, size_t bytes)
-{
-    if (cv->a) return sg_arena_alloc(cv->a, bytes);
-    cv->total += sg_arena_round(bytes);
-    return NULL;
-}
-
-static void carve(struct sg_vit *m, struct carver *cv)
+static void carve(struct sg_vit *m, struct sg_carver *cv)
 {
     size_t B = (size_t)m->B, N = B * m->T, C = (size_t)m->cfg.width, f = sizeof(float);
     size_t E = (size_t)m->cfg.embed_dim, BP = B * m->P, K = (size_t)m->K;
-    m->patches = take(cv, BP * K * f);
-    m->emb = take(cv, BP * C * f);
-    m->x0 = take(cv, N * C * f);
-    m->xl = take(cv, N * C * f);
-    m->mean0 = take(cv, N * f);
-    m->rstd0 = take(cv, N * f);
-    m->tok = take(cv, B * C * f);
-    m->pooled = take(cv, B * C * f);
-    m->mean1 = take(cv, B * f);
-    m->rstd1 = take(cv, B * f);
-    m->out = take(cv, B * E * f);
-    m->dpooled = take(cv, B * C * f);
-    m->dtok = take(cv, B * C * f);
-    m->dproj = take(cv, C * E * f);
-    m->dy = take(cv, N * C * f);
-    m->dxl = take(cv, N * C * f);
-    m->dpatches = take(cv, BP * K * f);
+    m->patches = sg_carve(cv, BP * K * f);
+    m->emb = sg_carve(cv, BP * C * f);
+    m->x0 = sg_carve(cv, N * C * f);
+    m->xl = sg_carve(cv, N * C * f);
+    m->mean0 = sg_carve(cv, N * f);
+    m->rstd0 = sg_carve(cv, N * f);
+    m->tok = sg_carve(cv, B * C * f);
+    m->pooled = sg_carve(cv, B * C * f);
+    m->mean1 = sg_carve(cv, B * f);
+    m->rstd1 = sg_carve(cv, B * f);
+    m->out = sg_carve(cv, B * E * f);
+    m->dpooled = sg_carve(cv, B * C * f);
+    m->dtok = sg_carve(cv, B * C * f);
+    m->dproj = sg_carve(cv, C * E * f);
+    m->dy = sg_carve(cv, N * C * f);
+    m->dxl = sg_carve(cv, N * C * f);
+    m->dpatches = sg_carve(cv, BP * K * f);
 }
 
 size_t sg_vit_plan(struct sg_vit *m, int B)
 {
-    struct carver cv = {NULL, 0};
+    struct sg_carver cv = {NULL, 0};
     SG_CHECK(B > 0, "vit_plan: B %d", B);
     m->B = B;
     carve(m, &cv);
@@ -99,7 +87,7 @@ size_t sg_vit_plan(struct sg_vit *m, int B)
 
 void sg_vit_bind(struct sg_vit *m, struct sg_arena *a)
 {
-    struct carver cv = {a, 0};
+    struct sg_carver cv = {a, 0};
     SG_CHECK(m->B > 0, "vit_bind before vit_plan");
     carve(m, &cv);
     sg_transformer_bind(&m->tr, a);
