@@ -126,6 +126,18 @@ void sg_raw_add_caption(struct sg_raw_sample *out, const char *s, size_t n);
 /* Clear captions, label and dropped count before filling a sample. */
 void sg_raw_reset(struct sg_raw_sample *out);
 
+/* An image list with its captions held in memory: the state behind the csv and karpathy
+ * datasets, which both set ds->ops = &sg_captable_ops (read, where, free; data/ds_csv.c). */
+struct sg_captable {
+    char *base;         /* folder that relative image paths resolve against */
+    char *paths;        /* arena of NUL-terminated image paths */
+    int64_t *path_off;  /* (n) */
+    char *caps;         /* arena of NUL-terminated captions */
+    int64_t *cap_off;   /* (ncaptions) grouped by image */
+    int64_t *cap_start; /* (n + 1) offsets into cap_off */
+};
+extern const struct sg_dataset_ops sg_captable_ops;
+
 /* Format constructors (data/ds_csv.c, ds_wds.c, ds_folder.c, ds_karpathy.c). */
 int sg_dataset_open_csv(const struct sg_dataset_spec *spec, struct sg_dataset **out);
 int sg_dataset_open_wds(const struct sg_dataset_spec *spec, struct sg_dataset **out);

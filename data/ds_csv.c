@@ -39,15 +39,6 @@ static void buf_put(struct buf *b, const char *s, size_t n)
     b->n--;
 }
 
-struct csv_impl {
-    char *base;         /* folder that relative image paths resolve against */
-    char *paths;        /* arena of NUL-terminated image paths as written */
-    int64_t *path_off;  /* (n) */
-    char *caps;         /* arena of NUL-terminated captions */
-    int64_t *cap_off;   /* (ncaptions) grouped by image, file order within an image */
-    int64_t *cap_start; /* (n + 1) */
-};
-
 /* ---- record parsing --------------------------------------------------------------------- */
 
 struct field {
@@ -232,11 +223,6 @@ static char *dirname_of(const char *path)
     return d;
 }
 
-static int csv_read(const struct sg_dataset *ds, int64_t index, struct sg_raw_sample *out);
-static void csv_where(const struct sg_dataset *ds, int64_t index, char *buf, size_t n);
-static void csv_free(struct sg_dataset *ds);
-static const struct sg_dataset_ops csv_ops = {csv_read, csv_where, csv_free};
-
 struct pair {
     int64_t img, cap; /* image index, caption offset */
 };
@@ -316,7 +302,7 @@ static int parse_rows(const char *p, const char *end, char sep, int ic, int cc, 
 }
 
 /* Group the (image, caption) pairs by image, stable in file order. */
-static void group_captions(struct parse_state *st, struct csv_impl *im)
+static void group_captions(struct parse_state *st, struct sg_captable *im)
 {
     int64_t n = st->npaths;
     im->cap_start = sg_xcalloc((size_t)n + 1, sizeof(int64_t));
@@ -370,7 +356,7 @@ int sg_dataset_open_csv(const struct sg_dataset_spec *spec, struct sg_dataset **
         sg_err("%s: no data rows after the header", spec->path);
         goto done;
     }
-    struct csv_impl *im = sg_xcalloc(1, sizeof(*im));
+    struct sg_captable *im = sg_xcalloc(1, sizeof(*im));
     im->base = spec->image_root ? sg_xstrdup(spec->image_root) : dirname_of(spec->path);
     group_captions(&st, im);
     im->paths = st.paths.p;
@@ -379,7 +365,7 @@ int sg_dataset_open_csv(const struct sg_dataset_spec *spec, struct sg_dataset **
     st.paths.p = st.caps.p = NULL;
     st.path_off = NULL;
     struct sg_dataset *ds = sg_xcalloc(1, sizeof(*ds));
-    ds->ops = &csv_ops;
+    ds->ops = &sg_captable_ops;
     ds->kind = "csv";
     ds->path = sg_xstrdup(spec->path);
     ds->n = st.npaths;
@@ -400,11 +386,11 @@ done:
     return rc;
 }
 
-/* ---- read ------------------------------------------------------------------------------- */
+/* ---- sg_captable_ops: read, where, free (also the karpathy dataset's) ------------------ */
 
-static int csv_read(const struct sg_dataset *ds, int64_t index, struct sg_raw_sample *out)
+static int captable_read(const struct sg_dataset *ds, int64_t index, struct sg_raw_sample *out)
 {
-    const struct csv_impl *im = ds->impl;
+    const struct sg_captable *im = ds->impl;
     const char *rel = im->paths + im->path_off[index];
     snprintf(out->where, sizeof(out->where), "%s", rel);
     char full[4096];
@@ -419,15 +405,15 @@ static int csv_read(const struct sg_dataset *ds, int64_t index, struct sg_raw_sa
     return 0;
 }
 
-static void csv_where(const struct sg_dataset *ds, int64_t index, char *buf, size_t n)
+static void captable_where(const struct sg_dataset *ds, int64_t index, char *buf, size_t n)
 {
-    const struct csv_impl *im = ds->impl;
+    const struct sg_captable *im = ds->impl;
     snprintf(buf, n, "%s", im->paths + im->path_off[index]);
 }
 
-static void csv_free(struct sg_dataset *ds)
+static void captable_free(struct sg_dataset *ds)
 {
-    struct csv_impl *im = ds->impl;
+    struct sg_captable *im = ds->impl;
     if (!im) return;
     free(im->base);
     free(im->paths);
@@ -437,3 +423,5 @@ static void csv_free(struct sg_dataset *ds)
     free(im->cap_start);
     free(im);
 }
+
+const struct sg_dataset_ops sg_captable_ops = {captable_read, captable_where, captable_free};

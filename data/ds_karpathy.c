@@ -18,15 +18,6 @@
 #define KP_MAX_BYTES  (1ll << 30)
 #define KP_MAX_SPLITS 16 /* distinct split names remembered for the "no images" hint */
 
-struct kp_impl {
-    char *base;         /* folder that relative image paths resolve against */
-    char *paths;        /* arena of NUL-terminated "filepath/filename" */
-    int64_t *path_off;  /* (n) */
-    char *caps;         /* arena of NUL-terminated captions */
-    int64_t *cap_start; /* (n + 1) offsets into cap_off */
-    int64_t *cap_off;   /* (ncaptions) */
-};
-
 struct arena {
     char *p;
     size_t n, cap;
@@ -315,14 +306,9 @@ static int read_json(const char *path, char **data, size_t *len)
     return sg_read_file(path, data, len);
 }
 
-static int kp_read(const struct sg_dataset *ds, int64_t index, struct sg_raw_sample *out);
-static void kp_where(const struct sg_dataset *ds, int64_t index, char *buf, size_t n);
-static void kp_free(struct sg_dataset *ds);
-static const struct sg_dataset_ops kp_ops = {kp_read, kp_where, kp_free};
-
 static struct sg_dataset *make_dataset(const struct sg_dataset_spec *spec, struct kp_state *st)
 {
-    struct kp_impl *im = sg_xcalloc(1, sizeof(*im));
+    struct sg_captable *im = sg_xcalloc(1, sizeof(*im));
     im->base = spec->image_root ? sg_xstrdup(spec->image_root) : dirname_of(spec->path);
     im->paths = st->paths.p;
     im->path_off = st->path_off.v;
@@ -331,7 +317,7 @@ static struct sg_dataset *make_dataset(const struct sg_dataset_spec *spec, struc
     im->cap_start = st->cap_start.v;
     im->cap_off = st->cap_off.v;
     struct sg_dataset *ds = sg_xcalloc(1, sizeof(*ds));
-    ds->ops = &kp_ops;
+    ds->ops = &sg_captable_ops;
     ds->kind = "karpathy";
     ds->path = sg_xstrdup(spec->path);
     ds->n = st->path_off.n;
@@ -360,42 +346,4 @@ int sg_dataset_open_karpathy(const struct sg_dataset_spec *spec, struct sg_datas
     state_free(&st);
     free(data);
     return rc;
-}
-
-/* ---- read ------------------------------------------------------------------------------- */
-
-static int kp_read(const struct sg_dataset *ds, int64_t index, struct sg_raw_sample *out)
-{
-    const struct kp_impl *im = ds->impl;
-    const char *rel = im->paths + im->path_off[index];
-    snprintf(out->where, sizeof(out->where), "%s", rel);
-    char full[4096];
-    int k = rel[0] == '/' ? snprintf(full, sizeof(full), "%s", rel)
-                          : snprintf(full, sizeof(full), "%s/%s", im->base, rel);
-    if (k < 0 || (size_t)k >= sizeof(full)) return sg_err("%s: path too long", rel);
-    if (sg_raw_read_file(full, out) != 0) return -1;
-    for (int64_t c = im->cap_start[index]; c < im->cap_start[index + 1]; c++) {
-        const char *s = im->caps + im->cap_off[c];
-        sg_raw_add_caption(out, s, strlen(s));
-    }
-    return 0;
-}
-
-static void kp_where(const struct sg_dataset *ds, int64_t index, char *buf, size_t n)
-{
-    const struct kp_impl *im = ds->impl;
-    snprintf(buf, n, "%s", im->paths + im->path_off[index]);
-}
-
-static void kp_free(struct sg_dataset *ds)
-{
-    struct kp_impl *im = ds->impl;
-    if (!im) return;
-    free(im->base);
-    free(im->paths);
-    free(im->path_off);
-    free(im->caps);
-    free(im->cap_start);
-    free(im->cap_off);
-    free(im);
 }

@@ -65,8 +65,7 @@ void sg_image_free(struct sg_image *img)
     img->w = img->h = 0;
 }
 
-/* Grows img to (h, w, 3); the pixel count was validated by the caller. */
-static void image_reserve(struct sg_image *img, int w, int h)
+void sg_image_reserve(struct sg_image *img, int w, int h)
 {
     size_t need = (size_t)w * (size_t)h * 3;
     if (need > img->cap) {
@@ -187,7 +186,7 @@ static int decode_jpeg(struct sg_decoder *d, const uint8_t *buf, size_t len,
         }
         dst = d->cmyk;
     } else {
-        image_reserve(out, sw, sh);
+        sg_image_reserve(out, sw, sh);
         dst = out->px;
     }
     int flags = TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS;
@@ -198,7 +197,7 @@ static int decode_jpeg(struct sg_decoder *d, const uint8_t *buf, size_t len,
             return jpeg_fail(d, buf, len, w, h, out);
     }
     if (cmyk) {
-        image_reserve(out, sw, sh);
+        sg_image_reserve(out, sw, sh);
         cmyk_to_rgb(d->cmyk, out->px, (size_t)sw * (size_t)sh);
     }
     return 0;
@@ -298,7 +297,7 @@ static int decode_png(const uint8_t *buf, size_t len, const struct sg_decode_opt
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
     SG_CHECK(png_get_rowbytes(png, info) == (size_t)w * 3, "PNG transforms did not give RGB8");
-    image_reserve(out, (int)w, (int)h);
+    sg_image_reserve(out, (int)w, (int)h);
     rows = sg_xmalloc(sizeof(png_bytep) * h);
     for (png_uint_32 y = 0; y < h; y++) rows[y] = out->px + (size_t)y * w * 3;
     png_read_image(png, rows);

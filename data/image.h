@@ -47,5 +47,8 @@ int sg_decode_file(struct sg_decoder *d, const char *path, const struct sg_decod
 int sg_encode_jpeg(struct sg_decoder *d, const struct sg_image *img, int quality, uint8_t **out,
                    size_t *out_len);
 void sg_image_free(struct sg_image *img);
+/* Grows img's buffer to (h, w, 3) (keeps it when large enough) and sets w, h; the caller has
+ * validated the size. */
+void sg_image_reserve(struct sg_image *img, int w, int h);
 
 #endif

@@ -56,18 +56,6 @@ void sg_aug_scratch_free(struct sg_aug_scratch *s)
     free(s);
 }
 
-static void img_reserve(struct sg_image *img, int w, int h)
-{
-    size_t need = (size_t)w * (size_t)h * 3;
-    if (need > img->cap) {
-        free(img->px);
-        img->px = sg_xmalloc(need);
-        img->cap = need;
-    }
-    img->w = w;
-    img->h = h;
-}
-
 static void *grow(void *p, size_t *cap, size_t bytes)
 {
     if (bytes <= *cap) return p;
@@ -140,7 +128,7 @@ static void resized_crop(const struct sg_image *in, int top, int left, int h, in
     SG_CHECK(top >= 0 && left >= 0 && h > 0 && w > 0 && top + h <= in->h && left + w <= in->w,
              "crop box (%d,%d,%d,%d) outside the %dx%d image", top, left, h, w, in->w, in->h);
     SG_CHECK(out != in, "resized_crop cannot work in place");
-    img_reserve(out, out_w, out_h);
+    sg_image_reserve(out, out_w, out_h);
     const size_t stride = (size_t)in->w * 3;
     sg_resample(in->px + (size_t)top * stride + (size_t)left * 3, stride, h, w, out->px, out_h,
                 out_w, interp, antialias, rs);
@@ -190,7 +178,7 @@ void sg_tf_center_crop(const struct sg_image *in, int size, struct sg_image *out
     int pt = size > in->h ? (size - in->h) / 2 : 0, pb = size > in->h ? (size - in->h + 1) / 2 : 0;
     int W = in->w + pl + pr, H = in->h + pt + pb; /* padded size */
     int top = (int)nearbyint((H - size) / 2.0), left = (int)nearbyint((W - size) / 2.0);
-    img_reserve(out, size, size);
+    sg_image_reserve(out, size, size);
     for (int y = 0; y < size; y++) {
         int sy = y + top - pt;
         uint8_t *d = out->px + (size_t)y * size * 3;
