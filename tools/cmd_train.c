@@ -58,5 +58,6 @@ int sg_cmd_train(int argc, char **argv)
             printf("interrupted at step %lld: continue with --resume latest\n",
                    (long long)res.steps);
     }
+    sg_train_result_free(&res);
     return rc;
 }

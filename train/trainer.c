@@ -4,13 +4,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train/trainer.h"
 
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,7 +52,7 @@ struct trainer {
     char run_dir[SG_PATH_MAX + 160];
     char *config_yaml, *model_yaml;
     float *dzi, *dzt; /* (B,E) */
-    int64_t step, steps_per_epoch, total_steps;
+    int64_t step, total_steps;
     float base_lr;
     int progress_bar;
 };
@@ -184,8 +182,7 @@ static int setup(struct trainer *t)
     char path[SG_PATH_MAX + 200];
     snprintf(path, sizeof path, "%s/config.yaml", t->run_dir);
     if (sg_write_file_atomic(path, t->config_yaml, strlen(t->config_yaml))) return -1;
-    t->steps_per_epoch = t->ds->n / c->train.batch_size;
-    t->total_steps = t->steps_per_epoch * c->train.epochs;
+    t->total_steps = t->ds->n / c->train.batch_size * c->train.epochs;
     if (c->train.max_steps > 0 && c->train.max_steps < t->total_steps)
         t->total_steps = c->train.max_steps;
     t->progress_bar = c->log.progress == SG_PROGRESS_BAR ||
@@ -281,7 +278,7 @@ static int train_step(struct trainer *t, const struct sg_batch *b, float lr,
 }
 
 struct meter {
-    double t_start, data_wait, step_time;
+    double t_start, data_wait;
     int64_t steps, samples;
 };
 
@@ -325,7 +322,30 @@ static void log_results(struct trainer *t, const struct sg_results *r)
 }
 
 /* eval.zeroshot_dir / eval.retrieval on the live model (image-text mode); logged under val/. */
-static int evaluate(struct trainer *t, int64_t epoch)
+/* The final evaluation's results go to the run folder (eval_zeroshot.json,
+ * eval_retrieval.json) and are handed to the caller in res. */
+static int keep_final(struct trainer *t, struct sg_results *zs, struct sg_results *rt,
+                      struct sg_train_result *res)
+{
+    char path[SG_PATH_MAX + 200];
+    const struct sg_train_config *c = t->cfg;
+    if (c->eval.zeroshot_dir[0]) {
+        snprintf(path, sizeof path, "%s/eval_zeroshot.json", t->run_dir);
+        if (sg_results_write_json(zs, path)) return -1;
+        res->zeroshot = *zs, res->has_zeroshot = 1;
+        memset(zs, 0, sizeof *zs); /* moved: the caller frees it */
+    }
+    if (c->eval.retrieval[0]) {
+        snprintf(path, sizeof path, "%s/eval_retrieval.json", t->run_dir);
+        if (sg_results_write_json(rt, path)) return -1;
+        res->retrieval = *rt, res->has_retrieval = 1;
+        memset(rt, 0, sizeof *rt);
+    }
+    return 0;
+}
+
+/* final: the end-of-training evaluation, whose results are kept (keep_final). */
+static int evaluate(struct trainer *t, int64_t epoch, struct sg_train_result *final)
 {
     const struct sg_train_config *c = t->cfg;
     if (t->ssl || (!c->eval.zeroshot_dir[0] && !c->eval.retrieval[0])) return 0;
@@ -352,6 +372,7 @@ static int evaluate(struct trainer *t, int64_t epoch)
         if (c->eval.zeroshot_dir[0]) sg_results_print(&zs, stderr);
         if (c->eval.retrieval[0]) sg_results_print(&rt, stderr);
     }
+    if (rc == 0 && final) rc = keep_final(t, &zs, &rt, final);
     sg_results_free(&zs);
     sg_results_free(&rt);
     return rc;
@@ -419,7 +440,7 @@ static int finish(struct trainer *t, struct sg_train_result *res, int interrupte
 {
     if (!t->opts->quiet && t->progress_bar) fputc('\n', stderr);
     if (save_checkpoint(t, res)) return -1;
-    if (!interrupted && evaluate(t, t->cfg->train.epochs - 1)) return -1;
+    if (!interrupted && evaluate(t, t->cfg->train.epochs - 1, res)) return -1;
     if (t->cfg->checkpoint.export_weights && !interrupted) {
         char path[SG_PATH_MAX + 200];
         snprintf(path, sizeof path, "%s/model.safetensors", t->run_dir);
@@ -432,7 +453,7 @@ static int finish(struct trainer *t, struct sg_train_result *res, int interrupte
 
 static int loop(struct trainer *t, struct sg_train_result *res, const struct sg_loader_pos *pos)
 {
-    struct meter mt = {now_s(), 0, 0, 0, 0};
+    struct meter mt = {now_s(), 0, 0, 0};
     int64_t epoch = pos ? pos->epoch : 0;
     if (pos && sg_loader_seek(t->loader, pos)) return -1;
     if (!pos) sg_loader_start_epoch(t->loader, epoch);
@@ -443,7 +464,7 @@ static int loop(struct trainer *t, struct sg_train_result *res, const struct sg_
         if (rc == 1) break;
         int every = t->cfg->eval.every_epochs;
         if (every > 0 && (epoch + 1) % every == 0 && epoch + 1 < t->cfg->train.epochs &&
-            evaluate(t, epoch))
+            evaluate(t, epoch, NULL))
             return -1;
     }
     return 0;
@@ -496,4 +517,11 @@ int sg_train_run(const struct sg_train_config *cfg, const struct sg_train_opts *
     teardown(&t);
     if (rc) return SG_TRAIN_FAILED;
     return interrupted ? SG_TRAIN_INTERRUPTED : SG_TRAIN_OK;
+}
+
+void sg_train_result_free(struct sg_train_result *res)
+{
+    if (res->has_zeroshot) sg_results_free(&res->zeroshot);
+    if (res->has_retrieval) sg_results_free(&res->retrieval);
+    res->has_zeroshot = res->has_retrieval = 0;
 }

@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "eval/results.h"
 #include "train/config.h"
 
 enum { SG_TRAIN_OK = 0, SG_TRAIN_FAILED = 1, SG_TRAIN_CONFIG = 2, SG_TRAIN_INTERRUPTED = 130 };
@@ -35,10 +36,16 @@ struct sg_train_result {
     char run_dir[SG_PATH_MAX + 160];
     char checkpoint[SG_PATH_MAX + 200]; /* last checkpoint written */
     char report[SG_PATH_MAX + 200];     /* report.html */
+    /* the end-of-training evaluation (eval.zeroshot_dir / eval.retrieval), also written to
+     * eval_zeroshot.json / eval_retrieval.json in the run folder; free with
+     * sg_train_result_free */
+    struct sg_results zeroshot, retrieval;
+    int has_zeroshot, has_retrieval;
 };
 
 /* Runs the configured training. Returns an SG_TRAIN_* code; messages go to stderr. */
 int sg_train_run(const struct sg_train_config *cfg, const struct sg_train_opts *opts,
                  struct sg_train_result *res);
+void sg_train_result_free(struct sg_train_result *res);
 
 #endif
