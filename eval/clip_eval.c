@@ -16,20 +16,9 @@
 #include "data/transforms.h"
 #include "model/clip_config.h"
 #include "train/checkpoint.h"
+#include "train/config.h"
 
 /* ---- loading ------------------------------------------------------------------------------ */
-
-/* The scalar at path "a.b" of a YAML text, copied into out ("" when absent). */
-static void yaml_scalar(const char *text, const char *sec, const char *key, char *out, size_t n)
-{
-    struct sg_ydoc d;
-    out[0] = 0;
-    if (!text || sg_yaml_load_string(&d, text, "checkpoint config")) return;
-    const struct sg_ynode *s = sg_ymap_get(d.root, sec);
-    const struct sg_ynode *v = s && s->kind == SG_Y_MAP ? sg_ymap_get(s, key) : NULL;
-    if (v && v->kind == SG_Y_SCALAR) snprintf(out, n, "%s", v->str);
-    sg_yaml_free(&d);
-}
 
 static int model_from_meta(struct sg_clip_config *cfg, const char *yaml, const char *path)
 {
@@ -62,19 +51,19 @@ int sg_eval_model_load(struct sg_eval_model *em, const char *checkpoint, const c
         sg_clip_create(em->model, &cfg, em->ctx, 0, 0);
         rc = sg_ckpt_read_arena(&f, &em->model->ps, em->model->ps.data, is_ckpt ? "model." : "", 1);
     }
-    char lower[16], clean[16];
-    const char *train_cfg = sg_st_meta(&f, "config");
-    yaml_scalar(train_cfg, "tokenizer", "model", tok, sizeof tok);
-    yaml_scalar(train_cfg, "tokenizer", "lower", lower, sizeof lower);
-    yaml_scalar(train_cfg, "tokenizer", "clean_ws", clean, sizeof clean);
+    /* the tokenizer and its settings as the model was trained (the training config) */
+    struct sg_train_config tc;
+    const char *train_yaml = sg_st_meta(&f, "config");
+    int have_tc = train_yaml && sg_train_config_load_string(&tc, train_yaml, checkpoint) == 0;
+    snprintf(tok, sizeof tok, "%s", have_tc ? tc.tokenizer.model : "");
     sg_st_close(&f);
     if (rc) return -1;
     if (tokenizer_path) snprintf(tok, sizeof tok, "%s", tokenizer_path);
     if (!tok[0]) return sg_err("%s: no tokenizer recorded: pass --tokenizer MODEL", checkpoint);
     struct sg_tokenizer_opts o;
     sg_tokenizer_default_opts(&o);
-    o.lower = !strcmp(lower, "true"); /* as the model was trained */
-    o.clean_ws = !strcmp(clean, "true");
+    o.lower = have_tc && tc.tokenizer.lower;
+    o.clean_ws = have_tc && tc.tokenizer.clean_ws;
     if (sg_tokenizer_load(tok, &o, &em->tok)) return -1;
     sg_clip_plan(em->model, batch);
     return 0;
