@@ -260,6 +260,29 @@ static double brute_t2i_r1(const float *zi, int64_t ni, const float *zt, int64_t
     return 100.0 * (double)hits / (double)nt;
 }
 
+/* Caption -> image index straight from the TSV (image<TAB>caption rows, images numbered in
+ * first-appearance order), independent of the dataset code. Returns 1 when t2i matches. */
+static int tsv_mapping_matches(const char *path, const int32_t *t2i, int64_t nt)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024], seen[256][128];
+    int nseen = 0;
+    int64_t row = 0;
+    int ok = f != NULL;
+    while (ok && fgets(line, sizeof line, f)) {
+        char *tab = strchr(line, '\t');
+        if (!tab || row++ == 0) continue; /* header */
+        *tab = 0;
+        int img = -1;
+        for (int i = 0; i < nseen; i++)
+            if (!strcmp(seen[i], line)) img = i;
+        if (img < 0 && nseen < 256) snprintf(seen[img = nseen++], sizeof seen[0], "%.127s", line);
+        ok = row - 2 < nt && t2i[row - 2] == img;
+    }
+    if (f) fclose(f);
+    return ok && row - 1 == nt;
+}
+
 static void check_eval(const struct sg_train_result *a)
 {
     char val[400], zdir[400], names[400];
@@ -279,6 +302,8 @@ static void check_eval(const struct sg_train_result *a)
     int32_t *t2i;
     int E = em.model->cfg.embed_dim;
     int64_t nt = sg_dataset_all_captions(ds, &texts, &t2i);
+    sg_test_true("eval: caption -> image mapping equals the TSV's rows",
+                 tsv_mapping_matches(val, t2i, nt));
     float *zi = sg_xmalloc(sizeof(float) * (size_t)ds->n * E);
     float *zt = sg_xmalloc(sizeof(float) * (size_t)nt * E);
     SG_CHECK(sg_embed_dataset_images(&em, ds, zi, NULL) == 0, "%s", sg_last_error());
