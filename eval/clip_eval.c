@@ -212,19 +212,20 @@ static int class_weights(struct sg_eval_model *em, char **names, int C, char **t
 #define SG_SOURCE_DIR "."
 #endif
 
-/* A template set by name (configs/zeroshot/<name>.txt: "simple7") or a file path. */
-static const char *template_path(const char *templates, char *buf, size_t n)
+const char *sg_zeroshot_file(const char *name_or_path, char *buf, size_t n)
 {
-    if (!templates || strchr(templates, '/') || strchr(templates, '.')) return templates;
-    snprintf(buf, n, "%s/configs/zeroshot/%s.txt", SG_SOURCE_DIR, templates);
+    if (!name_or_path || strchr(name_or_path, '/') || strchr(name_or_path, '.'))
+        return name_or_path;
+    snprintf(buf, n, "%s/configs/zeroshot/%s.txt", SG_SOURCE_DIR, name_or_path);
     return buf;
 }
 
-int sg_eval_zeroshot(struct sg_eval_model *em, const char *folder, const char *classnames,
+int sg_eval_zeroshot(struct sg_eval_model *em, const char *folder, const char *classnames_arg,
                      const char *templates_arg, struct sg_results *r)
 {
-    char tbuf[1024];
-    const char *templates = template_path(templates_arg, tbuf, sizeof tbuf);
+    char tbuf[1024], cbuf[1024];
+    const char *templates = sg_zeroshot_file(templates_arg, tbuf, sizeof tbuf);
+    const char *classnames = sg_zeroshot_file(classnames_arg, cbuf, sizeof cbuf);
     char **names = NULL, **tpls = NULL;
     static const char *default_tpl = "a photo of a {}.";
     struct sg_dataset_spec spec = {.kind = "folder", .path = folder, .classnames = classnames};

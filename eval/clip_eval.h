@@ -52,10 +52,16 @@ int sg_embed_texts(struct sg_eval_model *em, const char *const *texts, int64_t n
  * -1 with sg_err (an unreadable sample). */
 int64_t sg_dataset_all_captions(const struct sg_dataset *ds, char ***texts, int32_t **t2i);
 
-/* Zero-shot classification on an ImageNet-style folder: class names (one per line, in label
- * order; NULL: the folder's classnames.txt or folder names) and templates: a file with one
- * template per line ("a photo of a {}."), a set name from configs/zeroshot/ ("simple7": the
- * OpenAI notebook's 7 ImageNet templates), or NULL for "a photo of a {}.". Fills r (task
+/* A shipped zero-shot data file by name (configs/zeroshot/<name>.txt: "openai80", "simple7",
+ * "imagenet1k") or, when the argument contains '/' or '.', the path itself. buf holds the
+ * resolved path. NULL stays NULL. */
+const char *sg_zeroshot_file(const char *name_or_path, char *buf, size_t n);
+
+/* Zero-shot classification on an ImageNet-style folder: class names (a file with one name per
+ * line, in label order, or "imagenet1k": the 1000 ImageNet names in class-index order, i.e.
+ * sorted wnid folders; NULL: the folder's classnames.txt or folder names) and templates: a file
+ * with one template per line ("a photo of a {}."), a set name ("openai80": CLIP's 80 ImageNet
+ * prompts, "simple7": the OpenAI notebook's 7), or NULL for "a photo of a {}.". Fills r (task
  * zeroshot_classification). */
 int sg_eval_zeroshot(struct sg_eval_model *em, const char *folder, const char *classnames,
                      const char *templates, struct sg_results *r);

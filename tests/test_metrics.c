@@ -13,6 +13,7 @@
 
 #include "core/common.h"
 #include "core/safetensors.h"
+#include "eval/clip_eval.h"
 #include "eval/metrics.h"
 #include "eval/results.h"
 #include "tests/testutil.h"
@@ -909,6 +910,61 @@ static void test_results(const struct sg_st_file *f)
     free(t2i);
 }
 
+/* Lines of a shipped zero-shot file (by name) into lines[max]; the count. */
+static int read_shipped(const char *name, char lines[][256], int max)
+{
+    char buf[1024];
+    const char *path = sg_zeroshot_file(name, buf, sizeof buf);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (n < max) snprintf(lines[n], 256, "%s", line);
+        n++;
+    }
+    if (f) fclose(f);
+    return f ? n : -1;
+}
+
+static int count_unique(char lines[][256], int n)
+{
+    int u = 0;
+    for (int i = 0; i < n; i++) {
+        int dup = 0;
+        for (int j = 0; j < i && !dup; j++) dup = !strcmp(lines[i], lines[j]);
+        u += !dup && lines[i][0];
+    }
+    return u;
+}
+
+/* The shipped template sets and ImageNet class names: resolvable by name, complete. */
+static void test_shipped_zeroshot_files(void)
+{
+    static char lines[1100][256];
+    char buf[64];
+    sg_test_true("a path is kept as given",
+                 !strcmp(sg_zeroshot_file("my/names.txt", buf, sizeof buf), "my/names.txt"));
+    int n = read_shipped("openai80", lines, 1100);
+    int braces = 0;
+    for (int i = 0; i < n && i < 1100; i++) {
+        const char *p = strstr(lines[i], "{}");
+        braces += p && !strstr(p + 2, "{}");
+    }
+    sg_test_true("openai80: 80 distinct templates, each with one {}",
+                 n == 80 && count_unique(lines, n) == 80 && braces == 80);
+    n = read_shipped("simple7", lines, 1100);
+    sg_test_true("simple7: 7 distinct templates", n == 7 && count_unique(lines, n) == 7);
+    n = read_shipped("imagenet1k", lines, 1100);
+    /* class index order: 0 tench, 1 goldfish, 217 English springer, 999 toilet paper; CLIP's
+     * list names two pairs of classes alike ("missile", "sunglasses"), kept as published */
+    sg_test_true("imagenet1k: 1000 class names (998 distinct, as CLIP's) in class-index order",
+                 n == 1000 && count_unique(lines, n) == 998 && !strcmp(lines[0], "tench") &&
+                     !strcmp(lines[1], "goldfish") &&
+                     !strcmp(lines[217], "English Springer Spaniel") &&
+                     !strcmp(lines[999], "toilet paper"));
+}
+
 int main(void)
 {
     struct sg_st_file f;
@@ -920,6 +976,7 @@ int main(void)
     test_zeroshot(&f);
     test_linprobe(&f);
     test_results(&f);
+    test_shipped_zeroshot_files();
     sg_st_close(&f);
     return sg_test_summary("test_metrics");
 }

@@ -327,6 +327,11 @@ static void check_eval(const struct sg_train_result *a)
     sg_test_true("eval: zero-shot runs", sg_eval_zeroshot(&em, zdir, names, NULL, &zs) == 0);
     double acc = metric(&zs, "acc1");
     sg_test_true("eval: zero-shot top-1 is a fraction", acc >= 0.0 && acc <= 1.0);
+    struct sg_results zs80;
+    sg_results_init(&zs80, SG_TASK_ZEROSHOT_CLASSIFICATION, zdir, "m", "");
+    sg_test_true("eval: zero-shot with the shipped openai80 templates runs",
+                 sg_eval_zeroshot(&em, zdir, names, "openai80", &zs80) == 0);
+    sg_results_free(&zs80);
     struct sg_linear_probe_opts lo = {.checkpoint = a->checkpoint,
                                       .train_dir = zdir,
                                       .val_dir = zdir,

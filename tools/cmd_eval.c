@@ -1,7 +1,8 @@
 /*
  * tools/cmd_eval.c — `sogclip eval zeroshot|retrieval`: evaluate a checkpoint (training
  * checkpoint or weights-only export) on an ImageNet-style folder or a captions CSV/TSV.
- *   sogclip eval zeroshot --checkpoint C --data DIR [--classnames F] [--templates F]
+ *   sogclip eval zeroshot --checkpoint C --data DIR [--classnames F|imagenet1k]
+ *                         [--templates F|openai80|simple7]
  *   sogclip eval retrieval --checkpoint C --data F.tsv|KARPATHY.json [--image-key K]
  *                          [--caption-key K] [--split test]
  *   sogclip eval linear-probe --checkpoint C --train DIR --val DIR [--epochs 90]
@@ -24,8 +25,8 @@ static int eval_usage(void)
 {
     fprintf(
         stderr,
-        "usage: sogclip eval zeroshot --checkpoint C --data DIR [--classnames F] "
-        "[--templates F]\n"
+        "usage: sogclip eval zeroshot --checkpoint C --data DIR [--classnames F|imagenet1k] "
+        "[--templates F|openai80|simple7]\n"
         "       sogclip eval retrieval --checkpoint C --data F.tsv|KARPATHY.json [--image-key K] "
         "[--caption-key K] [--split test]\n"
         "       sogclip eval linear-probe --checkpoint C --train DIR --val DIR [--epochs 90]\n"
