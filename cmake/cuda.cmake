@@ -2,8 +2,8 @@
 # Included before the sogclip target is created, so the compile options below apply to it.
 if(SG_WITH_CUDA)
   list(APPEND SG_CUDA_SOURCES ops/cuda/ctx.cu ops/cuda/matmul.cu ops/cuda/activation.cu
-       ops/cuda/norm.cu)
-  list(APPEND SG_CUDA_TESTS test_cuda_ops)
+       ops/cuda/norm.cu ops/cuda/patch.cu)
+  list(APPEND SG_CUDA_TESTS test_cuda_ops test_cuda_model)
   # Host-side warnings as for C (-Wall comes from CMakeLists.txt); -lineinfo maps SASS to source
   # for compute-sanitizer / ncu at no runtime cost.
   add_compile_options($<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wextra,-Wshadow>

@@ -15,8 +15,15 @@ enum sg_device { SG_DEVICE_CPU = 0, SG_DEVICE_CUDA = 1 };
 struct sg_cuda; /* streams, cuBLAS/cuDNN handles: ops/cuda/ctx.cu */
 struct sg_dnnl; /* oneDNN engine, stream and primitive cache: ops/dnnl_util.c */
 
+/* Compute precision of the GEMM-heavy ops (linear, matmul, attention products, convolution) on
+ * CUDA: fp32 (default, matches the CPU to ~1e-6), or bf16 mixed precision as open_clip's
+ * amp_bf16 (bf16 operands, fp32 accumulation and fp32 storage of activations, master weights,
+ * gradients and loss). The CPU path always computes in fp32. */
+enum sg_precision { SG_PREC_FP32 = 0, SG_PREC_BF16 = 1 };
+
 struct sg_ctx {
     enum sg_device dev;
+    enum sg_precision precision; /* set after sg_ctx_init; read by CUDA GEMM/conv launchers */
     int device_id;        /* CUDA ordinal */
     int nthreads;         /* OpenMP threads for CPU ops (set at init) */
     struct sg_cuda *cuda; /* NULL on CPU */

@@ -86,6 +86,7 @@ void sg_clip_create(struct sg_clip *m, const struct sg_clip_config *cfg, struct 
 
 void sg_clip_destroy(struct sg_clip *m)
 {
+    sg_text_encoder_free(&m->text);
     if (m->act.base) sg_arena_free(&m->act);
     sg_params_free(&m->ps);
     memset(m, 0, sizeof *m);
@@ -186,7 +187,7 @@ const float *sg_clip_encode_image(struct sg_clip *m, struct sg_ctx *c, const flo
     int B = m->B, E = m->cfg.embed_dim;
     SG_CHECK(m->fi != NULL, "clip: encode before plan");
     const float *f = vision_forward(m, c, img, training);
-    memcpy(m->fi, f, (size_t)B * E * sizeof(float));
+    sg_memcpy_d2d(c, m->fi, f, (size_t)B * E * sizeof(float));
     op_l2norm_forward(c, m->zi, m->ni, m->fi, B, E, NORM_EPS);
     m->training = training;
     return m->zi;
@@ -197,7 +198,7 @@ const float *sg_clip_encode_text(struct sg_clip *m, struct sg_ctx *c, const int3
     int B = m->B, E = m->cfg.embed_dim;
     SG_CHECK(m->ft != NULL, "clip: encode before plan");
     const float *f = sg_text_encoder_forward(&m->text, c, ids);
-    memcpy(m->ft, f, (size_t)B * E * sizeof(float));
+    sg_memcpy_d2d(c, m->ft, f, (size_t)B * E * sizeof(float));
     op_l2norm_forward(c, m->zt, m->nt, m->ft, B, E, NORM_EPS);
     return m->zt;
 }

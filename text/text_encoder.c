@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/common.h"
@@ -12,6 +13,7 @@
 #include "ops/embedding.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
+#include "ops/patch.h"
 
 static struct sg_param *add(struct sg_params *ps, const char *prefix, const char *leaf, int ndim,
                             int64_t d0, int64_t d1, unsigned flags, float scale)
@@ -66,6 +68,11 @@ size_t sg_text_encoder_plan(struct sg_text_encoder *m, int B)
     struct sg_carver cv = {NULL, 0};
     SG_CHECK(B > 0, "text_encoder_plan: B %d", B);
     m->B = B;
+    /* host copies of the pooled positions and used ids (computed from host ids each step) */
+    free(m->eot_h);
+    free(m->ids_h);
+    m->eot_h = sg_xmalloc((size_t)B * sizeof(int32_t));
+    m->ids_h = sg_xmalloc((size_t)B * m->cfg.context * sizeof(int32_t));
     carve(m, &cv);
     return cv.total + sg_transformer_plan(&m->tr, B, m->cfg.context);
 }
@@ -109,11 +116,11 @@ static void find_eot(int32_t *eot, const int32_t *ids, int B, int T, int eot_tok
 static int used_length(struct sg_text_encoder *m, const int32_t *ids)
 {
     int B = m->B, T = m->cfg.context, Te = 1;
-    find_eot(m->eot, ids, B, T, m->cfg.eot_token);
+    find_eot(m->eot_h, ids, B, T, m->cfg.eot_token);
     for (int b = 0; b < B; b++)
-        if (m->eot[b] + 1 > Te) Te = m->eot[b] + 1;
+        if (m->eot_h[b] + 1 > Te) Te = m->eot_h[b] + 1;
     for (int b = 0; b < B; b++)
-        memcpy(m->ids_used + (size_t)b * Te, ids + (size_t)b * T, (size_t)Te * sizeof(int32_t));
+        memcpy(m->ids_h + (size_t)b * Te, ids + (size_t)b * T, (size_t)Te * sizeof(int32_t));
     return Te;
 }
 
@@ -122,17 +129,16 @@ float *sg_text_encoder_forward(struct sg_text_encoder *m, struct sg_ctx *c, cons
     SG_CHECK(m->x0 != NULL, "text_encoder_forward before text_encoder_bind");
     int B = m->B, C = m->cfg.width, E = m->cfg.embed_dim;
     int Te = m->Te = used_length(m, ids), N = B * Te;
-    int64_t tc = (int64_t)Te * C;
     m->ids = ids;
+    sg_memcpy_h2d(c, m->ids_used, m->ids_h, (size_t)N * sizeof(int32_t));
+    sg_memcpy_h2d(c, m->eot, m->eot_h, (size_t)B * sizeof(int32_t));
     sg_transformer_set_length(&m->tr, Te);
     op_embedding_forward(c, m->x0, m->ids_used, m->tok->data, N, m->cfg.vocab, C);
-    for (int b = 0; b < B; b++) op_add_forward(c, m->x0 + b * tc, m->x0 + b * tc, m->pos->data, tc);
+    op_tokens_forward(c, m->x0, NULL, m->x0, m->pos->data, B, Te, C); /* + positions, in place */
     const float *y = sg_transformer_forward(&m->tr, c, m->x0);
     op_layernorm_forward(c, m->xf, m->mean, m->rstd, y, m->lnf_w->data, m->lnf_b->data, N, C,
                          1e-5f);
-    for (int b = 0; b < B; b++)
-        memcpy(m->pooled + (size_t)b * C, m->xf + ((size_t)b * Te + m->eot[b]) * C,
-               (size_t)C * sizeof(float));
+    op_gather_tokens_forward(c, m->pooled, m->xf, m->eot, B, Te, C); /* EOT pooling */
     op_matmul_forward(c, m->out, m->pooled, m->proj->data, 1, B, C, E);
     return m->out;
 }
@@ -140,19 +146,22 @@ float *sg_text_encoder_forward(struct sg_text_encoder *m, struct sg_ctx *c, cons
 void sg_text_encoder_backward(struct sg_text_encoder *m, struct sg_ctx *c, const float *dout)
 {
     int B = m->B, Te = m->Te, C = m->cfg.width, E = m->cfg.embed_dim, N = B * Te;
-    int64_t tc = (int64_t)Te * C;
     /* projection: dpooled = dout @ proj^T (overwrite), dproj += pooled^T @ dout */
     op_matmul_backward(c, m->dpooled, m->dproj, dout, m->pooled, m->proj->data, 1, B, C, E);
     op_accumulate(c, m->proj->grad, m->dproj, (int64_t)C * E);
     /* pooling: scatter into the EOT rows, zero elsewhere */
-    memset(m->dxf, 0, (size_t)N * C * sizeof(float));
-    for (int b = 0; b < B; b++)
-        memcpy(m->dxf + ((size_t)b * Te + m->eot[b]) * C, m->dpooled + (size_t)b * C,
-               (size_t)C * sizeof(float));
+    op_gather_tokens_backward(c, m->dxf, m->dpooled, m->eot, B, Te, C);
     const float *y = m->tr.blocks[m->tr.layers - 1].out;
     op_layernorm_backward(c, m->dx, m->lnf_w->grad, m->lnf_b->grad, m->dxf, y, m->lnf_w->data,
                           m->mean, m->rstd, N, C);
-    sg_transformer_backward(&m->tr, c, m->dxf, m->dx); /* dxf = d(x0) */
-    for (int b = 0; b < B; b++) op_accumulate(c, m->pos->grad, m->dxf + b * tc, tc);
+    sg_transformer_backward(&m->tr, c, m->dxf, m->dx);                      /* dxf = d(x0) */
+    op_tokens_backward(c, m->dxf, NULL, m->pos->grad, m->dxf, 0, B, Te, C); /* dpos only */
     op_embedding_backward(c, m->tok->grad, m->dxf, m->ids_used, N, m->cfg.vocab, C);
+}
+
+void sg_text_encoder_free(struct sg_text_encoder *m)
+{
+    free(m->eot_h);
+    free(m->ids_h);
+    m->eot_h = m->ids_h = NULL;
 }

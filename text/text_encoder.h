@@ -24,8 +24,9 @@
  * Memory: plan(B) (T = context length) returns the activation bytes; bind carves them.
  * Gradient contract: backward ACCUMULATES into every parameter grad, including the embedding
  * table (dense, as torch's default) and the positional embedding (summed over the batch).
- * Device: the EOT search, pooling gather/scatter and zeroing use host memcpy/memset on bound
- * memory and ids: CPU only for now (a CUDA ctx needs device gather/scatter kernels).
+ * Device: ids are host memory (the tokenizer's output); the EOT search runs on the host and the
+ * used ids and EOT positions are copied to the context's device each forward; everything else
+ * runs through ops, so the encoder works on CPU and CUDA contexts alike.
  * Reference: tests/ref/gen_text_encoder.py (open_clip's TextTransformer rebuilt in plain torch).
  */
 #ifndef SG_TEXT_TEXT_ENCODER_H
@@ -57,9 +58,11 @@ struct sg_text_encoder {
     int B; /* planned */
     /* activations */
     const int32_t *ids; /* (B,T) set by forward */
-    int32_t *eot;       /* (B) pooled positions */
+    int32_t *eot;       /* (B) pooled positions (context device) */
+    int32_t *eot_h;     /* (B) the same on the host (malloc'd at plan) */
+    int32_t *ids_h;     /* (B,Te) host copy of ids_used (malloc'd at plan) */
     int Te;             /* tokens per row actually run: max(eot) + 1 (see forward) */
-    int32_t *ids_used;  /* (B,Te) the row prefixes of ids */
+    int32_t *ids_used;  /* (B,Te) the row prefixes of ids (context device) */
     float *x0;          /* (B,Te,C) embeddings + positions (sized for T) */
     float *xf;          /* (B,T,C) ln_final output */
     float *mean, *rstd; /* (B*T) ln_final stats */
@@ -73,6 +76,8 @@ struct sg_text_encoder {
 void sg_text_encoder_init(struct sg_text_encoder *m, const struct sg_text_encoder_config *cfg,
                           struct sg_params *ps, const char *prefix);
 size_t sg_text_encoder_plan(struct sg_text_encoder *m, int B);
+/* Frees the host buffers allocated by plan (parameters and activations belong to the caller). */
+void sg_text_encoder_free(struct sg_text_encoder *m);
 void sg_text_encoder_bind(struct sg_text_encoder *m, struct sg_arena *a);
 /* ids (B,T) int32 in [0,V), must stay valid until backward; returns out (B,E) (bound memory). */
 float *sg_text_encoder_forward(struct sg_text_encoder *m, struct sg_ctx *c, const int32_t *ids);

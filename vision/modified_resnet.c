@@ -1,6 +1,10 @@
 /*
- * vision/modified_resnet.c — CLIP ModifiedResNet forward/backward on nn/layers modules.
- * See vision/modified_resnet.h for structure, names and memory rules.
+ * vision/modified_resnet.c — CLIP ModifiedResNet forward/backward on nn/layers modules and
+ * ops/ops.h ops and the layout ops of ops/patch.h (device-agnostic: no host access to
+ * activations or parameters).
+ * See vision/modified_resnet.h for structure, names, memory rules and the attention-pool plan.
+ * Reference: open_clip modified_resnet.py (AttentionPool2d, F.multi_head_attention_forward with
+ * query = token 0); tests/ref/gen_modified_resnet.py.
  */
 #include "vision/modified_resnet.h"
 
@@ -10,8 +14,11 @@
 
 #include "core/common.h"
 #include "ops/activation.h"
+#include "ops/attention.h"
 #include "ops/elementwise.h"
+#include "ops/matmul.h"
 #include "ops/pool.h"
+#include "ops/patch.h"
 
 static void join(char *dst, size_t cap, const char *prefix, const char *leaf)
 {
@@ -132,25 +139,20 @@ static size_t carve_block(struct sg_mrn_block *k, struct sg_carver *cv, size_t B
     return max_sz(max_sz(B * P * hw, B * OC * ohw), B * C * hw);
 }
 
+/* Persistent attention-pool buffers; its other scratch is borrowed from g1/t0/t1/t2 (carve). */
 static void carve_attnpool(struct sg_mrn_attnpool *a, struct sg_carver *cv, size_t B)
 {
     size_t C = (size_t)a->C, T = (size_t)a->T;
     a->tok = sg_carve_floats(cv, B * T * C);
-    a->q0 = sg_carve_floats(cv, B * C);
-    a->qq = sg_carve_floats(cv, B * C);
-    a->kk = sg_carve_floats(cv, B * T * C);
-    a->vv = sg_carve_floats(cv, B * T * C);
-    a->p = sg_carve_floats(cv, B * a->heads * T);
+    a->wqkv = sg_carve_floats(cv, 3 * C * C);
+    a->bqkv = sg_carve_floats(cv, 3 * C);
+    a->qkv = sg_carve_floats(cv, B * T * 3 * C);
+    a->att = sg_carve_floats(cv, B * (size_t)a->heads * T * T);
     a->o = sg_carve_floats(cv, B * C);
     a->out = sg_carve_floats(cv, B * (size_t)a->out_dim);
-    a->dtok = sg_carve_floats(cv, B * T * C);
-    a->dt2 = sg_carve_floats(cv, B * T * C);
-    a->dq0 = sg_carve_floats(cv, B * C);
-    a->dqq = sg_carve_floats(cv, B * C);
-    a->dkk = sg_carve_floats(cv, B * T * C);
-    a->dvv = sg_carve_floats(cv, B * T * C);
-    a->dp = sg_carve_floats(cv, T);
     a->do_ = sg_carve_floats(cv, B * C);
+    a->dwqkv = sg_carve_floats(cv, 3 * C * C);
+    a->dbqkv = sg_carve_floats(cv, 3 * C);
 }
 
 static void carve(struct sg_mrn *m, struct sg_carver *cv)
@@ -178,6 +180,8 @@ static void carve(struct sg_mrn *m, struct sg_carver *cv)
     }
     SG_CHECK(H * W + 1 == m->ap.T, "mrn: final %dx%d does not match positional_embedding", H, W);
     carve_attnpool(&m->ap, cv, B);
+    size_t T = (size_t)m->ap.T, C = (size_t)m->ap.C; /* ap_forward/ap_backward scratch: */
+    big = max_sz(big, max_sz(B * T * 3 * C, B * (size_t)m->ap.heads * T * T));
     m->g0 = sg_carve_floats(cv, big);
     m->g1 = sg_carve_floats(cv, big);
     m->t0 = sg_carve_floats(cv, big);
@@ -279,13 +283,15 @@ static void block_backward(struct sg_mrn_block *k, struct sg_ctx *c, float *dx, 
     op_act_backward(c, SG_ACT_RELU, t0, dout, k->out, n); /* t0 = d(sum) */
     sg_batchnorm2d_backward(&k->bn3, c, t1, t0, k->c3, k->m3, k->r3, B, OHW, training);
     sg_conv2d_backward(&k->conv3, c, t2, t1, k->p2, B, k->OH, k->OW); /* t2 = d(p2) */
+    float *da2 = t2, *da1 = t1; /* d(a2) (clobbered), d(a1): t1/t2 in either order */
     if (k->stride > 1) {
         avgpool_back(c, t1, t2, B, k->P, k->H, k->W, k->stride);
-        memcpy(t2, t1, (size_t)B * k->P * HW * sizeof(float));
+        da2 = t1;
+        da1 = t2;
     }
-    cbr_backward(&k->conv2, &k->bn2, c, t1, t2, dx, k->c2, k->a2, k->m2, k->r2, k->a1, B, k->H,
-                 k->W, HW, training); /* t1 = d(a1) */
-    cbr_backward(&k->conv1, &k->bn1, c, dx, t1, t2, k->c1, k->a1, k->m1, k->r1, k->inp, B, k->H,
+    cbr_backward(&k->conv2, &k->bn2, c, da1, da2, dx, k->c2, k->a2, k->m2, k->r2, k->a1, B, k->H,
+                 k->W, HW, training);
+    cbr_backward(&k->conv1, &k->bn1, c, dx, da1, da2, k->c1, k->a1, k->m1, k->r1, k->inp, B, k->H,
                  k->W, HW, training);
     if (!k->has_down) {
         op_accumulate(c, dx, t0, nin);
@@ -302,127 +308,69 @@ static void block_backward(struct sg_mrn_block *k, struct sg_ctx *c, float *dx, 
     }
 }
 
-/* x (B,C,HW) -> tokens (B,T,C) = [mean; x^T] + pos; q0 = token 0. */
-static void ap_tokens(struct sg_mrn_attnpool *a, const float *x, int B)
+/* ---- attention pool: ops only ------------------------------------------------------------- */
+
+/* wqkv (3C,C) = [Wq; Wk; Wv], bqkv (3C) = [bq; bk; bv] (device copies of the parameters). */
+static void pack_qkv(struct sg_mrn_attnpool *a, struct sg_ctx *c)
 {
-    int C = a->C, T = a->T, HW = T - 1;
-    const float *pos = a->pos->data;
-#pragma omp parallel for
-    for (int b = 0; b < B; b++) {
-        float *tk = a->tok + (size_t)b * T * C;
-        for (int ch = 0; ch < C; ch++) {
-            const float *xp = x + ((size_t)b * C + ch) * HW;
-            double s = 0;
-            for (int i = 0; i < HW; i++) {
-                tk[(size_t)(i + 1) * C + ch] = xp[i] + pos[(size_t)(i + 1) * C + ch];
-                s += xp[i];
-            }
-            tk[ch] = (float)(s / HW) + pos[ch];
-            a->q0[(size_t)b * C + ch] = tk[ch];
-        }
+    const struct sg_linear *l[3] = {&a->q, &a->k, &a->v};
+    size_t C = (size_t)a->C;
+    for (int i = 0; i < 3; i++) {
+        sg_memcpy_d2d(c, a->wqkv + i * C * C, l[i]->w->data, C * C * sizeof(float));
+        sg_memcpy_d2d(c, a->bqkv + i * C, l[i]->b->data, C * sizeof(float));
     }
 }
 
-static void ap_attend(struct sg_mrn_attnpool *a, int B)
+/* x (B,C,HW) -> out (B,out_dim); y (B,T,C) scratch. */
+static float *ap_forward(struct sg_mrn_attnpool *a, struct sg_ctx *c, const float *x, int B,
+                         float *y)
 {
-    int C = a->C, T = a->T, H = a->heads, D = C / H;
-    float scale = 1.0f / sqrtf((float)D);
-#pragma omp parallel for collapse(2)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const float *q = a->qq + (size_t)b * C + h * D;
-            float *p = a->p + ((size_t)b * H + h) * T, *o = a->o + (size_t)b * C + h * D;
-            float mx = -INFINITY;
-            for (int t = 0; t < T; t++) {
-                const float *kt = a->kk + ((size_t)b * T + t) * C + h * D;
-                double s = 0;
-                for (int d = 0; d < D; d++) s += (double)q[d] * kt[d];
-                p[t] = (float)s * scale;
-                mx = p[t] > mx ? p[t] : mx;
-            }
-            double z = 0;
-            for (int t = 0; t < T; t++) z += (p[t] = expf(p[t] - mx));
-            for (int t = 0; t < T; t++) p[t] = (float)(p[t] / z);
-            for (int d = 0; d < D; d++) o[d] = 0;
-            for (int t = 0; t < T; t++) {
-                const float *vt = a->vv + ((size_t)b * T + t) * C + h * D;
-                for (int d = 0; d < D; d++) o[d] += p[t] * vt[d];
-            }
-        }
-}
-
-static float *ap_forward(struct sg_mrn_attnpool *a, struct sg_ctx *c, const float *x, int B)
-{
-    ap_tokens(a, x, B);
-    sg_linear_forward(&a->q, c, a->qq, a->q0, B);
-    sg_linear_forward(&a->k, c, a->kk, a->tok, B * a->T);
-    sg_linear_forward(&a->v, c, a->vv, a->tok, B * a->T);
-    ap_attend(a, B);
+    int C = a->C, T = a->T;
+    /* tok (B,T,C) = [mean over HW; x^T] + pos */
+    op_nchw_tokens_forward(c, a->tok, x, B, C, T - 1);
+    op_tokens_forward(c, a->tok, NULL, a->tok, a->pos->data, B, T, C);
+    pack_qkv(a, c);
+    op_linear_forward(c, a->qkv, a->tok, a->wqkv, a->bqkv, B * T, C, 3 * C);
+    op_attention_forward(c, y, a->att, a->qkv, B, T, C, a->heads, 0);
+    op_gather_tokens_forward(c, a->o, y, NULL, B, T, C); /* token 0's output */
     sg_linear_forward(&a->cp, c, a->out, a->o, B);
     return a->out;
 }
 
-/* do_ (B,C) -> dqq (B,C), dkk, dvv (B,T,C). Sequential over b, h (dp scratch is (T)). */
-static void ap_attend_backward(struct sg_mrn_attnpool *a, int B)
+/* dqkv (B*T,3C) -> dtok (B*T,C) overwritten; q/k/v_proj weight and bias grads accumulated (the
+ * packed gradient is formed in dwqkv/dbqkv from zero, then added to each parameter's grad). */
+static void qkv_backward(struct sg_mrn_attnpool *a, struct sg_ctx *c, float *dtok,
+                         const float *dqkv, int B)
 {
-    int C = a->C, T = a->T, H = a->heads, D = C / H;
-    float scale = 1.0f / sqrtf((float)D);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const float *q = a->qq + (size_t)b * C + h * D, *go = a->do_ + (size_t)b * C + h * D;
-            const float *p = a->p + ((size_t)b * H + h) * T;
-            float *dq = a->dqq + (size_t)b * C + h * D, *dp = a->dp;
-            double sdp = 0;
-            for (int t = 0; t < T; t++) {
-                const float *vt = a->vv + ((size_t)b * T + t) * C + h * D;
-                float *dvt = a->dvv + ((size_t)b * T + t) * C + h * D;
-                double s = 0;
-                for (int d = 0; d < D; d++) {
-                    s += (double)go[d] * vt[d];
-                    dvt[d] = p[t] * go[d];
-                }
-                dp[t] = (float)s;
-                sdp += p[t] * s;
-            }
-            for (int d = 0; d < D; d++) dq[d] = 0;
-            for (int t = 0; t < T; t++) {
-                float ds = p[t] * (dp[t] - (float)sdp) * scale;
-                const float *kt = a->kk + ((size_t)b * T + t) * C + h * D;
-                float *dkt = a->dkk + ((size_t)b * T + t) * C + h * D;
-                for (int d = 0; d < D; d++) {
-                    dq[d] += ds * kt[d];
-                    dkt[d] = ds * q[d];
-                }
-            }
-        }
+    const struct sg_linear *l[3] = {&a->q, &a->k, &a->v};
+    size_t C = (size_t)a->C;
+    int need_w = 0, need_b = 0;
+    for (int i = 0; i < 3; i++) {
+        need_w |= l[i]->w->grad != NULL;
+        need_b |= l[i]->b->grad != NULL;
+    }
+    if (need_w) sg_memset_zero(c, a->dwqkv, 3 * C * C * sizeof(float));
+    if (need_b) sg_memset_zero(c, a->dbqkv, 3 * C * sizeof(float));
+    op_linear_backward(c, dtok, need_w ? a->dwqkv : NULL, need_b ? a->dbqkv : NULL, dqkv, a->tok,
+                       a->wqkv, B * a->T, a->C, 3 * a->C);
+    for (int i = 0; i < 3; i++) {
+        if (l[i]->w->grad) op_accumulate(c, l[i]->w->grad, a->dwqkv + i * C * C, (int64_t)(C * C));
+        if (l[i]->b->grad) op_accumulate(c, l[i]->b->grad, a->dbqkv + i * C, (int64_t)C);
+    }
 }
 
-/* dout (B,out_dim) -> dx (B,C,HW) overwritten; accumulates every attnpool param grad. */
+/* dout (B,out_dim) -> dx (B,C,HW) overwritten (NULL skips); accumulates every attnpool param
+ * grad. Scratch: dtok, dy (B,T,C), dqkv (B,T,3C), asc (B,heads,T,T); pairwise distinct. */
 static void ap_backward(struct sg_mrn_attnpool *a, struct sg_ctx *c, float *dx, const float *dout,
-                        int B)
+                        int B, float *dtok, float *dqkv, float *dy, float *asc)
 {
-    int C = a->C, T = a->T, HW = T - 1;
+    int C = a->C, T = a->T;
     sg_linear_backward(&a->cp, c, a->do_, dout, a->o, B);
-    ap_attend_backward(a, B);
-    sg_linear_backward(&a->q, c, a->dq0, a->dqq, a->q0, B);
-    sg_linear_backward(&a->k, c, a->dtok, a->dkk, a->tok, B * T);
-    sg_linear_backward(&a->v, c, a->dt2, a->dvv, a->tok, B * T);
-    op_accumulate(c, a->dtok, a->dt2, (int64_t)B * T * C);
-    for (int b = 0; b < B; b++)
-        for (int ch = 0; ch < C; ch++)
-            a->dtok[(size_t)b * T * C + ch] += a->dq0[(size_t)b * C + ch];
-    float *dpos = a->pos->grad;
-    if (dpos)
-        for (int b = 0; b < B; b++)
-            for (size_t i = 0; i < (size_t)T * C; i++) dpos[i] += a->dtok[(size_t)b * T * C + i];
-#pragma omp parallel for
-    for (int b = 0; b < B; b++)
-        for (int ch = 0; ch < C; ch++) {
-            const float *dt = a->dtok + (size_t)b * T * C;
-            float dm = dt[ch] / (float)HW;
-            for (int i = 0; i < HW; i++)
-                dx[((size_t)b * C + ch) * HW + i] = dt[(size_t)(i + 1) * C + ch] + dm;
-        }
+    op_gather_tokens_backward(c, dy, a->do_, NULL, B, T, C); /* dy = [do_; 0 ... 0] per batch */
+    op_attention_backward(c, dqkv, asc, dy, a->qkv, a->att, B, T, C, a->heads, 0);
+    qkv_backward(a, c, dtok, dqkv, B);
+    op_tokens_backward(c, NULL, NULL, a->pos->grad, dtok, 0, B, T, C); /* dpos only */
+    if (dx) op_nchw_tokens_backward(c, dx, dtok, B, C, T - 1);
 }
 
 float *sg_mrn_forward(struct sg_mrn *m, struct sg_ctx *c, const float *inp, int training)
@@ -440,7 +388,7 @@ float *sg_mrn_forward(struct sg_mrn *m, struct sg_ctx *c, const float *inp, int 
         block_forward(&m->blocks[i], c, x, m->t0, B, training);
         x = m->blocks[i].out;
     }
-    return ap_forward(&m->ap, c, x, B);
+    return ap_forward(&m->ap, c, x, B, m->t1);
 }
 
 void sg_mrn_backward(struct sg_mrn *m, struct sg_ctx *c, float *dinp, const float *dout,
@@ -448,7 +396,7 @@ void sg_mrn_backward(struct sg_mrn *m, struct sg_ctx *c, float *dinp, const floa
 {
     int B = m->B, SHW = m->SH * m->SW, SH = m->SH, SW = m->SW, w = m->cfg.width;
     float *g = m->g0, *h = m->g1, *swap;
-    ap_backward(&m->ap, c, g, dout, B);
+    ap_backward(&m->ap, c, g, dout, B, m->g1, m->t0, m->t1, m->t2);
     for (int i = m->nblocks - 1; i >= 0; i--) {
         block_backward(&m->blocks[i], c, h, g, m->t0, m->t1, m->t2, B, training);
         swap = g;

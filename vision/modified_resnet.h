@@ -18,6 +18,16 @@
  *   attnpool.{q,k,v,c}_proj.{weight,bias}.
  * Memory: plan/bind as vision/resnet.h. Gradient contract: param grads ACCUMULATE, dinp
  * OVERWRITTEN (NULL skips).
+ *
+ * Devices: every step is an op_* call (ops/ops.h) or a sg_memcpy_d2d / sg_memset_zero, so inp,
+ * dinp, dout and the arena may be device memory on a CUDA context. The attention pool runs as
+ *   tok = [mean_HW x; x^T] + pos                   (B,T,C)   op_nchw_tokens + op_tokens
+ *   qkv = tok @ [Wq; Wk; Wv]^T + [bq; bk; bv]      (B,T,3C)  one linear on a packed copy
+ *   y   = attention(qkv), all T queries            (B,T,C)   op_attention_forward, NH = heads
+ *   o   = y[:, 0, :]                               (B,C)     op_gather_tokens_forward
+ *   out = c_proj(o)                                (B,out_dim)
+ * which equals CLIP's query-token-0 attention (rows 1..T-1 of y are unused; their gradient is
+ * exactly zero). The layout ops are in ops/patch.h (CPU and CUDA).
  */
 #ifndef SG_VISION_MODIFIED_RESNET_H
 #define SG_VISION_MODIFIED_RESNET_H
@@ -54,14 +64,14 @@ struct sg_mrn_attnpool {
     struct sg_param *pos; /* (T, C) */
     struct sg_linear q, k, v, cp;
     int C, T, heads, out_dim;
-    float *tok;                                           /* (B,T,C) tokens + pos */
-    float *q0;                                            /* (B,C) token 0 (q_proj input) */
-    float *qq;                                            /* (B,C) q (unscaled) */
-    float *kk, *vv;                                       /* (B,T,C) */
-    float *p;                                             /* (B,heads,T) softmax */
-    float *o;                                             /* (B,C) attention output */
-    float *out;                                           /* (B,out_dim) */
-    float *dtok, *dt2, *dq0, *dqq, *dkk, *dvv, *dp, *do_; /* gradient scratch */
+    float *tok;           /* (B,T,C) [mean over HW; x^T] + pos */
+    float *wqkv, *bqkv;   /* (3C,C), (3C) q/k/v_proj weights and biases, copied every forward */
+    float *qkv;           /* (B,T,3C) [q | k | v] (q unscaled; the attention op scales) */
+    float *att;           /* (B,heads,T,T) softmax probabilities */
+    float *o;             /* (B,C) token 0 of the attention output (c_proj input) */
+    float *out;           /* (B,out_dim) */
+    float *do_;           /* (B,C) gradient scratch */
+    float *dwqkv, *dbqkv; /* (3C,C), (3C) packed q/k/v weight/bias gradient scratch */
 };
 
 struct sg_mrn {
@@ -76,7 +86,8 @@ struct sg_mrn {
     float *c1, *a1, *c2, *a2, *c3, *a3; /* stem (B,w/2|w,SH,SW) */
     float *m1, *r1, *m2, *r2, *m3, *r3;
     float *p0;                     /* (B,w,PH,PW) */
-    float *g0, *g1, *t0, *t1, *t2; /* gradient scratch, max activation each */
+    float *g0, *g1, *t0, *t1, *t2; /* gradient scratch, max activation each (>= B*T*3C and
+                                      B*heads*T*T: the attention pool borrows them) */
 };
 
 void sg_mrn_init(struct sg_mrn *m, const struct sg_mrn_config *cfg, struct sg_params *ps,

@@ -11,6 +11,7 @@
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
+#include "ops/patch.h"
 
 static struct sg_param *add(struct sg_params *ps, const char *prefix, const char *leaf, int ndim,
                             const int64_t *shape, unsigned flags, float scale)
@@ -93,70 +94,22 @@ void sg_vit_bind(struct sg_vit *m, struct sg_arena *a)
     sg_transformer_bind(&m->tr, a);
 }
 
-/* img (B,3,S,S) <-> patches (B*G*G, 3*p*p); to_patches 0 writes img (every pixel exactly once,
- * S is a multiple of p). Row b*P + gy*G + gx, column (ch*p + ky)*p + kx. */
-static void patch_copy(const struct sg_vit *m, float *img, float *patches, int to_patches)
-{
-    int p = m->cfg.patch, S = m->cfg.image_size, G = m->G;
-    int64_t rows = (int64_t)m->B * m->P;
-#pragma omp parallel for
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t b = r / m->P;
-        int gy = (int)(r % m->P) / G, gx = (int)(r % m->P) % G;
-        for (int ch = 0; ch < 3; ch++)
-            for (int ky = 0; ky < p; ky++) {
-                float *pi = img + ((b * 3 + ch) * S + (int64_t)gy * p + ky) * S + (int64_t)gx * p;
-                float *pp = patches + r * m->K + (int64_t)(ch * p + ky) * p;
-                if (to_patches)
-                    memcpy(pp, pi, (size_t)p * sizeof(float));
-                else
-                    memcpy(pi, pp, (size_t)p * sizeof(float));
-            }
-    }
-}
-
-/* x0[b,0] = cls + pos[0]; x0[b,1+i] = emb[b,i] + pos[1+i] */
-static void assemble(struct sg_vit *m, struct sg_ctx *c)
-{
-    int C = m->cfg.width;
-    int64_t pc = (int64_t)m->P * C;
-    for (int b = 0; b < m->B; b++) {
-        float *x = m->x0 + (int64_t)b * m->T * C;
-        op_add_forward(c, x, m->cls->data, m->pos->data, C);
-        op_add_forward(c, x + C, m->emb + b * pc, m->pos->data + C, pc);
-    }
-}
-
 float *sg_vit_forward(struct sg_vit *m, struct sg_ctx *c, const float *img)
 {
     int B = m->B, T = m->T, C = m->cfg.width, E = m->cfg.embed_dim, N = B * T;
     SG_CHECK(m->x0 != NULL, "vit_forward before vit_bind");
-    patch_copy(m, (float *)img, m->patches, 1); /* reads img only */
+    op_patchify_forward(c, m->patches, img, B, 3, m->cfg.image_size, m->cfg.patch);
     op_linear_forward(c, m->emb, m->patches, m->conv1->data, NULL, B * m->P, m->K, C);
-    assemble(m, c);
+    /* x0[b,0] = cls + pos[0]; x0[b,1+i] = emb[b,i] + pos[1+i] */
+    op_tokens_forward(c, m->x0, m->cls->data, m->emb, m->pos->data, B, T, C);
     op_layernorm_forward(c, m->xl, m->mean0, m->rstd0, m->x0, m->lnpre_w->data, m->lnpre_b->data, N,
                          C, 1e-5f);
     const float *y = sg_transformer_forward(&m->tr, c, m->xl);
-    for (int b = 0; b < B; b++)
-        memcpy(m->tok + (size_t)b * C, y + (size_t)b * T * C, (size_t)C * sizeof(float));
+    op_gather_tokens_forward(c, m->tok, y, NULL, B, T, C); /* class token */
     op_layernorm_forward(c, m->pooled, m->mean1, m->rstd1, m->tok, m->lnpost_w->data,
                          m->lnpost_b->data, B, C, 1e-5f);
     op_matmul_forward(c, m->out, m->pooled, m->proj->data, 1, B, C, E);
     return m->out;
-}
-
-/* d(x0) (in dy) -> class/positional grads (summed over the batch) and emb (patch-embedding
- * grad, B*P rows). */
-static void disassemble(struct sg_vit *m, struct sg_ctx *c)
-{
-    int C = m->cfg.width;
-    int64_t pc = (int64_t)m->P * C, tc = (int64_t)m->T * C;
-    for (int b = 0; b < m->B; b++) {
-        const float *d = m->dy + b * tc;
-        op_accumulate(c, m->cls->grad, d, C);
-        op_accumulate(c, m->pos->grad, d, tc);
-        memcpy(m->emb + b * pc, d + C, (size_t)pc * sizeof(float));
-    }
 }
 
 void sg_vit_backward(struct sg_vit *m, struct sg_ctx *c, float *dimg, const float *dout)
@@ -168,14 +121,13 @@ void sg_vit_backward(struct sg_vit *m, struct sg_ctx *c, float *dimg, const floa
     op_layernorm_backward(c, m->dtok, m->lnpost_w->grad, m->lnpost_b->grad, m->dpooled, m->tok,
                           m->lnpost_w->data, m->mean1, m->rstd1, B, C);
     /* class-token gather: scatter into token 0 of each image, zero elsewhere */
-    memset(m->dy, 0, (size_t)N * C * sizeof(float));
-    for (int b = 0; b < B; b++)
-        memcpy(m->dy + (size_t)b * T * C, m->dtok + (size_t)b * C, (size_t)C * sizeof(float));
+    op_gather_tokens_backward(c, m->dy, m->dtok, NULL, B, T, C);
     sg_transformer_backward(&m->tr, c, m->dxl, m->dy);
     op_layernorm_backward(c, m->dy, m->lnpre_w->grad, m->lnpre_b->grad, m->dxl, m->x0,
                           m->lnpre_w->data, m->mean0, m->rstd0, N, C); /* dy = d(x0) */
-    disassemble(m, c);
+    /* class / positional grads (summed over the batch), emb = the patch-embedding grad */
+    op_tokens_backward(c, m->emb, m->cls->grad, m->pos->grad, m->dy, 1, B, T, C);
     op_linear_backward(c, dimg ? m->dpatches : NULL, m->conv1->grad, NULL, m->emb, m->patches,
                        m->conv1->data, B * m->P, m->K, C);
-    if (dimg) patch_copy(m, dimg, m->dpatches, 0);
+    if (dimg) op_patchify_backward(c, dimg, m->dpatches, B, 3, m->cfg.image_size, m->cfg.patch);
 }

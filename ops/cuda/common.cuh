@@ -63,6 +63,12 @@ struct sg_cuda {
     size_t cublas_workspace_bytes; /* 32 MiB: NVIDIA's recommendation for Hopper */
     void *scratch;                 /* op scratch (partial sums), grown on demand */
     size_t scratch_bytes;
+    /* Library state created lazily by the file that owns the library, freed through its hook
+     * when the context is freed (so common.cuh needs no cuDNN / cuBLASLt headers). */
+    void *cudnn;                          /* ops/cuda/cudnn.cu: handle + descriptor cache */
+    void (*cudnn_free)(struct sg_cuda *); /* set together with `cudnn` */
+    void *lt;                             /* ops/cuda/matmul.cu: cuBLASLt handle, bf16 buffers */
+    void (*lt_free)(struct sg_cuda *);    /* set together with `lt` */
 };
 
 /* TF32: off by default so that GPU results match the fp32 CPU path to ~1e-6 relative (TF32 has

@@ -84,6 +84,8 @@ extern "C" int sg_cuda_device_count(void)
 static void cuda_state_free(struct sg_cuda *s)
 {
     if (s->stream) cudaStreamSynchronize(s->stream);
+    if (s->cudnn && s->cudnn_free) s->cudnn_free(s);
+    if (s->lt && s->lt_free) s->lt_free(s);
     if (s->cublas) cublasDestroy(s->cublas);
     if (s->cublas_workspace) cudaFree(s->cublas_workspace);
     if (s->scratch) cudaFree(s->scratch);
