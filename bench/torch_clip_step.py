@@ -75,30 +75,43 @@ def main():
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     ap.add_argument("--text-len", choices=["captions", "full"], default="captions",
                     help="EOT positions: caption-like (8..39 tokens) or spread over all T")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: torch.autocast(bfloat16) around the towers (open_clip amp_bf16); "
+                         "the loss runs in fp32 on float features")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    if a.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32, as in sogclip
+        torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
 
     cfg = tm.load_yaml(a.config)
-    model = tm.clip_from_cfg(cfg)
+    model = tm.clip_from_cfg(cfg).to(dev)
     B = a.batch
     img, ids = synthetic_batch(cfg, B, torch.Generator().manual_seed(1), a.text_len)
-    idx = torch.arange(B)
-    loss_fn = TwoWaySogCLR(100 * B, TAU, GAMMA)
+    img, ids = img.to(dev), ids.to(dev)
+    idx = torch.arange(B, device=dev)
+    loss_fn = TwoWaySogCLR(100 * B, TAU, GAMMA, device=dev)
     opt = torch.optim.AdamW(tm.adamw_groups(model, WD), lr=LR, betas=(0.9, 0.999), eps=1e-8)
     nparam = sum(p.numel() for p in model.parameters())
     if not a.json:
         print("# torch %s, %d threads, %s: %.1fM parameters, B = %d" % (
             torch.__version__, torch.get_num_threads(), a.config, nparam / 1e6, B), flush=True)
 
+    amp = torch.autocast("cuda" if a.device == "cuda" else "cpu", dtype=torch.bfloat16,
+                         enabled=a.precision == "bf16")
+
     def step():
         model.train()
-        zi, zt = model.encode_image(img), model.encode_text(ids)
-        loss = loss_fn(zi, zt, idx)
+        with amp:
+            zi, zt = model.encode_image(img), model.encode_text(ids)
+        loss = loss_fn(zi.float(), zt.float(), idx)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return loss.item()
+        return loss.item()  # synchronises on cuda
 
     for _ in range(a.warmup):
         step()
@@ -113,7 +126,7 @@ def main():
            "threads": torch.get_num_threads(), "step_ms": round(med, 2),
            "pairs_per_s": round(B / (med / 1e3), 2), "peak_rss_mb": round(rss_mb, 1),
            "torch": torch.__version__, "step_ms_min": round(min(ts), 2), "steps": len(ts),
-           "text_len": a.text_len}
+           "text_len": a.text_len, "device": a.device, "precision": a.precision}
     if a.json:
         print(json.dumps(res), flush=True)
     else:

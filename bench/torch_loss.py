@@ -21,10 +21,10 @@ import torch.nn.functional as F
 
 
 class TwoWaySogCLR:
-    def __init__(self, N, tau, gamma):
+    def __init__(self, N, tau, gamma, device="cpu"):
         self.tau, self.gamma = tau, gamma
-        self.u_img, self.u_txt = torch.zeros(N), torch.zeros(N)
-        self.b_img, self.b_txt = torch.zeros(N), torch.zeros(N)
+        self.u_img, self.u_txt = torch.zeros(N, device=device), torch.zeros(N, device=device)
+        self.b_img, self.b_txt = torch.zeros(N, device=device), torch.zeros(N, device=device)
 
     def _side(self, D, u, b, idx, off):
         B = D.shape[0]
@@ -43,7 +43,7 @@ class TwoWaySogCLR:
 
     def __call__(self, zi, zt, idx):
         B = zi.shape[0]
-        off = 1.0 - torch.eye(B)
+        off = 1.0 - torch.eye(B, device=zi.device)
         S = zi @ zt.t()
         diag = S.diagonal()
         DI = S - diag[:, None]

@@ -129,3 +129,44 @@ void sg_ctx_sync(struct sg_ctx *c)
     SG_UNUSED(c);
 #endif
 }
+
+void sg_memcpy2d_d2d(struct sg_ctx *c, void *dst, size_t dpitch, const void *src, size_t spitch,
+                     size_t width, size_t height)
+{
+#ifdef SG_CUDA
+    if (c->dev == SG_DEVICE_CUDA) {
+        sg_cuda_memcpy2d_d2d(c, dst, dpitch, src, spitch, width, height);
+        return;
+    }
+#endif
+    SG_UNUSED(c);
+    SG_CHECK(dpitch >= width && spitch >= width, "bad 2-D copy (%zu x %zu)", width, height);
+    for (size_t r = 0; r < height && width; r++)
+        memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+}
+
+void *sg_host_alloc(struct sg_ctx *c, size_t bytes)
+{
+#ifdef SG_CUDA
+    if (c->dev == SG_DEVICE_CUDA) return sg_cuda_host_alloc(c, bytes);
+#endif
+    SG_UNUSED(c);
+    void *p = NULL;
+    size_t rounded = (bytes + 255) & ~(size_t)255;
+    if (posix_memalign(&p, 256, rounded ? rounded : 256) != 0)
+        SG_PANIC("out of host memory allocating %zu bytes", bytes);
+    return p;
+}
+
+void sg_host_free(struct sg_ctx *c, void *p)
+{
+    if (!p) return;
+#ifdef SG_CUDA
+    if (c->dev == SG_DEVICE_CUDA) {
+        sg_cuda_host_free(c, p);
+        return;
+    }
+#endif
+    SG_UNUSED(c);
+    free(p);
+}

@@ -24,10 +24,10 @@ enum sg_precision { SG_PREC_FP32 = 0, SG_PREC_BF16 = 1 };
 struct sg_ctx {
     enum sg_device dev;
     enum sg_precision precision; /* set after sg_ctx_init; read by CUDA GEMM/conv launchers */
-    int device_id;        /* CUDA ordinal */
-    int nthreads;         /* OpenMP threads for CPU ops (set at init) */
-    struct sg_cuda *cuda; /* NULL on CPU */
-    struct sg_dnnl *dnnl; /* lazily created on first oneDNN primitive */
+    int device_id;               /* CUDA ordinal */
+    int nthreads;                /* OpenMP threads for CPU ops (set at init) */
+    struct sg_cuda *cuda;        /* NULL on CPU */
+    struct sg_dnnl *dnnl;        /* lazily created on first oneDNN primitive */
 };
 
 /* Returns 0, or -1 with sg_last_error() (e.g. CUDA requested but no GPU / not built with CUDA).
@@ -46,5 +46,13 @@ void sg_memcpy_d2h(struct sg_ctx *c, void *dst, const void *src, size_t bytes);
 void sg_memcpy_d2d(struct sg_ctx *c, void *dst, const void *src, size_t bytes);
 void sg_memset_zero(struct sg_ctx *c, void *p, size_t bytes);
 void sg_ctx_sync(struct sg_ctx *c);
+/* Strided copy on the context's device: `height` rows of `width` bytes, row pitches in bytes
+ * (cudaMemcpy2DAsync on CUDA, a memcpy per row on the CPU). */
+void sg_memcpy2d_d2d(struct sg_ctx *c, void *dst, size_t dpitch, const void *src, size_t spitch,
+                     size_t width, size_t height);
+/* Host staging memory for uploads: pinned (cudaMallocHost) on a CUDA context, so copies from it
+ * are truly asynchronous; plain 256-byte aligned memory on the CPU. Panics on OOM. */
+void *sg_host_alloc(struct sg_ctx *c, size_t bytes);
+void sg_host_free(struct sg_ctx *c, void *p);
 
 #endif

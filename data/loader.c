@@ -279,9 +279,15 @@ static void task_augment(struct worker *w, struct stage *st)
     struct sg_batch *b = &l->slots[st->bslot].b;
     int r = st->row;
     size_t view = (size_t)3 * l->S * l->S;
-    float *dst = b->img + (size_t)r * l->V * view;
-    for (int v = 0; v < l->V; v++)
-        sg_augment(&l->aug, &st->rng, &st->img, dst + v * view, w->scratch);
+    if (l->cfg.u8) {
+        uint8_t *dst = b->img_u8 + (size_t)r * l->V * view;
+        for (int v = 0; v < l->V; v++)
+            sg_augment_u8(&l->aug, &st->rng, &st->img, dst + v * view, w->scratch);
+    } else {
+        float *dst = b->img + (size_t)r * l->V * view;
+        for (int v = 0; v < l->V; v++)
+            sg_augment(&l->aug, &st->rng, &st->img, dst + v * view, w->scratch);
+    }
     if (l->cfg.tok) {
         const char *text = st->cap_idx >= 0 ? st->caption : "";
         int rc = sg_tokenizer_encode(l->cfg.tok, text, b->ids + (size_t)r * l->T, l->T);
@@ -376,8 +382,9 @@ static void alloc_batches(struct sg_loader *l)
         b->views = l->V;
         b->size = l->S;
         b->T = l->cfg.tok ? l->T : 0;
-        b->img =
-            sg_xmalloc_aligned(sizeof(float) * B * (size_t)l->V * 3 * (size_t)l->S * (size_t)l->S);
+        size_t px = B * (size_t)l->V * 3 * (size_t)l->S * (size_t)l->S;
+        b->img = l->cfg.u8 ? NULL : sg_xmalloc_aligned(sizeof(float) * px);
+        b->img_u8 = l->cfg.u8 ? sg_xmalloc_aligned(px) : NULL;
         b->ids = l->cfg.tok ? sg_xmalloc(sizeof(int32_t) * B * (size_t)l->T) : NULL;
         b->idx = sg_xmalloc(sizeof(int64_t) * B);
         b->labels = sg_xmalloc(sizeof(int32_t) * B);
@@ -594,6 +601,7 @@ void sg_loader_close(struct sg_loader *l)
     for (int k = 0; k < l->P; k++) {
         struct sg_batch *b = &l->slots[k].b;
         sg_afree(b->img);
+        sg_afree(b->img_u8);
         free(b->ids);
         free(b->idx);
         free(b->labels);

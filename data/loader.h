@@ -23,6 +23,8 @@
  * every earlier position is resolved, assigned to its (batch, row) and augmented straight into
  * the batch buffer — no copy of the float images. The ring holds prefetch_batches + 1 batches so
  * the consumer can hold one while prefetch_batches more are filled.
+ * uint8 output (cfg.u8): the batch holds the augmented pixels instead, normalisation left to the
+ * consumer (the GPU trainer uploads 4x fewer bytes and normalises there: ops/input.h).
  * Threads: the sg_loader_* calls are for one consumer thread.
  */
 #ifndef SG_DATA_LOADER_H
@@ -47,10 +49,12 @@ struct sg_loader_config {
     double max_bad_fraction;         /* abort when bad/seen exceeds this (after 100 samples) */
     int decode_min_side;             /* > 0: allow JPEG DCT downscaling keeping min side >= it
                                         (0: full-resolution decode, as PIL) */
+    int u8; /* 1: batches carry img_u8 (the augmented pixels before ToTensor + Normalize,
+               sg_augment_u8) and img is NULL; 0: img (normalised float) only */
 };
 
 /* batch 32, workers 2, prefetch 2, seed 0, shuffle 1, drop_last 0, views 1, context 77,
- * max_bad_fraction 0.05, decode_min_side 0; aug and tok NULL. */
+ * max_bad_fraction 0.05, decode_min_side 0, u8 0; aug and tok NULL. */
 void sg_loader_default_config(struct sg_loader_config *cfg);
 
 struct sg_batch {
@@ -58,11 +62,13 @@ struct sg_batch {
     int views, size, T; /* views, S, context length (0 without tok) */
     int64_t epoch;
     int64_t step;     /* batch number within the epoch */
-    float *img;       /* (B, views, 3, S, S) normalized */
+    float *img;       /* (B, views, 3, S, S) normalized (NULL with cfg.u8) */
     int32_t *ids;     /* (B, T) token ids, NULL without tok */
     int64_t *idx;     /* (B) global sample indices */
     int32_t *labels;  /* (B) class labels, -1 when none */
     int32_t *caption; /* (B) caption chosen (index among the sample's captions), -1 when none */
+    uint8_t *img_u8;  /* (B, views, 3, S, S) uint8 with cfg.u8 (op_normalize_u8 with the aug's
+                         mean/std gives img exactly), else NULL */
 };
 
 struct sg_loader_pos {

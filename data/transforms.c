@@ -613,8 +613,11 @@ int sg_aug_blur_kernel(int size)
     return k % 2 ? k : k + 1;
 }
 
-void sg_augment(const struct sg_aug_config *cfg, struct sg_rng *rng, const struct sg_image *in,
-                float *out, struct sg_aug_scratch *s)
+/* Every step of sg_augment before ToTensor + Normalize: the augmented uint8 image (scratch
+ * memory) and whether it is to be mirrored (the deferred flip). */
+static const struct sg_image *augment_pixels(const struct sg_aug_config *cfg, struct sg_rng *rng,
+                                             const struct sg_image *in, struct sg_aug_scratch *s,
+                                             int *flip_out)
 {
     SG_CHECK(in->w > 0 && in->h > 0 && in->px, "sg_augment on an empty image (failed decode?)");
     const int size = cfg->size;
@@ -642,7 +645,42 @@ void sg_augment(const struct sg_aug_config *cfg, struct sg_rng *rng, const struc
     }
     if (cfg->solarize_p > 0.0f && sg_rng_float(rng) < cfg->solarize_p)
         sg_tf_solarize(img, (int)ceilf(cfg->solarize_threshold));
+    *flip_out = flip;
+    return img;
+}
+
+void sg_augment(const struct sg_aug_config *cfg, struct sg_rng *rng, const struct sg_image *in,
+                float *out, struct sg_aug_scratch *s)
+{
+    int flip;
+    const struct sg_image *img = augment_pixels(cfg, rng, in, s, &flip);
     if (!s->norm) s->norm = sg_xcalloc(1, sizeof(struct norm_lut));
     norm_lut_fill(s->norm, cfg->mean, cfg->std);
     normalize_flip(img, s->norm, flip, out);
+}
+
+/* img (H, W, 3) -> out (3, H, W) uint8, mirrored left-right when flip. */
+static void planar_flip(const struct sg_image *img, int flip, uint8_t *out)
+{
+    const int W = img->w, H = img->h;
+    const size_t plane = (size_t)W * H;
+    for (int y = 0; y < H; y++) {
+        const uint8_t *row = img->px + (size_t)y * W * 3;
+        uint8_t *o0 = out + (size_t)y * W, *o1 = o0 + plane, *o2 = o1 + plane;
+        if (flip) {
+            const uint8_t *p = row + (size_t)(W - 1) * 3;
+            for (int x = 0; x < W; x++, p -= 3) o0[x] = p[0], o1[x] = p[1], o2[x] = p[2];
+        } else {
+            const uint8_t *p = row;
+            for (int x = 0; x < W; x++, p += 3) o0[x] = p[0], o1[x] = p[1], o2[x] = p[2];
+        }
+    }
+}
+
+void sg_augment_u8(const struct sg_aug_config *cfg, struct sg_rng *rng, const struct sg_image *in,
+                   uint8_t *out, struct sg_aug_scratch *s)
+{
+    int flip;
+    const struct sg_image *img = augment_pixels(cfg, rng, in, s, &flip);
+    planar_flip(img, flip, out);
 }

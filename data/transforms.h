@@ -71,6 +71,13 @@ void sg_aug_scratch_free(struct sg_aug_scratch *s);
 void sg_augment(const struct sg_aug_config *cfg, struct sg_rng *rng, const struct sg_image *in,
                 float *out, struct sg_aug_scratch *s);
 
+/* sg_augment without ToTensor + Normalize (same draws, same pixels): out (3, size, size) uint8,
+ * planar, the horizontal flip applied. Normalising it with cfg->mean / cfg->std as
+ * ((float)x / 255 - mean) / std (ops/input.h op_normalize_u8, on the CPU or the GPU) gives
+ * sg_augment's output bit for bit. The GPU data path ships these 4x smaller pixels. */
+void sg_augment_u8(const struct sg_aug_config *cfg, struct sg_rng *rng, const struct sg_image *in,
+                   uint8_t *out, struct sg_aug_scratch *s);
+
 /* GaussianBlur kernel size used by sg_augment: int(0.1 * size), made odd (23 at 224). */
 int sg_aug_blur_kernel(int size);
 

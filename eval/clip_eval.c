@@ -1,6 +1,11 @@
 /*
  * eval/clip_eval.c — CLIP model evaluation: embeddings, zero-shot, retrieval (see
  * eval/clip_eval.h).
+ *
+ * Devices: the model runs on em->ctx. On a CUDA context each loader batch travels as uint8
+ * pixels (the loader's u8 option) and is normalised on the GPU (op_normalize_u8: the same floats
+ * as the CPU's transform), token ids stay on the host (the text encoder uploads them), and the
+ * embeddings of every batch come back with one device-to-host copy.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "eval/clip_eval.h"
@@ -15,6 +20,7 @@
 #include "data/loader.h"
 #include "data/transforms.h"
 #include "model/clip_config.h"
+#include "ops/input.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 
@@ -34,6 +40,13 @@ static int model_from_meta(struct sg_clip_config *cfg, const char *yaml, const c
 int sg_eval_model_load(struct sg_eval_model *em, const char *checkpoint, const char *tokenizer_path,
                        int batch, int threads)
 {
+    return sg_eval_model_load_on(em, checkpoint, tokenizer_path, batch, threads, SG_DEVICE_CPU, 0);
+}
+
+int sg_eval_model_load_on(struct sg_eval_model *em, const char *checkpoint,
+                          const char *tokenizer_path, int batch, int threads, enum sg_device dev,
+                          int device_id)
+{
     struct sg_st_file f;
     struct sg_clip_config cfg;
     char tok[1024];
@@ -46,7 +59,7 @@ int sg_eval_model_load(struct sg_eval_model *em, const char *checkpoint, const c
     const char *fmt = sg_st_meta(&f, "format");
     int is_ckpt = fmt && !strcmp(fmt, "sogclip-checkpoint-1");
     int rc = model_from_meta(&cfg, sg_st_meta(&f, "model_config"), checkpoint);
-    if (rc == 0 && sg_ctx_init(em->ctx, SG_DEVICE_CPU, 0, threads)) rc = -1;
+    if (rc == 0 && sg_ctx_init(em->ctx, dev, device_id, threads)) rc = -1;
     if (rc == 0) {
         sg_clip_create(em->model, &cfg, em->ctx, 0, 0);
         rc = sg_ckpt_read_arena(&f, &em->model->ps, em->model->ps.data, is_ckpt ? "model." : "", 1);
@@ -93,7 +106,10 @@ int sg_embed_dataset_images(struct sg_eval_model *em, const struct sg_dataset *d
                             int32_t *labels)
 {
     struct sg_clip *m = em->model;
+    struct sg_ctx *c = em->ctx;
     int B = m->B, E = m->cfg.embed_dim, S = m->cfg.vision.image_size;
+    int gpu = c->dev != SG_DEVICE_CPU;
+    size_t px = (size_t)3 * S * S; /* values per image */
     struct sg_aug_config aug;
     sg_aug_preset(&aug, SG_AUG_CLIP_EVAL, S);
     struct sg_loader_config lc;
@@ -103,16 +119,31 @@ int sg_embed_dataset_images(struct sg_eval_model *em, const struct sg_dataset *d
     lc.shuffle = 0;
     lc.aug = &aug;
     lc.max_bad_fraction = 0.0;
+    lc.u8 = gpu;
     struct sg_loader *l;
     if (sg_loader_open(&lc, ds, &l)) return -1;
     sg_loader_start_epoch(l, 0);
-    float *img = sg_xcalloc((size_t)B * 3 * S * S, sizeof(float));
+    /* img (B,3,S,S) float on the device (rows past a short last batch keep older images: their
+     * embeddings are dropped); GPU: px8 (B,3,S,S) uint8 device, zh (B,E) host */
+    float *img = sg_dev_alloc(c, (size_t)B * px * sizeof(float));
+    sg_memset_zero(c, img, (size_t)B * px * sizeof(float));
+    uint8_t *px8 = gpu ? sg_dev_alloc(c, (size_t)B * px) : NULL;
+    float *zh = gpu ? sg_xmalloc((size_t)B * E * sizeof(float)) : NULL;
     struct sg_batch *b;
     int rc = 0;
     int64_t done = 0;
     while ((rc = sg_loader_next(l, &b)) == 1) {
-        memcpy(img, b->img, (size_t)b->n * 3 * S * S * sizeof(float));
-        const float *z = sg_clip_encode_image(m, em->ctx, img, 0);
+        if (gpu) {
+            sg_memcpy_h2d(c, px8, b->img_u8, (size_t)b->n * px);
+            op_normalize_u8(c, img, px8, b->n, (int64_t)S * S, aug.mean, aug.std);
+        } else {
+            memcpy(img, b->img, (size_t)b->n * px * sizeof(float));
+        }
+        const float *z = sg_clip_encode_image(m, c, img, 0);
+        if (gpu) {
+            sg_memcpy_d2h(c, zh, z, (size_t)b->n * E * sizeof(float));
+            z = zh;
+        }
         for (int r = 0; r < b->n; r++) {
             memcpy(out + (size_t)b->idx[r] * E, z + (size_t)r * E, (size_t)E * sizeof(float));
             if (labels) labels[b->idx[r]] = b->labels[r];
@@ -123,7 +154,9 @@ int sg_embed_dataset_images(struct sg_eval_model *em, const struct sg_dataset *d
     int64_t seen, bad;
     sg_loader_stats(l, &seen, &bad);
     sg_loader_close(l);
-    free(img);
+    sg_dev_free(c, img);
+    if (px8) sg_dev_free(c, px8);
+    free(zh);
     if (rc < 0) return -1;
     if (done != ds->n)
         return sg_err("%s: %lld of %lld images unreadable (run sogclip data verify)", ds->path,
@@ -135,7 +168,7 @@ int sg_embed_texts(struct sg_eval_model *em, const char *const *texts, int64_t n
 {
     struct sg_clip *m = em->model;
     int B = m->B, E = m->cfg.embed_dim, T = m->cfg.text.context_length;
-    int32_t *ids = sg_xcalloc((size_t)B * T, sizeof(int32_t));
+    int32_t *ids = sg_xcalloc((size_t)B * T, sizeof(int32_t)); /* host: the encoder uploads */
     int rc = 0;
     for (int64_t s = 0; s < n && rc == 0; s += B) {
         int k = (int)(n - s < B ? n - s : B);
@@ -145,7 +178,7 @@ int sg_embed_texts(struct sg_eval_model *em, const char *const *texts, int64_t n
         }
         if (rc) break;
         const float *z = sg_clip_encode_text(m, em->ctx, ids);
-        memcpy(out + (size_t)s * E, z, (size_t)k * E * sizeof(float));
+        sg_memcpy_d2h(em->ctx, out + (size_t)s * E, z, (size_t)k * E * sizeof(float));
     }
     free(ids);
     return rc;

@@ -33,16 +33,22 @@ struct sg_eval_model {
 };
 
 /* Load weights + model config (+ tokenizer: tokenizer_path, or the checkpoint's training config
- * tokenizer.model when NULL). batch: embedding batch. Returns 0 or -1 with sg_err. */
+ * tokenizer.model when NULL) on the CPU. batch: embedding batch. Returns 0 or -1 with sg_err. */
 int sg_eval_model_load(struct sg_eval_model *em, const char *checkpoint, const char *tokenizer_path,
                        int batch, int threads);
+/* The same on a device (SG_DEVICE_CUDA + ordinal: the model and its activations live there; a
+ * checkpoint from either device loads). Embedding outputs are host arrays either way. */
+int sg_eval_model_load_on(struct sg_eval_model *em, const char *checkpoint,
+                          const char *tokenizer_path, int batch, int threads, enum sg_device dev,
+                          int device_id);
 void sg_eval_model_free(struct sg_eval_model *em);
 /* A view of a live model (evaluation during training): nothing is copied or freed. The model's
  * activations are overwritten; its parameters and BN statistics are only read. */
 void sg_eval_model_wrap(struct sg_eval_model *em, struct sg_ctx *c, struct sg_clip *m,
                         struct sg_tokenizer *tok, int workers);
 
-/* Normalized image embeddings (ds->n, E) in dataset order, and labels (may be NULL). */
+/* Normalized image embeddings (ds->n, E) in dataset order, and labels (may be NULL): host
+ * arrays whatever the model's device. */
 int sg_embed_dataset_images(struct sg_eval_model *em, const struct sg_dataset *ds, float *out,
                             int32_t *labels);
 /* Normalized text embeddings (n, E). */

@@ -10,6 +10,9 @@
  *           column max/sum are vectorised updates of a short array: no transpose copy); G pass
  *           over rows; two GEMMs for the feature gradients. Sums of exponentials and the dp / loss
  *           partials are accumulated in double; final sums are serial in index order.
+ *  CUDA     sg_clip_loss_compute on a CUDA context -> sg_clip_loss_compute_cuda: the size and p
+ *           checks here, the device work in losses/cuda/contrastive.cu (sg_clip_cuda_run), the
+ *           loss and dp finished here from its double sums exactly as the CPU path does.
  */
 #include "losses/clip.h"
 
@@ -33,8 +36,8 @@ void sg_clip_clamp_logit_scale(float *p)
     if (*p > hi) *p = hi;
 }
 
-/* Number of non-finite values in x(n) (vectorised; NaN and +-Inf have an all-ones exponent). */
-static int check_inputs(const float *zi, const float *zt, int B, int d, float p)
+/* The checks that need no feature values (same order and messages on every device). */
+static int check_sizes(int B, int d, float p)
 {
     if (B < 2)
         return sg_err("clip loss: batch size B = %d, InfoNCE needs B >= 2 (each row needs a "
@@ -45,6 +48,13 @@ static int check_inputs(const float *zi, const float *zt, int B, int d, float p)
         return sg_err("clip loss: logit-scale parameter p = %g is not finite (logit_scale = "
                       "exp(p)); check the optimiser step and clamp p to [0, ln 100]",
                       (double)p);
+    return 0;
+}
+
+/* Every input check on host features (the CPU paths; the CUDA path's error message). */
+static int check_inputs(const float *zi, const float *zt, int B, int d, float p)
+{
+    if (check_sizes(B, d, p)) return -1;
     if (sg_loss_check_finite("clip loss", "zi", zi, B, d) ||
         sg_loss_check_finite("clip loss", "zt", zt, B, d))
         return -1;
@@ -197,10 +207,10 @@ static double g_row(float *x, int i, int B, float lse_r, const float *lse_c)
     return dpv;
 }
 
-int sg_clip_loss_compute(struct sg_clip_loss *l, struct sg_ctx *c, const float *zi, const float *zt,
-                         int B, int d, float p, float *loss, float *dzi, float *dzt, float *dp)
+static int clip_compute_cpu(struct sg_clip_loss *l, struct sg_ctx *c, const float *zi,
+                            const float *zt, int B, int d, float p, float *loss, float *dzi,
+                            float *dzt, float *dp)
 {
-    SG_CHECK(l && c && zi && zt && loss, "sg_clip_loss_compute: NULL argument");
     if (check_inputs(zi, zt, B, d, p)) return -1;
     clip_reserve(l, B);
     float *lg = l->logits;                                       /* (B, B) */
@@ -239,4 +249,55 @@ int sg_clip_loss_compute(struct sg_clip_loss *l, struct sg_ctx *c, const float *
     if (dzi) sg_gemm(0, 0, B, d, B, s, lg, B, zt, d, 0.0f, dzi, d);
     if (dzt) sg_gemm(1, 0, B, d, B, s, lg, B, zi, d, 0.0f, dzt, d);
     return 0;
+}
+
+/* ---- CUDA path (device features and gradients; loss, dp on the host) ------------------------ */
+
+#ifdef SG_CUDA
+/* The device check failed: the CPU's message, from a host copy of the features. */
+static int device_input_error(struct sg_ctx *c, const float *zi, const float *zt, int B, int d,
+                              float p, int bits)
+{
+    size_t bytes = sizeof(float) * (size_t)B * (size_t)d;
+    float *hi = sg_xmalloc(bytes), *ht = sg_xmalloc(bytes);
+    sg_memcpy_d2h(c, hi, zi, bytes);
+    sg_memcpy_d2h(c, ht, zt, bytes);
+    int rc = check_inputs(hi, ht, B, d, p);
+    free(hi);
+    free(ht);
+    if (rc == 0) /* not reproduced on the host: report what the device saw */
+        return sg_err("clip loss: the GPU input check rejected %s (not finite)",
+                      bits & 1 ? "zi" : "zt");
+    return -1;
+}
+
+int sg_clip_loss_compute_cuda(struct sg_ctx *c, const float *zi, const float *zt, int B, int d,
+                              float p, float *loss, float *dzi, float *dzt, float *dp)
+{
+    SG_CHECK(c && zi && zt && loss, "sg_clip_loss_compute_cuda: NULL argument");
+    if (check_sizes(B, d, p)) return -1;
+    double out[2];
+    int bits = sg_clip_cuda_run(c, zi, zt, B, d, p, dzi, dzt, dp != NULL, out);
+    if (bits) return device_input_error(c, zi, zt, B, d, p, bits);
+    *loss = (float)(out[0] / (2.0 * B));
+    if (dp) *dp += (float)out[1];
+    return 0;
+}
+#endif
+
+int sg_clip_loss_compute(struct sg_clip_loss *l, struct sg_ctx *c, const float *zi, const float *zt,
+                         int B, int d, float p, float *loss, float *dzi, float *dzt, float *dp)
+{
+    SG_CHECK(l && c && zi && zt && loss, "sg_clip_loss_compute: NULL argument");
+    switch (c->dev) {
+    case SG_DEVICE_CPU:
+        return clip_compute_cpu(l, c, zi, zt, B, d, p, loss, dzi, dzt, dp);
+    case SG_DEVICE_CUDA:
+#ifdef SG_CUDA
+        return sg_clip_loss_compute_cuda(c, zi, zt, B, d, p, loss, dzi, dzt, dp);
+#else
+        SG_PANIC("sg_clip_loss_compute: built without CUDA");
+#endif
+    }
+    SG_PANIC("sg_clip_loss_compute: unknown device %d", (int)c->dev);
 }

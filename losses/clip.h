@@ -31,6 +31,17 @@
  * result does not depend on the thread count (beyond what the GEMMs do).
  * sg_clip_loss_ref: the same outputs by plain double-precision loops (the test oracle); it returns
  * the loss in double, so tests can take finite differences of it.
+ *
+ * Devices: sg_clip_loss_compute dispatches on c->dev. On a CUDA context zi, zt, dzi, dzt are
+ * DEVICE pointers (B, d) and loss, dp stay HOST pointers; the object's host workspace is unused
+ * (the GPU path takes the context scratch). GPU path (losses/cuda/contrastive.cu): cuBLAS sgemm
+ * for s zi zt^T with TF32 off (also in bf16 mode: the loss is fp32), a tiled transpose, one warp
+ * per row for the row and column log-sum-exp (sums of exp in double), one warp per row for G
+ * (in place) and the dp row partials, fixed-order block sums for the loss and dp, two sgemms
+ * for dzi, dzt. Finite-feature check on the device; the loss sum, dp sum and check words come
+ * back in ONE host synchronisation at the end of the call. On bad features nothing is written
+ * (the gradient GEMMs go to scratch and are copied out only when the check passed) and the
+ * message is the CPU one (the features are downloaded to build it). Deterministic run to run.
  */
 #ifndef SG_LOSSES_CLIP_H
 #define SG_LOSSES_CLIP_H
@@ -56,6 +67,18 @@ int sg_clip_loss_compute(struct sg_clip_loss *l, struct sg_ctx *c, const float *
 /* Double-precision reference with the same contract; *loss is a double. No workspace needed. */
 int sg_clip_loss_ref(const float *zi, const float *zt, int B, int d, float p, double *loss,
                      float *dzi, float *dzt, float *dp);
+
+#ifdef SG_CUDA
+/* The CUDA path of sg_clip_loss_compute (clip.c): host-side checks, then sg_clip_cuda_run. */
+int sg_clip_loss_compute_cuda(struct sg_ctx *c, const float *zi, const float *zt, int B, int d,
+                              float p, float *loss, float *dzi, float *dzt, float *dp);
+/* losses/cuda/contrastive.cu: the device work for B >= 2, d >= 1, finite p (device pointers).
+ * out[0] = sum of the 2B row and column CE terms, out[1] = sum_ij G_ij logits_ij (when want_dp
+ * or a gradient is requested). dzi / dzt may be NULL. Returns 0, or a nonzero bit mask (1: zi,
+ * 2: zt not finite) with nothing written. Synchronises once. */
+int sg_clip_cuda_run(struct sg_ctx *c, const float *zi, const float *zt, int B, int d, float p,
+                     float *dzi, float *dzt, int want_dp, double out[2]);
+#endif
 
 /* p <- clamp(p, 0, ln 100) (NaN stays NaN; the next compute rejects it). */
 void sg_clip_clamp_logit_scale(float *p);

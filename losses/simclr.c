@@ -11,6 +11,9 @@
  *           one row pass that writes (G + G^T) using that symmetry (row and "column" softmax
  *           share the entry l_ak = l_ka), four (B, B) x (B, d) GEMMs for dza, dzb.
  *           OpenMP over rows, sg_expf_fast.
+ *  CUDA     sg_simclr_loss_compute on a CUDA context -> sg_simclr_loss_compute_cuda: the size
+ *           checks here, the device work in losses/cuda/contrastive.cu (sg_simclr_cuda_run), the
+ *           loss finished here from its double sum as on the CPU.
  */
 #include "losses/simclr.h"
 
@@ -36,13 +39,21 @@ static int check_tau(float tau)
     return 0;
 }
 
-static int check_inputs(const float *za, const float *zb, int B, int d)
+/* The checks that need no feature values (same order and messages on every device). */
+static int check_sizes(int B, int d)
 {
     if (B < 2)
         return sg_err("simclr loss: batch size B = %d, NT-Xent needs B >= 2 (each anchor needs a "
                       "negative of another sample); drop or merge the last partial batch",
                       B);
     if (d < 1) return sg_err("simclr loss: feature dimension d = %d, must be >= 1", d);
+    return 0;
+}
+
+/* Every input check on host features (the CPU paths; the CUDA path's error message). */
+static int check_inputs(const float *za, const float *zb, int B, int d)
+{
+    if (check_sizes(B, d)) return -1;
     if (sg_loss_check_finite("simclr loss", "za", za, B, d) ||
         sg_loss_check_finite("simclr loss", "zb", zb, B, d))
         return -1;
@@ -183,11 +194,9 @@ static void h_row(float *x, int a, int pos, int n, const float *lse)
     x[pos] -= 2.0f * inv_n;
 }
 
-int sg_simclr_loss_compute(struct sg_simclr_loss *l, struct sg_ctx *c, const float *za,
-                           const float *zb, int B, int d, float *loss, float *dza, float *dzb)
+static int simclr_compute_cpu(struct sg_simclr_loss *l, struct sg_ctx *c, const float *za,
+                              const float *zb, int B, int d, float *loss, float *dza, float *dzb)
 {
-    SG_CHECK(l && c && za && zb && loss, "sg_simclr_loss_compute: NULL argument");
-    SG_CHECK(l->tau > 0.0f, "sg_simclr_loss_compute: loss object not initialised");
     if (check_inputs(za, zb, B, d)) return -1;
     const int n = 2 * B;
     simclr_reserve(l, n);
@@ -227,4 +236,56 @@ int sg_simclr_loss_compute(struct sg_simclr_loss *l, struct sg_ctx *c, const flo
         sg_gemm(0, 0, B, d, B, it, lg + off_b, n, zb, d, 1.0f, dzb, d);
     }
     return 0;
+}
+
+/* ---- CUDA path (device features and gradients; loss on the host) ---------------------------- */
+
+#ifdef SG_CUDA
+/* The device check failed: the CPU's message, from a host copy of the features. */
+static int device_input_error(struct sg_ctx *c, const float *za, const float *zb, int B, int d,
+                              int bits)
+{
+    size_t bytes = sizeof(float) * (size_t)B * (size_t)d;
+    float *ha = sg_xmalloc(bytes), *hb = sg_xmalloc(bytes);
+    sg_memcpy_d2h(c, ha, za, bytes);
+    sg_memcpy_d2h(c, hb, zb, bytes);
+    int rc = check_inputs(ha, hb, B, d);
+    free(ha);
+    free(hb);
+    if (rc == 0) /* not reproduced on the host: report what the device saw */
+        return sg_err("simclr loss: the GPU input check rejected %s (not finite)",
+                      bits & 1 ? "za" : "zb");
+    return -1;
+}
+
+int sg_simclr_loss_compute_cuda(struct sg_simclr_loss *l, struct sg_ctx *c, const float *za,
+                                const float *zb, int B, int d, float *loss, float *dza, float *dzb)
+{
+    SG_CHECK(l && c && za && zb && loss, "sg_simclr_loss_compute_cuda: NULL argument");
+    SG_CHECK(l->tau > 0.0f, "sg_simclr_loss_compute: loss object not initialised");
+    if (check_sizes(B, d)) return -1;
+    double total;
+    int bits = sg_simclr_cuda_run(c, za, zb, B, d, l->tau, dza, dzb, &total);
+    if (bits) return device_input_error(c, za, zb, B, d, bits);
+    *loss = (float)(total / (2 * B));
+    return 0;
+}
+#endif
+
+int sg_simclr_loss_compute(struct sg_simclr_loss *l, struct sg_ctx *c, const float *za,
+                           const float *zb, int B, int d, float *loss, float *dza, float *dzb)
+{
+    SG_CHECK(l && c && za && zb && loss, "sg_simclr_loss_compute: NULL argument");
+    SG_CHECK(l->tau > 0.0f, "sg_simclr_loss_compute: loss object not initialised");
+    switch (c->dev) {
+    case SG_DEVICE_CPU:
+        return simclr_compute_cpu(l, c, za, zb, B, d, loss, dza, dzb);
+    case SG_DEVICE_CUDA:
+#ifdef SG_CUDA
+        return sg_simclr_loss_compute_cuda(l, c, za, zb, B, d, loss, dza, dzb);
+#else
+        SG_PANIC("sg_simclr_loss_compute: built without CUDA");
+#endif
+    }
+    SG_PANIC("sg_simclr_loss_compute: unknown device %d", (int)c->dev);
 }

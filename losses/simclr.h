@@ -34,6 +34,15 @@
  * in double in row order.
  * sg_simclr_loss_ref: the same outputs by plain double-precision loops, (G + G^T) formed
  * literally; returns the loss in double (tests take finite differences of it).
+ *
+ * Devices: sg_simclr_loss_compute dispatches on c->dev. On a CUDA context za, zb, dza, dzb are
+ * DEVICE pointers (B, d), loss a HOST pointer; the host workspace is unused (context scratch).
+ * GPU path (losses/cuda/contrastive.cu): Z = [za; zb] copied into scratch, one cuBLAS sgemm
+ * for Z Z^T / tau (TF32 off), the upper triangle mirrored into the lower one (exact symmetry, as
+ * on the CPU), one warp per row for the masked log-sum-exp (sums of exp in double), an
+ * elementwise pass for (G + G^T), one sgemm per requested view for dZ. Finite-feature check on
+ * the device; loss and check words come back in ONE host synchronisation at the end; on bad
+ * features nothing is written and the message is the CPU one. Deterministic run to run.
  */
 #ifndef SG_LOSSES_SIMCLR_H
 #define SG_LOSSES_SIMCLR_H
@@ -57,6 +66,17 @@ void sg_simclr_loss_free(struct sg_simclr_loss *l);
 /* Returns 0, or -1 with sg_err() on bad input (outputs untouched). See the file comment. */
 int sg_simclr_loss_compute(struct sg_simclr_loss *l, struct sg_ctx *c, const float *za,
                            const float *zb, int B, int d, float *loss, float *dza, float *dzb);
+
+#ifdef SG_CUDA
+/* The CUDA path of sg_simclr_loss_compute (simclr.c): host checks, then sg_simclr_cuda_run. */
+int sg_simclr_loss_compute_cuda(struct sg_simclr_loss *l, struct sg_ctx *c, const float *za,
+                                const float *zb, int B, int d, float *loss, float *dza, float *dzb);
+/* losses/cuda/contrastive.cu: the device work for B >= 2, d >= 1 (device pointers); *total =
+ * sum of the 2B anchor terms. dza / dzb may be NULL. Returns 0, or a nonzero bit mask (1: za,
+ * 2: zb not finite) with nothing written. Synchronises once. */
+int sg_simclr_cuda_run(struct sg_ctx *c, const float *za, const float *zb, int B, int d, float tau,
+                       float *dza, float *dzb, double *total);
+#endif
 
 /* Double-precision reference with the same contract (tau checked here too); *loss is a double. */
 int sg_simclr_loss_ref(const float *za, const float *zb, int B, int d, float tau, double *loss,

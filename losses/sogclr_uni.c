@@ -11,6 +11,9 @@
  *        (C_rc = a_r e_rc, C_{r,partner} = -1/B); then dza = M[0:B] Z and dzb = M[B:2B] Z (two
  *        GEMMs into the caller buffers). An earlier tiled in-place C + C^T pass cost as much as
  *        a GEMM at B = 256 (power-of-two row stride: L1 set conflicts on the column walk).
+ *  _cuda the size checks here, the state moved to the device on the first CUDA step
+ *        (dev_bind), the device step in losses/cuda/contrastive.cu (sogclr_uni_cuda_run), the
+ *        loss finished here from its double sum; save downloads, load uploads.
  */
 #include "losses/sogclr_uni.h"
 
@@ -102,6 +105,11 @@ int sogclr_uni_init(struct sogclr_uni *l, const struct sogclr_uni_config *cfg)
 
 void sogclr_uni_free(struct sogclr_uni *l)
 {
+    if (l->dev_ctx) {
+        sg_dev_free(l->dev_ctx, l->dev_u);
+        sg_dev_free(l->dev_ctx, l->dev_tau);
+        sg_dev_free(l->dev_ctx, l->dev_tau_m);
+    }
     free(l->u);
     free(l->tau);
     free(l->tau_m);
@@ -166,28 +174,50 @@ static int check_rows(const float *z, const char *name, int B, int d)
     return 0;
 }
 
-/* Validates everything a step reads; sizes the workspace (needed for the duplicate check). */
-static int check_inputs(struct sogclr_uni *l, const float *za, const float *zb, const int64_t *idx,
-                        int B, int d, const float *dza, const float *dzb)
+/* Pointer contract and the checks that need no data (every device). */
+static int check_sizes(const float *za, const float *zb, const int64_t *idx, int B, int d,
+                       const float *dza, const float *dzb)
 {
     SG_CHECK(za && zb && idx, "NULL features or indices");
     SG_CHECK((dza == NULL) == (dzb == NULL), "dza and dzb must both be NULL or both be set");
     if (B < 2) return sg_err("sogclr_uni: batch size %d, need >= 2 (negatives)", B);
     if (d < 1) return sg_err("sogclr_uni: feature dim %d, need >= 1", d);
+    return 0;
+}
+
+/* Ids in [0, N), then every row finite and normalised (host data). */
+static int check_ids_rows(const struct sogclr_uni *l, const float *za, const float *zb,
+                          const int64_t *idx, int B, int d)
+{
     for (int i = 0; i < B; i++)
         if (idx[i] < 0 || idx[i] >= l->cfg.N)
             return sg_err("sogclr_uni: idx[%d] = %lld outside [0, N = %lld)", i, (long long)idx[i],
                           (long long)l->cfg.N);
-    if (check_rows(za, "za", B, d) || check_rows(zb, "zb", B, d)) return -1;
-    ws_reserve(l, B, d);
-    memcpy(l->ws_idx, idx, sizeof(int64_t) * (size_t)B);
-    qsort(l->ws_idx, (size_t)B, sizeof(int64_t), cmp_i64);
+    return check_rows(za, "za", B, d) || check_rows(zb, "zb", B, d) ? -1 : 0;
+}
+
+/* No id twice in idx(B); sorted(B) is scratch for a sorted copy. */
+static int check_duplicates(const int64_t *idx, int B, int64_t *sorted)
+{
+    memcpy(sorted, idx, sizeof(int64_t) * (size_t)B);
+    qsort(sorted, (size_t)B, sizeof(int64_t), cmp_i64);
     for (int i = 1; i < B; i++)
-        if (l->ws_idx[i] == l->ws_idx[i - 1])
+        if (sorted[i] == sorted[i - 1])
             return sg_err("sogclr_uni: sample index %lld appears twice in the batch\n---> HINT: "
                           "batches must hold distinct samples (sampling without replacement)",
-                          (long long)l->ws_idx[i]);
+                          (long long)sorted[i]);
     return 0;
+}
+
+/* Validates everything a step reads; sizes the workspace (needed for the duplicate check). */
+static int check_inputs(struct sogclr_uni *l, const float *za, const float *zb, const int64_t *idx,
+                        int B, int d, const float *dza, const float *dzb)
+{
+    SG_CHECK(l->dev_ctx == NULL, "sogclr_uni: the state lives on the GPU since the first CUDA "
+                                 "step; host steps on this object would use a stale copy");
+    if (check_sizes(za, zb, idx, B, d, dza, dzb) || check_ids_rows(l, za, zb, idx, B, d)) return -1;
+    ws_reserve(l, B, d);
+    return check_duplicates(idx, B, l->ws_idx);
 }
 
 /* u_r from the stored u (first touch: the fresh estimate). */
@@ -411,6 +441,90 @@ int sogclr_uni_forward_backward_cpu(struct sogclr_uni *l, struct sg_ctx *c, cons
     return 0;
 }
 
+/* ---- CUDA path ------------------------------------------------------------------------------- */
+
+#ifdef SG_CUDA
+static float *upload_new(struct sg_ctx *c, const float *host, int64_t n)
+{
+    float *p = sg_dev_alloc(c, sizeof(float) * (size_t)n);
+    sg_memcpy_h2d(c, p, host, sizeof(float) * (size_t)n);
+    return p;
+}
+
+/* First CUDA step: the state moves to the device (the host arrays keep the values as of now). */
+static void dev_bind(struct sogclr_uni *l, struct sg_ctx *c)
+{
+    if (!l->dev_ctx) {
+        l->dev_u = upload_new(c, l->u, l->cfg.N);
+        if (l->cfg.isogclr) {
+            l->dev_tau = upload_new(c, l->tau, l->cfg.N);
+            l->dev_tau_m = upload_new(c, l->tau_m, l->cfg.N);
+        }
+        l->dev_ctx = c;
+    }
+    SG_CHECK(l->dev_ctx == c, "a sogclr_uni loss is bound to the CUDA context of its first step");
+}
+
+/* The device check failed: the CPU's message, from host copies of the inputs. */
+static int device_input_error(const struct sogclr_uni *l, struct sg_ctx *c, const float *za,
+                              const float *zb, const int64_t *idx, int B, int d, int bits)
+{
+    size_t fb = sizeof(float) * (size_t)B * (size_t)d, ib = sizeof(int64_t) * (size_t)B;
+    float *ha = sg_xmalloc(fb), *hb = sg_xmalloc(fb);
+    int64_t *hi = sg_xmalloc(ib), *sorted = sg_xmalloc(ib);
+    sg_memcpy_d2h(c, ha, za, fb);
+    sg_memcpy_d2h(c, hb, zb, fb);
+    sg_memcpy_d2h(c, hi, idx, ib);
+    int rc = check_ids_rows(l, ha, hb, hi, B, d);
+    if (rc == 0) rc = check_duplicates(hi, B, sorted);
+    free(ha);
+    free(hb);
+    free(hi);
+    free(sorted);
+    if (rc == 0) /* not reproduced on the host (a norm within rounding of the limit) */
+        return sg_err("sogclr_uni: the GPU input check rejected the batch (check mask %d: 1 id "
+                      "range, 2 za row, 4 zb row, 8 duplicate id)",
+                      bits);
+    return -1;
+}
+
+int sogclr_uni_forward_backward_cuda(struct sogclr_uni *l, struct sg_ctx *c, const float *za,
+                                     const float *zb, const int64_t *idx, int B, int d, float *loss,
+                                     float *dza, float *dzb)
+{
+    SG_CHECK(l && c && loss, "NULL argument");
+    if (check_sizes(za, zb, idx, B, d, dza, dzb)) return -1;
+    dev_bind(l, c);
+    double total;
+    int bits = sogclr_uni_cuda_run(l, c, za, zb, idx, B, d, dza, dzb, &total);
+    if (bits) return device_input_error(l, c, za, zb, idx, B, d, bits);
+    *loss = (float)(total / B);
+    return 0;
+}
+
+/* Device state -> host arrays (before a save). */
+static void dev_download(const struct sogclr_uni *l, float *u, float *tau, float *tau_m)
+{
+    size_t bytes = sizeof(float) * (size_t)l->cfg.N;
+    sg_memcpy_d2h(l->dev_ctx, u, l->dev_u, bytes);
+    if (l->cfg.isogclr) {
+        sg_memcpy_d2h(l->dev_ctx, tau, l->dev_tau, bytes);
+        sg_memcpy_d2h(l->dev_ctx, tau_m, l->dev_tau_m, bytes);
+    }
+}
+
+/* Host arrays -> device state (after a load). */
+static void dev_upload(struct sogclr_uni *l)
+{
+    size_t bytes = sizeof(float) * (size_t)l->cfg.N;
+    sg_memcpy_h2d(l->dev_ctx, l->dev_u, l->u, bytes);
+    if (l->cfg.isogclr) {
+        sg_memcpy_h2d(l->dev_ctx, l->dev_tau, l->tau, bytes);
+        sg_memcpy_h2d(l->dev_ctx, l->dev_tau_m, l->tau_m, bytes);
+    }
+}
+#endif
+
 int sogclr_uni_forward_backward(struct sogclr_uni *l, struct sg_ctx *c, const float *za,
                                 const float *zb, const int64_t *idx, int B, int d, float *loss,
                                 float *dza, float *dzb)
@@ -419,7 +533,11 @@ int sogclr_uni_forward_backward(struct sogclr_uni *l, struct sg_ctx *c, const fl
     case SG_DEVICE_CPU:
         return sogclr_uni_forward_backward_cpu(l, c, za, zb, idx, B, d, loss, dza, dzb);
     case SG_DEVICE_CUDA:
-        SG_PANIC("sogclr_uni_forward_backward: not implemented on CUDA yet");
+#ifdef SG_CUDA
+        return sogclr_uni_forward_backward_cuda(l, c, za, zb, idx, B, d, loss, dza, dzb);
+#else
+        SG_PANIC("sogclr_uni_forward_backward: built without CUDA");
+#endif
     }
     SG_PANIC("sogclr_uni_forward_backward: unknown device %d", (int)c->dev);
 }
@@ -434,24 +552,44 @@ static int state_name(char *buf, size_t n, const char *prefix, const char *name)
     return 0;
 }
 
-int sogclr_uni_state_save(const struct sogclr_uni *l, struct sg_st_writer *w, const char *prefix)
+/* Adds the state tensors (values from u, tau, tau_m: host arrays) to w. */
+static int state_add(const struct sogclr_uni *l, struct sg_st_writer *w, const char *prefix,
+                     const float *u, const float *tau, const float *tau_m)
 {
-    SG_CHECK(l && w && prefix, "NULL argument");
     char name[256];
     int64_t n = l->cfg.N, one = 1, epoch = l->epoch;
     if (state_name(name, sizeof name, prefix, "u")) return -1;
-    sg_stw_add_f32(w, name, 1, &n, l->u);
+    sg_stw_add_f32(w, name, 1, &n, u);
     if (l->cfg.isogclr) {
         if (state_name(name, sizeof name, prefix, "tau")) return -1;
-        sg_stw_add_f32(w, name, 1, &n, l->tau);
+        sg_stw_add_f32(w, name, 1, &n, tau);
         if (state_name(name, sizeof name, prefix, "tau_m")) return -1;
-        sg_stw_add_f32(w, name, 1, &n, l->tau_m);
+        sg_stw_add_f32(w, name, 1, &n, tau_m);
     }
     if (state_name(name, sizeof name, prefix, "gamma")) return -1;
     sg_stw_add_f32(w, name, 1, &one, &l->gamma);
     if (state_name(name, sizeof name, prefix, "epoch")) return -1;
     sg_stw_add(w, name, SG_I64, 1, &one, &epoch);
     return 0;
+}
+
+int sogclr_uni_state_save(const struct sogclr_uni *l, struct sg_st_writer *w, const char *prefix)
+{
+    SG_CHECK(l && w && prefix, "NULL argument");
+    const float *u = l->u, *tau = l->tau, *tau_m = l->tau_m;
+    float *dl = NULL; /* (3, N) host copy of the device state, when it lives there */
+#ifdef SG_CUDA
+    if (l->dev_ctx) {
+        dl = sg_xmalloc(sizeof(float) * 3 * (size_t)l->cfg.N);
+        dev_download(l, dl, dl + l->cfg.N, dl + 2 * l->cfg.N);
+        u = dl;
+        tau = dl + l->cfg.N;
+        tau_m = dl + 2 * l->cfg.N;
+    }
+#endif
+    int rc = state_add(l, w, prefix, u, tau, tau_m);
+    free(dl);
+    return rc;
 }
 
 enum value_rule { FINITE_NONNEG, TAU_RANGE, FINITE };
@@ -517,5 +655,8 @@ int sogclr_uni_state_load(struct sogclr_uni *l, const struct sg_st_file *f, cons
     }
     l->gamma = gamma;
     l->epoch = (int)epoch;
+#ifdef SG_CUDA
+    if (l->dev_ctx) dev_upload(l);
+#endif
     return 0;
 }

@@ -51,7 +51,8 @@
  * Input errors (return -1, sg_err set, state untouched): B < 2, d < 1, NaN/Inf in za/zb, a row
  *   with | ||z||^2 - 1 | > 0.05 (not normalised), an index outside [0, N), duplicate indices in a
  *   batch (the state update would be ambiguous). Bad config at init, epoch < 0, bad state files
- *   also return -1. NULL pointers and a non-CPU ctx are programmer errors (SG_CHECK / SG_PANIC).
+ *   also return -1. NULL pointers, an unknown device, a CPU step on an object whose state lives
+ *   on the GPU, or a second CUDA context are programmer errors (SG_CHECK / SG_PANIC).
  *
  * State save/load (safetensors, via core/safetensors.h), tensor names with a caller prefix:
  *   "<prefix>u" F32 [N]; with isogclr also "<prefix>tau" F32 [N] and "<prefix>tau_m" F32 [N];
@@ -60,13 +61,27 @@
  *   tau finite in [SOGCLR_UNI_TAU_FLOOR, inf), tau_m finite, gamma in (0, 1], epoch >= 0) before
  *   writing anything. A loaded object continues bit-identically to the uninterrupted run.
  *
- * Paths: sogclr_uni_forward_backward (dispatcher, CPU only) -> _cpu: one GEMM S = Z Z^T
- *   (2B x 2B), row-local fused passes (masking, exp, g and sum e*s; u_r and row coefficients;
- *   the symmetric coefficient matrix M = C + C^T built row by row from s_rc = s_cr), and
+ * Paths: sogclr_uni_forward_backward dispatches (CPU -> _cpu, CUDA -> _cuda below). _cpu: one
+ *   GEMM S = Z Z^T (2B x 2B), row-local fused passes (masking, exp, g and sum e*s; u_r and row
+ *   coefficients; the symmetric coefficient matrix M = C + C^T built row by row from s_rc = s_cr),
+ *   and
  *   dZ = M Z as two GEMMs written straight into dza, dzb; no B x B x d temporaries. Workspace
  *   ~ (4B^2 + 2Bd) floats, grown on demand inside the object (no per-step malloc once sized).
  *   iSogCLR costs 3 exp per similarity instead of 1 (no second 4B^2 buffer). _ref: plain double
  *   loops (the oracle). Deterministic for a fixed thread count (row sums are per-row serial).
+ *
+ * CUDA (sogclr_uni_forward_backward on a CUDA context -> _cuda): za, zb, idx, dza, dzb are
+ *   DEVICE pointers, loss a HOST pointer. The first CUDA step copies u (and tau, tau_m) to the
+ *   device; from then on the device copy is the state (the object is bound to that context, CPU
+ *   steps on it abort): state_save downloads it, state_load uploads after writing the host
+ *   arrays. Same math, order and precision choices as _cpu (losses/cuda/contrastive.cu): one
+ *   cuBLAS sgemm for S (TF32 off), one warp per row for g, h (double sums of float exp and e*s),
+ *   one thread per row for u_r, a_r and the loss terms (double), an elementwise pass for M, one
+ *   sgemm for dZ = M Z, then the state update (one thread per sample, as tau_update and the u
+ *   write). Inputs are validated on the device (ids, norms, duplicates); the state update and
+ *   the gradient copy-out run only when the checks passed; the loss sum and the check words come
+ *   back in ONE host synchronisation at the end. On bad input the inputs are downloaded and
+ *   checked on the host for the CPU's message. Deterministic run to run (fixed-order sums).
  */
 #ifndef SG_LOSSES_SOGCLR_UNI_H
 #define SG_LOSSES_SOGCLR_UNI_H
@@ -107,6 +122,12 @@ struct sogclr_uni {
     float *ws_s;     /* (2B, 2B) similarities, then exp, then M */
     double *ws_row;  /* (6, 2B): g, sum e*s, positive sim, u_r, 1/tau_r; floats a_r, 1/tau_r */
     int64_t *ws_idx; /* (B) sorted copy of idx for the duplicate check */
+    /* device copy of the state (CUDA builds), created by the first CUDA step; from then on it is
+     * the state and the host arrays above are refreshed only by state_save's download */
+    struct sg_ctx *dev_ctx; /* the CUDA context it lives on (NULL: state on the host) */
+    float *dev_u;           /* device (N) */
+    float *dev_tau;         /* device (N), isogclr only */
+    float *dev_tau_m;       /* device (N), isogclr only */
 };
 
 /* Defaults: tau 0.1, gamma 0.9 constant, gamma_decay_epochs 0, isogclr 0, tau_min 0.05,
@@ -132,6 +153,19 @@ int sogclr_uni_forward_backward_cpu(struct sogclr_uni *l, struct sg_ctx *c, cons
 int sogclr_uni_forward_backward_ref(struct sogclr_uni *l, const float *za, const float *zb,
                                     const int64_t *idx, int B, int d, float *loss, float *dza,
                                     float *dzb);
+#ifdef SG_CUDA
+/* The CUDA path (device pointers, see above): host size checks, state to the device on first
+ * use, sogclr_uni_cuda_run, and the CPU's message on bad input. */
+int sogclr_uni_forward_backward_cuda(struct sogclr_uni *l, struct sg_ctx *c, const float *za,
+                                     const float *zb, const int64_t *idx, int B, int d, float *loss,
+                                     float *dza, float *dzb);
+/* losses/cuda/contrastive.cu: the device step on l->dev_* (B >= 2, d >= 1). *total = sum over
+ * the 2B rows of l_r (loss = total / B). Returns 0, or a nonzero bit mask (1: an id outside
+ * [0, N), 2: a bad za row, 4: a bad zb row, 8: a duplicate id) with nothing written (state,
+ * dza, dzb). Synchronises once. */
+int sogclr_uni_cuda_run(struct sogclr_uni *l, struct sg_ctx *c, const float *za, const float *zb,
+                        const int64_t *idx, int B, int d, float *dza, float *dzb, double *total);
+#endif
 
 int sogclr_uni_state_save(const struct sogclr_uni *l, struct sg_st_writer *w, const char *prefix);
 int sogclr_uni_state_load(struct sogclr_uni *l, const struct sg_st_file *f, const char *prefix);

@@ -17,6 +17,9 @@
  * Fast path: each parameter is cut into OPT_CHUNK-element chunks, OpenMP over chunks (when the
  * parameter is large enough), a restrict-qualified vectorisable loop per chunk; norms are sums of
  * squares in double per chunk, added in chunk order (independent of the thread count).
+ *
+ * CUDA: optim_step_cuda takes the grad norm from the GPU, computes the same per-step scalars
+ * here (make_coef, clip_scale) and queues the update kernels of nn/cuda/optim.cu.
  */
 #include "nn/optim.h"
 
@@ -32,14 +35,7 @@
 
 /* ---- per-step coefficients ------------------------------------------------------------------ */
 
-/* Per-step scalars, rounded to float where torch passes them to a float kernel. */
-struct coef {
-    float gs;                               /* clip scale applied to every grad (1: none) */
-    float decay;                            /* AdamW: 1 - lr*wd (DECAY params) */
-    float b1, a1, b2, a2, bc2s, eps, nstep; /* AdamW: beta, 1-beta, sqrt(bc2), -lr/bc1 */
-    float wd, mom, nlr, trust;              /* SGD/LARS: decay, momentum, -lr, eta */
-    int nesterov;
-};
+/* Per-step scalars: struct sg_optim_coef (nn/optim.h, shared with the CUDA kernels). */
 
 /* The double a Python float literal for x would have: the shortest decimal that rounds back to
  * x, parsed as a double (0.999f -> 0.999, not 0.99900001287...). */
@@ -54,10 +50,10 @@ static double dec_double(float x)
     return (double)x;
 }
 
-static struct coef make_coef(const struct sg_optim *o, float lr, float gs)
+static struct sg_optim_coef make_coef(const struct sg_optim *o, float lr, float gs)
 {
     const struct sg_optim_config *cf = &o->cfg;
-    struct coef k = {0};
+    struct sg_optim_coef k = {0};
     double wd = dec_double(cf->weight_decay), b1 = dec_double(cf->beta1);
     double b2 = dec_double(cf->beta2), t = (double)(o->step + 1);
     k.gs = gs;
@@ -106,7 +102,7 @@ static double sumsq_ref(const float *x, int64_t n)
     return s;
 }
 
-static void adamw_ref(struct sg_param *p, float *m, float *v, const struct coef *k)
+static void adamw_ref(struct sg_param *p, float *m, float *v, const struct sg_optim_coef *k)
 {
     float decay = (p->flags & SG_PARAM_DECAY) ? k->decay : 1.0f;
     for (int64_t i = 0; i < p->numel; i++) {
@@ -119,7 +115,7 @@ static void adamw_ref(struct sg_param *p, float *m, float *v, const struct coef 
     }
 }
 
-static void sgd_ref(struct sg_param *p, float *buf, const struct coef *k)
+static void sgd_ref(struct sg_param *p, float *buf, const struct sg_optim_coef *k)
 {
     float wd = (p->flags & SG_PARAM_DECAY) ? k->wd : 0.0f;
     for (int64_t i = 0; i < p->numel; i++) {
@@ -132,7 +128,7 @@ static void sgd_ref(struct sg_param *p, float *buf, const struct coef *k)
     }
 }
 
-static void lars_ref(struct sg_param *p, float *mu, const struct coef *k)
+static void lars_ref(struct sg_param *p, float *mu, const struct sg_optim_coef *k)
 {
     float wd = 0.0f, q = 1.0f;
     if (p->ndim > 1) { /* dp = g + wd*p; q = eta*||p||/||dp|| */
@@ -157,8 +153,8 @@ static void lars_ref(struct sg_param *p, float *mu, const struct coef *k)
 struct job {
     float *p, *m, *v;
     const float *g;
-    struct coef k;   /* per-param wd / decay / ratio already resolved */
-    double *ps, *ds; /* (chunks) partial sums of p^2 and of the (scaled) update^2 */
+    struct sg_optim_coef k; /* per-param wd / decay / ratio already resolved */
+    double *ps, *ds;        /* (chunks) partial sums of p^2 and of the (scaled) update^2 */
 };
 
 typedef void (*chunk_fn)(const struct job *j, int64_t lo, int64_t n);
@@ -297,7 +293,7 @@ static void lars_fast(struct sg_optim *o, struct job *j, const struct sg_param *
 }
 
 static void update_fast(struct sg_optim *o, struct sg_params *ps, struct sg_param *p,
-                        const struct coef *k, int nt)
+                        const struct sg_optim_coef *k, int nt)
 {
     struct job j = {.p = p->data, .m = ps->m + p->offset, .v = ps->v + p->offset, .g = p->grad};
     j.k = *k;
@@ -359,7 +355,7 @@ static float optim_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx 
     float norm = grad_norm(o, ps, c);
     o->last_grad_norm = norm;
     if (!isfinite(norm)) return norm; /* skip: keep the parameters finite */
-    struct coef k = make_coef(o, lr, clip_scale(o->cfg.clip_grad_norm, norm));
+    struct sg_optim_coef k = make_coef(o, lr, clip_scale(o->cfg.clip_grad_norm, norm));
     for (int i = 0; i < ps->n; i++) {
         struct sg_param *p = ps->items[i];
         if (!trainable(p)) continue;
@@ -378,10 +374,36 @@ static float optim_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx 
     return norm;
 }
 
+#ifdef SG_CUDA
+/* The same step on the GPU: norm there, scalars here, update there (nn/cuda/optim.cu). */
+static float optim_step_cuda(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr)
+{
+    check_step(o, ps, lr);
+    float norm = sg_optim_grad_norm_cuda(o, ps, c); /* synchronises */
+    o->last_grad_norm = norm;
+    if (!isfinite(norm)) return norm; /* skip: keep the parameters finite */
+    struct sg_optim_coef k = make_coef(o, lr, clip_scale(o->cfg.clip_grad_norm, norm));
+    sg_optim_update_cuda(o, ps, c, &k);
+    o->step++;
+    return norm;
+}
+#endif
+
 float sg_optim_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr)
 {
-    if (c->dev == SG_DEVICE_CUDA)
-        SG_PANIC("optimizer not implemented on CUDA yet (sg_optim_step with a CUDA context)");
+    SG_CHECK(!ps->ctx || ps->ctx->dev == c->dev,
+             "sg_optim_step: parameter table on %s but context on %s (use the table's device)",
+             sg_device_name(ps->ctx->dev), sg_device_name(c->dev));
+    switch (c->dev) {
+    case SG_DEVICE_CPU:
+        break;
+    case SG_DEVICE_CUDA:
+#ifdef SG_CUDA
+        return optim_step_cuda(o, ps, c, lr);
+#else
+        SG_PANIC("sg_optim_step on a CUDA context: built without CUDA");
+#endif
+    }
     return optim_step(o, ps, c, lr);
 }
 
@@ -451,6 +473,9 @@ int sg_optim_init(struct sg_optim *o, const struct sg_optim_config *cfg, struct 
 
 void sg_optim_free(struct sg_optim *o)
 {
+#ifdef SG_CUDA
+    if (o->cuda) sg_optim_free_cuda(o);
+#endif
     free(o->part);
     o->part = NULL;
 }

@@ -28,7 +28,14 @@
  *
  * sg_optim_step: OpenMP over each parameter's elements in fixed 4096-element chunks; norms in
  * double from per-chunk partial sums added in chunk order, so results do not depend on the
- * thread count. sg_optim_step_ref: plain loops, the spec. CUDA: not implemented yet (panics).
+ * thread count. sg_optim_step_ref: plain loops, the spec.
+ *
+ * CUDA (parameter table and context on SG_DEVICE_CUDA; nn/cuda/optim.cu): the same step on the
+ * GPU with the same per-step scalars (computed here on the host, struct sg_optim_coef) and the
+ * same float operations in each element update, so AdamW and SGD match the CPU bit for bit; the
+ * norms are double sums in another (fixed) order, so the returned norm, the clip scale and the
+ * LARS ratios can differ from the CPU's by an ulp. Deterministic (no atomics). One
+ * device-to-host copy (the 4-byte grad norm, for the skip / clip decision) per step.
  */
 #ifndef SG_OPTIM_H
 #define SG_OPTIM_H
@@ -57,19 +64,49 @@ struct sg_optim {
     float last_grad_norm; /* pre-clipping global grad norm of the last step */
     double *part;         /* (2 * max_chunks) per-chunk partial sums for the norms */
     int64_t max_chunks;   /* chunks of the largest trainable param at init */
+    void *cuda;           /* CUDA: device tensor table and partial sums (nn/cuda/optim.cu),
+                             built at the first CUDA step; NULL on the CPU */
+};
+
+/* Per-step scalars of the update, rounded to float where torch passes them to a float kernel
+ * (built by nn/optim.c for both devices). */
+struct sg_optim_coef {
+    float gs;                               /* clip scale applied to every grad (1: none) */
+    float decay;                            /* AdamW: 1 - lr*wd (DECAY params) */
+    float b1, a1, b2, a2, bc2s, eps, nstep; /* AdamW: beta, 1-beta, sqrt(bc2), -lr/bc1 */
+    float wd, mom, nlr, trust;              /* SGD/LARS: decay, momentum, -lr, eta */
+    int nesterov;
 };
 
 /* Validates cfg and sizes the scratch for ps (registered and allocated with with_optim = 1).
  * Returns 0, or -1 with sg_err (negative lr, betas outside [0, 1), ...). */
 int sg_optim_init(struct sg_optim *o, const struct sg_optim_config *cfg, struct sg_params *ps);
+/* Frees the host scratch and, after a CUDA step, the device table (free it before the table's
+ * CUDA context). */
 void sg_optim_free(struct sg_optim *o);
 
 /* One step with learning rate lr (the schedule's value for this step). Weight decay per param
  * from its flags (AdamW, SGD) or its ndim (LARS). Returns the pre-clipping global grad norm.
- * Panics on a CUDA context. Allocates nothing. */
+ * c must be on the device of the parameter table. CPU: allocates nothing. CUDA: the first step
+ * (and a step on another table) uploads a device table of the trainable tensors; every step
+ * synchronises once (the norm comes back to the host) and leaves the update queued on c's
+ * stream. Built without CUDA, a CUDA context panics. */
 float sg_optim_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr);
 /* The same step as plain single-threaded loops (reference for tests). */
 float sg_optim_step_ref(struct sg_optim *o, struct sg_params *ps, float lr);
+
+/* ---- CUDA backend (nn/cuda/optim.cu), called by sg_optim_step; ps and c on CUDA ---------- */
+
+/* Global L2 norm of ps's trainable grads, as grad_norm on the CPU: per-param double sums of
+ * squares (per-block partials summed in block order), each param's norm rounded to float, the
+ * total in double in param order. Synchronises (4-byte device-to-host copy). */
+float sg_optim_grad_norm_cuda(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c);
+/* The update of every trainable param with the step's scalars (LARS: trust ratios from
+ * deterministic per-param norms on the device). Asynchronous on c's stream. */
+void sg_optim_update_cuda(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c,
+                          const struct sg_optim_coef *k);
+/* Frees o->cuda (device memory of the table's context). */
+void sg_optim_free_cuda(struct sg_optim *o);
 
 /* open_clip cosine_lr with a floor: step < warmup: base_lr*(step+1)/warmup; else
  * lr_min + 0.5*(1 + cos(pi*e/es))*(base_lr - lr_min), e = step - warmup, es = total - warmup.

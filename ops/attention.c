@@ -11,6 +11,7 @@
  *             ds = att * (datt - rowsum(att * datt));  dq = scale * ds @ k;  dk = scale * ds^T @ q
  * The exponential is a vectorisable Cephes-style expf (a few ulp; build has no -ffast-math, so
  * libm's expf would stay scalar and dominate the softmax).
+ * CUDA path: ops/cuda/attention.cu (dispatched below when built with CUDA).
  */
 #include "ops/attention.h"
 
@@ -239,8 +240,14 @@ void op_attention_forward(struct sg_ctx *c, float *out, float *att, const float 
     case SG_DEVICE_CPU:
         attention_forward_cpu(c, out, att, qkv, B, T, C, NH, causal);
         return;
+#ifdef SG_CUDA
+    case SG_DEVICE_CUDA:
+        attention_forward_cuda(c, out, att, qkv, B, T, C, NH, causal);
+        return;
+#endif
     default:
-        SG_PANIC("attention_forward: not implemented on %s yet", sg_device_name(c->dev));
+        SG_PANIC("attention_forward: device %s not supported (built without CUDA?)",
+                 sg_device_name(c->dev));
     }
 }
 
@@ -252,7 +259,13 @@ void op_attention_backward(struct sg_ctx *c, float *dqkv, float *scratch, const 
     case SG_DEVICE_CPU:
         attention_backward_cpu(c, dqkv, scratch, dout, qkv, att, B, T, C, NH, causal);
         return;
+#ifdef SG_CUDA
+    case SG_DEVICE_CUDA:
+        attention_backward_cuda(c, dqkv, scratch, dout, qkv, att, B, T, C, NH, causal);
+        return;
+#endif
     default:
-        SG_PANIC("attention_backward: not implemented on %s yet", sg_device_name(c->dev));
+        SG_PANIC("attention_backward: device %s not supported (built without CUDA?)",
+                 sg_device_name(c->dev));
     }
 }

@@ -46,4 +46,14 @@ void attention_backward_cpu(struct sg_ctx *c, float *dqkv, float *scratch, const
                             const float *qkv, const float *att, int B, int T, int C, int NH,
                             int causal);
 
+#ifdef SG_CUDA
+/* ops/cuda/attention.cu: same contract (scratch: B*NH*T*T floats, holds datt/ds); GEMM compute
+ * precision from c->precision. */
+void attention_forward_cuda(struct sg_ctx *c, float *out, float *att, const float *qkv, int B,
+                            int T, int C, int NH, int causal);
+void attention_backward_cuda(struct sg_ctx *c, float *dqkv, float *scratch, const float *dout,
+                             const float *qkv, const float *att, int B, int T, int C, int NH,
+                             int causal);
+#endif
+
 #endif

@@ -912,10 +912,16 @@ void op_conv2d_forward(struct sg_ctx *c, const struct sg_conv2d_shape *s, float 
     switch (c->dev) {
     case SG_DEVICE_CPU:
         conv2d_forward_cpu(c, s, out, inp, w, b);
-        break;
-    default:
-        SG_PANIC("conv2d forward is not implemented on %s yet", sg_device_name(c->dev));
+        return;
+    case SG_DEVICE_CUDA:
+#ifdef SG_CUDA
+        conv2d_forward_cuda(c, s, out, inp, w, b);
+        return;
+#else
+        SG_PANIC("conv2d forward: built without CUDA");
+#endif
     }
+    SG_PANIC("conv2d forward: device %s not supported", sg_device_name(c->dev));
 }
 
 void op_conv2d_backward(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *dinp, float *dw,
@@ -924,8 +930,14 @@ void op_conv2d_backward(struct sg_ctx *c, const struct sg_conv2d_shape *s, float
     switch (c->dev) {
     case SG_DEVICE_CPU:
         conv2d_backward_cpu(c, s, dinp, dw, db, dout, inp, w);
-        break;
-    default:
-        SG_PANIC("conv2d backward is not implemented on %s yet", sg_device_name(c->dev));
+        return;
+    case SG_DEVICE_CUDA:
+#ifdef SG_CUDA
+        conv2d_backward_cuda(c, s, dinp, dw, db, dout, inp, w);
+        return;
+#else
+        SG_PANIC("conv2d backward: built without CUDA");
+#endif
     }
+    SG_PANIC("conv2d backward: device %s not supported", sg_device_name(c->dev));
 }

@@ -75,4 +75,13 @@ void conv2d_backward_im2col(struct sg_ctx *c, const struct sg_conv2d_shape *s, f
                             float *dw, float *db, const float *dout, const float *inp,
                             const float *w);
 
+#ifdef SG_CUDA
+/* ops/cuda/cudnn.cu: cuDNN legacy convolution API, descriptors and algorithms cached per shape;
+ * fp32 math (no TF32) under SG_PREC_FP32, tensor cores (TF32) under SG_PREC_BF16. */
+void conv2d_forward_cuda(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *out,
+                         const float *inp, const float *w, const float *b);
+void conv2d_backward_cuda(struct sg_ctx *c, const struct sg_conv2d_shape *s, float *dinp, float *dw,
+                          float *db, const float *dout, const float *inp, const float *w);
+#endif
+
 #endif

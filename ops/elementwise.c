@@ -211,8 +211,6 @@ void dropout_backward_cpu(struct sg_ctx *c, float *dinp, const float *dout, cons
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
-/* These ops have no CUDA kernels yet. */
-
 void op_add_forward(struct sg_ctx *c, float *out, const float *a, const float *b, int64_t n)
 {
     switch (c->dev) {
@@ -220,7 +218,12 @@ void op_add_forward(struct sg_ctx *c, float *out, const float *a, const float *b
         add_forward_cpu(c, out, a, b, n);
         return;
     case SG_DEVICE_CUDA:
-        SG_PANIC("op_add_forward: not implemented on CUDA yet");
+#ifdef SG_CUDA
+        add_forward_cuda(c, out, a, b, n);
+        return;
+#else
+        SG_PANIC("op_add_forward: built without CUDA");
+#endif
     }
     SG_PANIC("op_add_forward: unknown device %d", (int)c->dev);
 }
@@ -232,7 +235,12 @@ void op_add_backward(struct sg_ctx *c, float *da, float *db, const float *dout, 
         add_backward_cpu(c, da, db, dout, n);
         return;
     case SG_DEVICE_CUDA:
-        SG_PANIC("op_add_backward: not implemented on CUDA yet");
+#ifdef SG_CUDA
+        add_backward_cuda(c, da, db, dout, n);
+        return;
+#else
+        SG_PANIC("op_add_backward: built without CUDA");
+#endif
     }
     SG_PANIC("op_add_backward: unknown device %d", (int)c->dev);
 }
@@ -244,7 +252,12 @@ void op_accumulate(struct sg_ctx *c, float *dst, const float *src, int64_t n)
         accumulate_cpu(c, dst, src, n);
         return;
     case SG_DEVICE_CUDA:
-        SG_PANIC("op_accumulate: not implemented on CUDA yet");
+#ifdef SG_CUDA
+        accumulate_cuda(c, dst, src, n);
+        return;
+#else
+        SG_PANIC("op_accumulate: built without CUDA");
+#endif
     }
     SG_PANIC("op_accumulate: unknown device %d", (int)c->dev);
 }
@@ -257,7 +270,12 @@ void op_l2norm_forward(struct sg_ctx *c, float *out, float *norm, const float *i
         l2norm_forward_cpu(c, out, norm, inp, N, D, eps);
         return;
     case SG_DEVICE_CUDA:
-        SG_PANIC("op_l2norm_forward: not implemented on CUDA yet");
+#ifdef SG_CUDA
+        l2norm_forward_cuda(c, out, norm, inp, N, D, eps);
+        return;
+#else
+        SG_PANIC("op_l2norm_forward: built without CUDA");
+#endif
     }
     SG_PANIC("op_l2norm_forward: unknown device %d", (int)c->dev);
 }
@@ -270,7 +288,12 @@ void op_l2norm_backward(struct sg_ctx *c, float *dinp, const float *dout, const 
         l2norm_backward_cpu(c, dinp, dout, out, norm, N, D, eps);
         return;
     case SG_DEVICE_CUDA:
-        SG_PANIC("op_l2norm_backward: not implemented on CUDA yet");
+#ifdef SG_CUDA
+        l2norm_backward_cuda(c, dinp, dout, out, norm, N, D, eps);
+        return;
+#else
+        SG_PANIC("op_l2norm_backward: built without CUDA");
+#endif
     }
     SG_PANIC("op_l2norm_backward: unknown device %d", (int)c->dev);
 }
@@ -283,7 +306,12 @@ void op_dropout_forward(struct sg_ctx *c, float *out, uint8_t *mask, const float
         dropout_forward_cpu(c, out, mask, inp, n, p, rng);
         return;
     case SG_DEVICE_CUDA:
-        SG_PANIC("op_dropout_forward: not implemented on CUDA yet");
+#ifdef SG_CUDA
+        dropout_forward_cuda(c, out, mask, inp, n, p, rng);
+        return;
+#else
+        SG_PANIC("op_dropout_forward: built without CUDA");
+#endif
     }
     SG_PANIC("op_dropout_forward: unknown device %d", (int)c->dev);
 }
@@ -296,7 +324,12 @@ void op_dropout_apply(struct sg_ctx *c, float *out, const uint8_t *mask, const f
         dropout_apply_cpu(c, out, mask, inp, n, p);
         return;
     case SG_DEVICE_CUDA:
-        SG_PANIC("op_dropout_apply: not implemented on CUDA yet");
+#ifdef SG_CUDA
+        dropout_apply_cuda(c, out, mask, inp, n, p);
+        return;
+#else
+        SG_PANIC("op_dropout_apply: built without CUDA");
+#endif
     }
     SG_PANIC("op_dropout_apply: unknown device %d", (int)c->dev);
 }
@@ -309,7 +342,12 @@ void op_dropout_backward(struct sg_ctx *c, float *dinp, const float *dout, const
         dropout_backward_cpu(c, dinp, dout, mask, n, p);
         return;
     case SG_DEVICE_CUDA:
-        SG_PANIC("op_dropout_backward: not implemented on CUDA yet");
+#ifdef SG_CUDA
+        dropout_backward_cuda(c, dinp, dout, mask, n, p);
+        return;
+#else
+        SG_PANIC("op_dropout_backward: built without CUDA");
+#endif
     }
     SG_PANIC("op_dropout_backward: unknown device %d", (int)c->dev);
 }

@@ -74,4 +74,22 @@ void dropout_apply_cpu(struct sg_ctx *c, float *out, const uint8_t *mask, const 
 void dropout_backward_cpu(struct sg_ctx *c, float *dinp, const float *dout, const uint8_t *mask,
                           int64_t n, float p);
 
+#ifdef SG_CUDA
+/* Dropout on CUDA: the mask comes from a counter-based hash of one sg_rng_u64 draw per call
+ * (ops/cuda/elementwise.cu), not from the CPU's mt19937 stream; apply/backward are exact. */
+void add_forward_cuda(struct sg_ctx *c, float *out, const float *a, const float *b, int64_t n);
+void add_backward_cuda(struct sg_ctx *c, float *da, float *db, const float *dout, int64_t n);
+void accumulate_cuda(struct sg_ctx *c, float *dst, const float *src, int64_t n);
+void l2norm_forward_cuda(struct sg_ctx *c, float *out, float *norm, const float *inp, int N, int D,
+                         float eps);
+void l2norm_backward_cuda(struct sg_ctx *c, float *dinp, const float *dout, const float *out,
+                          const float *norm, int N, int D, float eps);
+void dropout_forward_cuda(struct sg_ctx *c, float *out, uint8_t *mask, const float *inp, int64_t n,
+                          float p, struct sg_rng *rng);
+void dropout_apply_cuda(struct sg_ctx *c, float *out, const uint8_t *mask, const float *inp,
+                        int64_t n, float p);
+void dropout_backward_cuda(struct sg_ctx *c, float *dinp, const float *dout, const uint8_t *mask,
+                           int64_t n, float p);
+#endif
+
 #endif

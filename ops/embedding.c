@@ -120,9 +120,14 @@ void op_embedding_forward(struct sg_ctx *c, float *out, const int32_t *ids, cons
         embedding_forward_cpu(c, out, ids, table, N, V, C);
         return;
     case SG_DEVICE_CUDA:
-        break;
+#ifdef SG_CUDA
+        embedding_forward_cuda(c, out, ids, table, N, V, C);
+        return;
+#else
+        SG_PANIC("embedding_forward: built without CUDA");
+#endif
     }
-    SG_PANIC("embedding_forward is not implemented on CUDA yet");
+    SG_PANIC("embedding_forward: unknown device %d", (int)c->dev);
 }
 
 void op_embedding_backward(struct sg_ctx *c, float *dtable, const float *dout, const int32_t *ids,
@@ -133,7 +138,12 @@ void op_embedding_backward(struct sg_ctx *c, float *dtable, const float *dout, c
         embedding_backward_cpu(c, dtable, dout, ids, N, V, C);
         return;
     case SG_DEVICE_CUDA:
-        break;
+#ifdef SG_CUDA
+        embedding_backward_cuda(c, dtable, dout, ids, N, V, C);
+        return;
+#else
+        SG_PANIC("embedding_backward: built without CUDA");
+#endif
     }
-    SG_PANIC("embedding_backward is not implemented on CUDA yet");
+    SG_PANIC("embedding_backward: unknown device %d", (int)c->dev);
 }

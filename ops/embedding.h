@@ -35,4 +35,12 @@ void embedding_forward_cpu(struct sg_ctx *c, float *out, const int32_t *ids, con
 void embedding_backward_cpu(struct sg_ctx *c, float *dtable, const float *dout, const int32_t *ids,
                             int N, int V, int C);
 
+#ifdef SG_CUDA
+/* ids are device int32 here; see ops/cuda/embedding.cu for the deterministic backward. */
+void embedding_forward_cuda(struct sg_ctx *c, float *out, const int32_t *ids, const float *table,
+                            int N, int V, int C);
+void embedding_backward_cuda(struct sg_ctx *c, float *dtable, const float *dout, const int32_t *ids,
+                             int N, int V, int C);
+#endif
+
 #endif

@@ -155,9 +155,13 @@ float op_cross_entropy_forward(struct sg_ctx *c, float *losses, float *probs, co
     case SG_DEVICE_CPU:
         return cross_entropy_forward_cpu(c, losses, probs, logits, targets, N, V, label_smoothing);
     case SG_DEVICE_CUDA:
-        break;
+#ifdef SG_CUDA
+        return cross_entropy_forward_cuda(c, losses, probs, logits, targets, N, V, label_smoothing);
+#else
+        SG_PANIC("cross_entropy_forward: built without CUDA");
+#endif
     }
-    SG_PANIC("cross_entropy_forward is not implemented on CUDA yet");
+    SG_PANIC("cross_entropy_forward: unknown device %d", (int)c->dev);
 }
 
 void op_cross_entropy_backward(struct sg_ctx *c, float *dlogits, const float *probs,
@@ -169,7 +173,12 @@ void op_cross_entropy_backward(struct sg_ctx *c, float *dlogits, const float *pr
         cross_entropy_backward_cpu(c, dlogits, probs, targets, N, V, dloss, label_smoothing);
         return;
     case SG_DEVICE_CUDA:
-        break;
+#ifdef SG_CUDA
+        cross_entropy_backward_cuda(c, dlogits, probs, targets, N, V, dloss, label_smoothing);
+        return;
+#else
+        SG_PANIC("cross_entropy_backward: built without CUDA");
+#endif
     }
-    SG_PANIC("cross_entropy_backward is not implemented on CUDA yet");
+    SG_PANIC("cross_entropy_backward: unknown device %d", (int)c->dev);
 }

@@ -44,4 +44,14 @@ void cross_entropy_backward_cpu(struct sg_ctx *c, float *dlogits, const float *p
                                 const int32_t *targets, int N, int V, float dloss,
                                 float label_smoothing);
 
+#ifdef SG_CUDA
+/* CUDA forward synchronises once (it returns the mean loss on the host); targets are device
+ * int32. See ops/cuda/loss.cu. */
+float cross_entropy_forward_cuda(struct sg_ctx *c, float *losses, float *probs, const float *logits,
+                                 const int32_t *targets, int N, int V, float label_smoothing);
+void cross_entropy_backward_cuda(struct sg_ctx *c, float *dlogits, const float *probs,
+                                 const int32_t *targets, int N, int V, float dloss,
+                                 float label_smoothing);
+#endif
+
 #endif

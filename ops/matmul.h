@@ -9,6 +9,11 @@
  * matmul (torch.matmul on 3-D tensors, batch of `batch` independent products):
  *   out(batch,M,N) = a(batch,M,K) @ b(batch,K,N)
  *   backward: da = dout @ b^T (overwrite), db = a^T @ dout (overwrite); NULL to skip.
+ *
+ * On CUDA with ctx->precision == SG_PREC_BF16 every product above runs as open_clip's amp_bf16:
+ * operands rounded to bf16 (round to nearest even), fp32 accumulation, fp32 outputs; the bias
+ * and db stay fp32. All buffers stay fp32 in memory (ops/cuda/matmul.cu). The CPU always
+ * computes in fp32.
  */
 #ifndef SG_MATMUL_H
 #define SG_MATMUL_H
@@ -52,6 +57,10 @@ void matmul_forward_cuda(struct sg_ctx *c, float *out, const float *a, const flo
                          int M, int K, int N);
 void matmul_backward_cuda(struct sg_ctx *c, float *da, float *db, const float *dout, const float *a,
                           const float *b, int batch, int M, int K, int N);
+/* dst[i] = bf16(src[i]) (round to nearest even; dst holds bf16 bit patterns), i < n, device
+ * pointers, launched on the context's stream. 16-byte loads and stores when both pointers are
+ * 16-byte aligned (a scalar kernel otherwise and for the n % 8 tail). */
+void sg_cuda_f32_to_bf16(struct sg_ctx *c, uint16_t *dst, const float *src, int64_t n);
 #endif
 
 #endif

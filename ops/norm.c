@@ -813,9 +813,15 @@ void op_batchnorm2d_forward(struct sg_ctx *c, float *out, float *mean, float *rs
                                 momentum, eps, training);
         return;
     case SG_DEVICE_CUDA:
-        break;
+#ifdef SG_CUDA
+        batchnorm2d_forward_cuda(c, out, mean, rstd, run_mean, run_var, inp, gamma, beta, B, C, HW,
+                                 momentum, eps, training);
+        return;
+#else
+        SG_PANIC("batchnorm2d_forward: built without CUDA");
+#endif
     }
-    SG_PANIC("batchnorm2d_forward not implemented on CUDA yet");
+    SG_PANIC("batchnorm2d_forward: device %s not supported", sg_device_name(c->dev));
 }
 
 void op_batchnorm2d_backward(struct sg_ctx *c, float *dinp, float *dgamma, float *dbeta,
@@ -829,7 +835,13 @@ void op_batchnorm2d_backward(struct sg_ctx *c, float *dinp, float *dgamma, float
                                  training);
         return;
     case SG_DEVICE_CUDA:
-        break;
+#ifdef SG_CUDA
+        batchnorm2d_backward_cuda(c, dinp, dgamma, dbeta, dout, inp, gamma, mean, rstd, B, C, HW,
+                                  training);
+        return;
+#else
+        SG_PANIC("batchnorm2d_backward: built without CUDA");
+#endif
     }
-    SG_PANIC("batchnorm2d_backward not implemented on CUDA yet");
+    SG_PANIC("batchnorm2d_backward: device %s not supported", sg_device_name(c->dev));
 }

@@ -70,6 +70,15 @@ void layernorm_forward_cuda(struct sg_ctx *c, float *out, float *mean, float *rs
 void layernorm_backward_cuda(struct sg_ctx *c, float *dinp, float *dw, float *db, const float *dout,
                              const float *inp, const float *w, const float *mean, const float *rstd,
                              int N, int C);
+/* ops/cuda/cudnn.cu: own deterministic kernels (per-channel partial sums + fixed-order finish) */
+void batchnorm2d_forward_cuda(struct sg_ctx *c, float *out, float *mean, float *rstd,
+                              float *run_mean, float *run_var, const float *inp, const float *gamma,
+                              const float *beta, int B, int C, int HW, float momentum, float eps,
+                              int training);
+void batchnorm2d_backward_cuda(struct sg_ctx *c, float *dinp, float *dgamma, float *dbeta,
+                               const float *dout, const float *inp, const float *gamma,
+                               const float *mean, const float *rstd, int B, int C, int HW,
+                               int training);
 #endif
 
 #endif

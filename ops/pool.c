@@ -386,51 +386,66 @@ void adaptive_avgpool2d_backward_cpu(struct sg_ctx *c, float *dinp, const float 
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
-#define POOL_DISPATCH(name, call)                                                                  \
+#ifdef SG_CUDA
+#define POOL_CUDA(name, call) call
+#else
+#define POOL_CUDA(name, call) SG_PANIC(name ": built without CUDA")
+#endif
+
+#define POOL_DISPATCH(name, cpu_call, cuda_call)                                                   \
     do {                                                                                           \
         switch (c->dev) {                                                                          \
         case SG_DEVICE_CPU:                                                                        \
-            call;                                                                                  \
+            cpu_call;                                                                              \
+            break;                                                                                 \
+        case SG_DEVICE_CUDA:                                                                       \
+            POOL_CUDA(name, cuda_call);                                                            \
             break;                                                                                 \
         default:                                                                                   \
-            SG_PANIC(name " is not implemented on %s yet", sg_device_name(c->dev));                \
+            SG_PANIC(name ": unknown device %d", (int)c->dev);                                     \
         }                                                                                          \
     } while (0)
 
 void op_maxpool2d_forward(struct sg_ctx *c, const struct sg_pool2d_shape *s, float *out,
                           int32_t *argmax, const float *inp)
 {
-    POOL_DISPATCH("maxpool2d forward", maxpool2d_forward_cpu(c, s, out, argmax, inp));
+    POOL_DISPATCH("maxpool2d forward", maxpool2d_forward_cpu(c, s, out, argmax, inp),
+                  maxpool2d_forward_cuda(c, s, out, argmax, inp));
 }
 
 void op_maxpool2d_backward(struct sg_ctx *c, const struct sg_pool2d_shape *s, float *dinp,
                            const float *dout, const int32_t *argmax)
 {
-    POOL_DISPATCH("maxpool2d backward", maxpool2d_backward_cpu(c, s, dinp, dout, argmax));
+    POOL_DISPATCH("maxpool2d backward", maxpool2d_backward_cpu(c, s, dinp, dout, argmax),
+                  maxpool2d_backward_cuda(c, s, dinp, dout, argmax));
 }
 
 void op_avgpool2d_forward(struct sg_ctx *c, const struct sg_pool2d_shape *s, float *out,
                           const float *inp)
 {
-    POOL_DISPATCH("avgpool2d forward", avgpool2d_forward_cpu(c, s, out, inp));
+    POOL_DISPATCH("avgpool2d forward", avgpool2d_forward_cpu(c, s, out, inp),
+                  avgpool2d_forward_cuda(c, s, out, inp));
 }
 
 void op_avgpool2d_backward(struct sg_ctx *c, const struct sg_pool2d_shape *s, float *dinp,
                            const float *dout)
 {
-    POOL_DISPATCH("avgpool2d backward", avgpool2d_backward_cpu(c, s, dinp, dout));
+    POOL_DISPATCH("avgpool2d backward", avgpool2d_backward_cpu(c, s, dinp, dout),
+                  avgpool2d_backward_cuda(c, s, dinp, dout));
 }
 
 void op_adaptive_avgpool2d_forward(struct sg_ctx *c, float *out, const float *inp, int B, int C,
                                    int H, int W, int OH, int OW)
 {
     POOL_DISPATCH("adaptive_avgpool2d forward",
-                  adaptive_avgpool2d_forward_cpu(c, out, inp, B, C, H, W, OH, OW));
+                  adaptive_avgpool2d_forward_cpu(c, out, inp, B, C, H, W, OH, OW),
+                  adaptive_avgpool2d_forward_cuda(c, out, inp, B, C, H, W, OH, OW));
 }
 
 void op_adaptive_avgpool2d_backward(struct sg_ctx *c, float *dinp, const float *dout, int B, int C,
                                     int H, int W, int OH, int OW)
 {
     POOL_DISPATCH("adaptive_avgpool2d backward",
-                  adaptive_avgpool2d_backward_cpu(c, dinp, dout, B, C, H, W, OH, OW));
+                  adaptive_avgpool2d_backward_cpu(c, dinp, dout, B, C, H, W, OH, OW),
+                  adaptive_avgpool2d_backward_cuda(c, dinp, dout, B, C, H, W, OH, OW));
 }

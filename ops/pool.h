@@ -19,7 +19,8 @@
  *   backward spreads dout/count (dinp OVERWRITE). OH = OW = 1 is the global average pool.
  *
  * Paths: *_ref (plain loops, double accumulation: the spec), *_cpu (OpenMP over planes,
- * vectorisable inner loops; see pool.c for the oneDNN comparison), op_* dispatch on ctx->dev.
+ * vectorisable inner loops; see pool.c for the oneDNN comparison), *_cuda (ops/cuda/pool.cu:
+ * deterministic gather backward; argmax is a device buffer), op_* dispatch on ctx->dev.
  */
 #ifndef SG_POOL_H
 #define SG_POOL_H
@@ -80,5 +81,20 @@ void adaptive_avgpool2d_forward_cpu(struct sg_ctx *c, float *out, const float *i
                                     int H, int W, int OH, int OW);
 void adaptive_avgpool2d_backward_cpu(struct sg_ctx *c, float *dinp, const float *dout, int B, int C,
                                      int H, int W, int OH, int OW);
+
+#ifdef SG_CUDA
+void maxpool2d_forward_cuda(struct sg_ctx *c, const struct sg_pool2d_shape *s, float *out,
+                            int32_t *argmax, const float *inp);
+void maxpool2d_backward_cuda(struct sg_ctx *c, const struct sg_pool2d_shape *s, float *dinp,
+                             const float *dout, const int32_t *argmax);
+void avgpool2d_forward_cuda(struct sg_ctx *c, const struct sg_pool2d_shape *s, float *out,
+                            const float *inp);
+void avgpool2d_backward_cuda(struct sg_ctx *c, const struct sg_pool2d_shape *s, float *dinp,
+                             const float *dout);
+void adaptive_avgpool2d_forward_cuda(struct sg_ctx *c, float *out, const float *inp, int B, int C,
+                                     int H, int W, int OH, int OW);
+void adaptive_avgpool2d_backward_cuda(struct sg_ctx *c, float *dinp, const float *dout, int B,
+                                      int C, int H, int W, int OH, int OW);
+#endif
 
 #endif

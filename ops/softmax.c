@@ -99,7 +99,12 @@ void op_softmax_forward(struct sg_ctx *c, float *out, const float *inp, int N, i
         softmax_forward_cpu(c, out, inp, N, C);
         return;
     case SG_DEVICE_CUDA:
-        SG_PANIC("op_softmax_forward: not implemented on CUDA yet");
+#ifdef SG_CUDA
+        softmax_forward_cuda(c, out, inp, N, C);
+        return;
+#else
+        SG_PANIC("op_softmax_forward: built without CUDA");
+#endif
     }
     SG_PANIC("op_softmax_forward: unknown device %d", (int)c->dev);
 }
@@ -112,7 +117,12 @@ void op_softmax_backward(struct sg_ctx *c, float *dinp, const float *dout, const
         softmax_backward_cpu(c, dinp, dout, out, N, C);
         return;
     case SG_DEVICE_CUDA:
-        SG_PANIC("op_softmax_backward: not implemented on CUDA yet");
+#ifdef SG_CUDA
+        softmax_backward_cuda(c, dinp, dout, out, N, C);
+        return;
+#else
+        SG_PANIC("op_softmax_backward: built without CUDA");
+#endif
     }
     SG_PANIC("op_softmax_backward: unknown device %d", (int)c->dev);
 }

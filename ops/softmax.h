@@ -20,4 +20,10 @@ void softmax_forward_cpu(struct sg_ctx *c, float *out, const float *inp, int N, 
 void softmax_backward_cpu(struct sg_ctx *c, float *dinp, const float *dout, const float *out, int N,
                           int C);
 
+#ifdef SG_CUDA
+void softmax_forward_cuda(struct sg_ctx *c, float *out, const float *inp, int N, int C);
+void softmax_backward_cuda(struct sg_ctx *c, float *dinp, const float *dout, const float *out,
+                           int N, int C);
+#endif
+
 #endif

@@ -5,28 +5,25 @@
 #
 #   scripts/gpu_check.sh [DEB_DIR]      (default DEB_DIR: .debs)
 #
-# - Every *.deb in DEB_DIR (e.g. libdnnl-dev + libdnnl2, which CMake requires and the CUDA image
-#   may lack) is unpacked with `dpkg -x` into /tmp/debroot and handed to CMake and the loader
-#   (CMAKE_PREFIX_PATH / CMAKE_LIBRARY_PATH / CMAKE_INCLUDE_PATH / LD_LIBRARY_PATH). Nothing is
-#   downloaded or installed system-wide.
+# - The libraries the CUDA image lacks travel as .deb files in DEB_DIR (scripts/gpu_env.sh unpacks
+#   them into /tmp/debroot; nothing is installed system-wide; cuDNN may come from PyTorch's wheel).
 # - Builds in build-gpu (Release, -DCMAKE_CUDA_ARCHITECTURES=90 for H100/H200; override with
-#   SG_CUDA_ARCH=...), runs nvidia-smi, ctest for the CPU tests, then the GPU tests
-#   (build-gpu/test_cuda_ops, build-gpu/test_cuda_losses).
+#   SG_CUDA_ARCH=...), runs nvidia-smi, ctest for the CPU tests, then every GPU test
+#   (test_cuda_*: ops, losses, conv, pointwise, attention, optim, contrastive, model, train).
 # - SG_SANITIZE=1 additionally runs test_cuda_ops under compute-sanitizer memcheck (slow).
-# - test_cuda_ops exits 77 (skip) without a GPU: here that counts as a failure (rc=77 in the
+# - A GPU test exits 77 (skip) without a GPU: here that counts as a failure (rc=77 in the
 #   summary), since this script is meant for a GPU machine.
-# - Logs go to $OUT when it is set (else build-gpu/logs): configure.log, build.log, env.txt,
-#   ctest.log, test_cuda_ops.log, summary.txt. Exit status: 0 only if every step passed.
+# - Logs go to SG_LOG_DIR (default build-gpu/logs): configure.log, build.log, env.txt, ctest.log,
+#   one log per GPU test, summary.txt. Exit status: 0 only if every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 DEB_DIR="${1:-.debs}"
 BUILD=build-gpu
-LOG="${OUT:-$BUILD/logs}"
+LOG="${SG_LOG_DIR:-$BUILD/logs}"
 ARCH="${SG_CUDA_ARCH:-90}"
 JOBS="$(nproc)"
 mkdir -p "$LOG" "$BUILD"
-export PATH="/usr/local/cuda/bin:$PATH"
 t_start=$SECONDS
 status=0
 summary() { echo "$*" | tee -a "$LOG/summary.txt"; }
@@ -43,44 +40,9 @@ step() { # step NAME TIMEOUT_S LOGFILE CMD...: run with a timeout, log, record p
 }
 : >"$LOG/summary.txt"
 
-# ---- 1. unpack carried .deb files ------------------------------------------------------------
-DEBROOT=/tmp/debroot
-CMAKE_EXTRA=()
-shopt -s nullglob
-debs=("$DEB_DIR"/*.deb)
-if ((${#debs[@]})); then
-    mkdir -p "$DEBROOT"
-    for d in "${debs[@]}"; do
-        if command -v dpkg >/dev/null; then
-            dpkg -x "$d" "$DEBROOT"
-        else # no dpkg: a .deb is an ar archive holding data.tar.*
-            tmp=$(mktemp -d) abs=$(realpath "$d")
-            (cd "$tmp" && ar x "$abs" && tar -xf data.tar.* -C "$DEBROOT")
-            rm -rf "$tmp"
-        fi
-        echo "unpacked $d"
-    done
-    MULTI="$DEBROOT/usr/lib/x86_64-linux-gnu"
-    export LD_LIBRARY_PATH="$MULTI:$DEBROOT/usr/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    CMAKE_EXTRA+=(-DCMAKE_PREFIX_PATH="$DEBROOT/usr" -DCMAKE_LIBRARY_PATH="$MULTI"
-                  -DCMAKE_INCLUDE_PATH="$DEBROOT/usr/include")
-    if [[ -e "$MULTI/libdnnl.so" && -e "$DEBROOT/usr/include/dnnl.h" ]]; then
-        CMAKE_EXTRA+=(-DDNNL_LIBRARY="$MULTI/libdnnl.so" -DDNNL_INCLUDE_DIR="$DEBROOT/usr/include")
-    fi
-else
-    echo "no .deb files in '$DEB_DIR': using the system's libraries"
-fi
-# CMakeLists.txt requires pkg-config; if the image lacks it, give CMake a stub that only answers
-# --version (no pkg_check_modules user exists yet; one that appears will fail loudly).
-if ! command -v pkg-config >/dev/null; then
-    mkdir -p /tmp/sgbin
-    # shellcheck disable=SC2016 # the stub itself expands $1
-    printf '#!/bin/sh\n[ "$1" = "--version" ] && { echo 0.29.2; exit 0; }\nexit 1\n' \
-        >/tmp/sgbin/pkg-config
-    chmod +x /tmp/sgbin/pkg-config
-    CMAKE_EXTRA+=(-DPKG_CONFIG_EXECUTABLE=/tmp/sgbin/pkg-config)
-    echo "pkg-config missing: using a stub"
-fi
+# ---- 1. carried libraries (scripts/gpu_env.sh) -------------------------------------------------
+# shellcheck source=scripts/gpu_env.sh
+source scripts/gpu_env.sh "$DEB_DIR"
 
 # ---- 2. environment --------------------------------------------------------------------------
 {
@@ -93,14 +55,24 @@ fi
 } 2>&1 | tee "$LOG/env.txt"
 
 # ---- 3. configure and build -------------------------------------------------------------------
+GPU_TESTS=(test_cuda_ops test_cuda_losses test_cuda_conv test_cuda_pointwise test_cuda_attention
+           test_cuda_optim test_cuda_contrastive test_cuda_model test_cuda_train)
 if step configure 120 configure.log cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
     -DSOGCLIP_CUDA=ON -DSOGCLIP_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${CMAKE_EXTRA[@]}" &&
-    step build 300 build.log cmake --build "$BUILD" -j "$JOBS"; then
-    # ---- 4. tests: CPU tests in parallel, then the GPU test alone (its timings are printed)
-    step ctest-cpu 180 ctest.log ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" \
-        -LE gpu --timeout 150
-    step test_cuda_ops 180 test_cuda_ops.log "$BUILD/test_cuda_ops"
-    step test_cuda_losses 180 test_cuda_losses.log "$BUILD/test_cuda_losses"
+    { step build 300 build.log cmake --build "$BUILD" -j "$JOBS" --target "${GPU_TESTS[@]}" \
+        bench_clip_step sogclip_cli -- -k || [[ -x "$BUILD/bench_clip_step" ]]; }; then
+    # (-k: one target that fails to build does not stop the others from being tested)
+    # ---- 4. tests: the CPU suite only when asked (SG_CPU_TESTS=1; CI runs it anyway), then
+    # each GPU test alone (their timings are printed)
+    if [[ "${SG_CPU_TESTS:-0}" == 1 ]]; then
+        step build-all 300 build.log cmake --build "$BUILD" -j "$JOBS"
+        step ctest-cpu 180 ctest.log ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" \
+            -LE 'gpu|long' --timeout 150
+    fi
+    for t in "${GPU_TESTS[@]}"; do
+        [[ -x "$BUILD/$t" ]] || { summary "$t: NOT BUILT"; status=1; continue; }
+        step "$t" "${SG_TEST_TIMEOUT:-60}" "$t.log" "$BUILD/$t"
+    done
     if [[ "${SG_SANITIZE:-0}" == 1 ]]; then
         step sanitize 240 sanitize.log compute-sanitizer --tool memcheck --error-exitcode 1 \
             "$BUILD/test_cuda_ops"

@@ -10,7 +10,8 @@
  *     weights), fed the same images and token ids; training-mode features zi, zt; then the same
  *     feature gradients (from the CPU CLIP loss) go through both backward passes and every
  *     parameter gradient and BatchNorm running statistic is compared; then eval-mode image
- *     features. Tolerance: max |gpu - cpu| <= 2e-3 * rms(cpu) + 1e-3 * |cpu| per tensor. Both sides
+ *     features. Tolerance: max |gpu - cpu| <= 2e-3 * rms(cpu) + 1e-3 * |cpu| per tensor (plus a
+ *     floor of 1e-4 of the largest gradient rms, see compare_params). Both sides
  *     are fp32 with different summation orders (cuBLAS/cuDNN vs oneDNN): the features of these
  *     2-layer towers agree to ~1e-6, gradients through BatchNorm batch statistics and the
  *     normalisation to ~1e-5..1e-4 of their rms; 2e-3 leaves a margin of >= 20 while any wrong
@@ -236,11 +237,22 @@ static void free_inputs(struct inputs *in)
     sg_dev_free(&gpu, in->g_img);
 }
 
-/* Every trainable param's grad (or every BUFFER's value) of g vs c. */
+/* Every trainable param's grad (or every BUFFER's value) of g vs c. Tolerance per tensor:
+ * 2e-3 rms(tensor) + 1e-3 |cpu| + 1e-4 max_rms (max_rms: the largest rms of all the compared
+ * tensors). The last term is the floor for tensors whose true value is zero or nearly so by
+ * structure (the k_proj bias grad of the attention pool is exactly zero in exact arithmetic:
+ * softmax ignores a per-query constant; BatchNorm gamma grads of a 6-sample batch cancel to
+ * 1e-8): what is left there is rounding noise of the model's gradient scale. */
 static void compare_params(const char *model, const struct sg_clip *g, const struct sg_clip *c,
                            int buffers)
 {
     int bad = 0, n = 0;
+    double max_rms = 0;
+    for (int i = 0; i < c->ps.n; i++) {
+        const struct sg_param *pc = c->ps.items[i];
+        if (((pc->flags & SG_PARAM_BUFFER) != 0) != buffers) continue;
+        max_rms = fmax(max_rms, rms(buffers ? pc->data : pc->grad, pc->numel));
+    }
     for (int i = 0; i < c->ps.n; i++) {
         const struct sg_param *pc = c->ps.items[i], *pg = g->ps.items[i];
         int is_buf = (pc->flags & SG_PARAM_BUFFER) != 0;
@@ -254,7 +266,7 @@ static void compare_params(const char *model, const struct sg_clip *g, const str
             if (e > worst) worst = e, wi = k;
         }
         n++;
-        if (worst > 2e-3 * r + 1e-12) {
+        if (worst > 2e-3 * r + 1e-4 * max_rms + 1e-12) {
             if (bad++ < 8)
                 printf("  %s %s %s: max excess error %.3g at %lld (gpu %.9g cpu %.9g), rms %.3g\n",
                        model, pc->name, buffers ? "value" : "grad", worst, (long long)wi, got[wi],

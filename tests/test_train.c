@@ -12,7 +12,12 @@
  *     pass their CRC checks, and report.html;
  *   - evaluation of the trained checkpoint: retrieval R@1 from `sogclip eval`'s path equals a
  *     brute force over the same embeddings (caption -> image mapping, dataset order), and
- *     zero-shot and the linear probe run on the synthetic zero-shot folder.
+ *     zero-shot and the linear probe run on the synthetic zero-shot folder;
+ *   - devices (the CPU side; tests/test_cuda_train.c runs the GPU): run.device / run.precision
+ *     parse (train.precision: bf16 moves to run.precision), run.device: cuda without a GPU fails
+ *     at setup with a message, run.precision: bf16 on the CPU trains exactly as fp32, and the
+ *     loader's uint8 output normalised by op_normalize_u8 equals its float output bit for bit
+ *     (the GPU input path's contract).
  */
 #define _DEFAULT_SOURCE
 #include <dirent.h>
@@ -31,7 +36,10 @@
 #include "data/synth.h"
 #include "eval/clip_eval.h"
 #include "eval/linear_probe.h"
+#include "data/loader.h"
+#include "data/transforms.h"
 #include "ops/gemm.h"
+#include "ops/input.h"
 #include "testutil.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
@@ -355,6 +363,89 @@ static void check_eval(const struct sg_train_result *a)
     sg_eval_model_free(&em);
 }
 
+/* ---- devices ------------------------------------------------------------------------------- */
+
+static void check_device_config(void)
+{
+    struct sg_train_config cfg;
+    const char *gpu[] = {"run.device=cuda", "run.device_id=1", "run.precision=bf16"};
+    sg_test_true("run.device cuda, device_id, precision bf16 parse",
+                 sg_train_config_load(&cfg, g_cfg, gpu, 3) == 0 && cfg.run.device == 1 &&
+                     cfg.run.device_id == 1 && cfg.run.precision == 1);
+    const char *old[] = {"train.precision=bf16"};
+    sg_test_true("train.precision bf16 moves to run.precision",
+                 sg_train_config_load(&cfg, g_cfg, old, 1) == 0 && cfg.run.precision == 1 &&
+                     cfg.train.precision == 0);
+    const char *bad[] = {"run.precision=fp16"};
+    sg_test_true("run.precision fp16 is an error naming the choices",
+                 sg_train_config_load(&cfg, g_cfg, bad, 1) == -1 &&
+                     strstr(sg_last_error(), "run.precision: expected one of fp32, bf16"));
+    if (sg_cuda_available()) return; /* the GPU itself: tests/test_cuda_train.c */
+    struct sg_train_result r;
+    int rc = run("nogpu", NULL, 0, 0, &r, "run.device=cuda");
+    sg_test_true("run.device cuda without a GPU: exit 1 with a message naming cuda",
+                 rc == SG_TRAIN_FAILED && strstr(sg_last_error(), "cuda") != NULL);
+}
+
+/* bf16 is a CUDA setting: the CPU computes in fp32, the same bits. */
+static void check_cpu_bf16(void)
+{
+    struct sg_train_result a, b;
+    int ok = run("fp32_2", NULL, 2, 0, &a, NULL) == 0;
+    ok &= run("bf16_2", NULL, 2, 0, &b, "run.precision=bf16") == 0;
+    sg_test_true("run.precision bf16 on the CPU: 2 steps equal fp32's bit for bit",
+                 ok && same_checkpoints(a.checkpoint, b.checkpoint));
+}
+
+/* The loader's uint8 output normalised by op_normalize_u8 (CPU) equals its float output. */
+static void check_loader_u8(enum sg_aug_preset preset, int views)
+{
+    char tsv[400], label[160];
+    snprintf(tsv, sizeof tsv, "%s/data/train.tsv", g_dir);
+    struct sg_dataset_spec spec = {.path = tsv, .image_key = "image", .caption_key = "caption"};
+    struct sg_dataset *ds;
+    SG_CHECK(sg_dataset_open(&spec, &ds) == 0, "%s", sg_last_error());
+    struct sg_aug_config aug;
+    sg_aug_preset(&aug, preset, 16);
+    struct sg_loader_config lc;
+    sg_loader_default_config(&lc);
+    lc.batch = 16;
+    lc.seed = 9;
+    lc.aug = &aug;
+    lc.views = views;
+    struct sg_loader *lf, *lu;
+    SG_CHECK(sg_loader_open(&lc, ds, &lf) == 0, "%s", sg_last_error());
+    lc.u8 = 1;
+    SG_CHECK(sg_loader_open(&lc, ds, &lu) == 0, "%s", sg_last_error());
+    sg_loader_start_epoch(lf, 2);
+    sg_loader_start_epoch(lu, 2);
+    struct sg_ctx c;
+    SG_CHECK(sg_ctx_init(&c, SG_DEVICE_CPU, 0, 2) == 0, "%s", sg_last_error());
+    int64_t n = (int64_t)16 * views * 3 * 16 * 16;
+    float *got = sg_xmalloc(sizeof(float) * (size_t)n);
+    int same = 1, batches = 0;
+    struct sg_batch *bf, *bu;
+    while (sg_loader_next(lf, &bf) == 1) {
+        SG_CHECK(sg_loader_next(lu, &bu) == 1, "u8 loader ended early");
+        same &= !bu->img && bu->img_u8 && !memcmp(bu->idx, bf->idx, 16 * sizeof(int64_t));
+        op_normalize_u8(&c, got, bu->img_u8, 16 * views, 16 * 16, aug.mean, aug.std);
+        same &= !memcmp(got, bf->img, sizeof(float) * (size_t)n);
+        batches++;
+        sg_loader_release(lf, bf);
+        sg_loader_release(lu, bu);
+    }
+    snprintf(label, sizeof label,
+             "loader uint8 output + op_normalize_u8 == float output, bit for bit (preset %d, %d "
+             "view(s), %d batches)",
+             (int)preset, views, batches);
+    sg_test_true(label, same && batches == 6);
+    free(got);
+    sg_ctx_free(&c);
+    sg_loader_close(lf);
+    sg_loader_close(lu);
+    sg_dataset_free(ds);
+}
+
 /* ---- faults ---------------------------------------------------------------------------------- */
 
 static void check_nan_stop(void)
@@ -444,6 +535,10 @@ int main(void)
     check_resume_ssl();
     check_logs();
     check_eval(&g_whole);
+    check_device_config();
+    check_cpu_bf16();
+    check_loader_u8(SG_AUG_CLIP, 1);
+    check_loader_u8(SG_AUG_SIMCLR, 2);
     check_nan_stop();
     check_sigkill();
     check_sigterm();

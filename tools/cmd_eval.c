@@ -8,6 +8,7 @@
  *   sogclip eval linear-probe --checkpoint C --train DIR --val DIR [--epochs 90]
  *                             [--probe-batch 1024] [--lr 0.4] [--wd auto|VALUE]
  *   common: [--tokenizer M.model] [--batch 128] [--threads N] [--json OUT.json]
+ *           [--device cpu|cuda|cuda:N] (zeroshot, retrieval; the linear probe runs on the CPU)
  * Prints a results table; --json writes CLIP_benchmark's schema. Exit codes: 0, 1 runtime
  * failure, 2 usage.
  */
@@ -31,7 +32,8 @@ static int eval_usage(void)
         "[--caption-key K] [--split test]\n"
         "       sogclip eval linear-probe --checkpoint C --train DIR --val DIR [--epochs 90]\n"
         "                                 [--probe-batch 1024] [--lr 0.4] [--wd auto|VALUE]\n"
-        "  common options: [--tokenizer M.model] [--batch 128] [--threads N] [--json OUT]\n");
+        "  common options: [--tokenizer M.model] [--batch 128] [--threads N] [--json OUT]\n"
+        "                  [--device cpu|cuda|cuda:N] (zeroshot and retrieval)\n");
     return 2;
 }
 
@@ -39,8 +41,28 @@ struct eval_args {
     const char *task, *ckpt, *data, *classnames, *templates, *tok, *json, *image_key, *caption_key;
     const char *train, *val, *wd, *split;
     int batch, threads, epochs, probe_batch;
+    int device, device_id; /* enum sg_device, CUDA ordinal */
     float lr;
 };
+
+/* "cpu", "cuda" or "cuda:N". */
+static int parse_device(const char *v, int *dev, int *id)
+{
+    char *end;
+    *id = 0;
+    if (!strcmp(v, "cpu")) {
+        *dev = SG_DEVICE_CPU;
+        return 0;
+    }
+    if (strncmp(v, "cuda", 4)) return -1;
+    *dev = SG_DEVICE_CUDA;
+    if (!v[4]) return 0;
+    if (v[4] != ':') return -1;
+    long n = strtol(v + 5, &end, 10);
+    if (end == v + 5 || *end || n < 0 || n > 64) return -1;
+    *id = (int)n;
+    return 0;
+}
 
 static int parse_eval(struct eval_args *a, int argc, char **argv)
 {
@@ -86,10 +108,16 @@ static int parse_eval(struct eval_args *a, int argc, char **argv)
             a->probe_batch = atoi(v);
         else if (!strcmp(k, "--lr"))
             a->lr = (float)atof(v);
-        else
+        else if (!strcmp(k, "--device")) {
+            if (parse_device(v, &a->device, &a->device_id)) return -1;
+        } else
             return -1;
     }
     int lp = !strcmp(a->task, "linear-probe");
+    if (lp && a->device != SG_DEVICE_CPU) {
+        fprintf(stderr, "sogclip eval: linear-probe runs on the CPU (drop --device)\n");
+        return -1;
+    }
     return a->ckpt && (lp ? a->train && a->val : a->data != NULL) && a->batch >= 1 ? 0 : -1;
 }
 
@@ -129,7 +157,8 @@ int sg_cmd_eval(int argc, char **argv)
     struct sg_results r;
     sg_results_init(&r, zs ? "zeroshot_classification" : "zeroshot_retrieval", a.data, a.ckpt,
                     "sogclip");
-    int rc = sg_eval_model_load(&em, a.ckpt, a.tok, a.batch, a.threads);
+    int rc = sg_eval_model_load_on(&em, a.ckpt, a.tok, a.batch, a.threads, (enum sg_device)a.device,
+                                   a.device_id);
     if (rc == 0 && zs) rc = sg_eval_zeroshot(&em, a.data, a.classnames, a.templates, &r);
     em.split = a.split;
     if (rc == 0 && rt) rc = sg_eval_retrieval(&em, a.data, a.image_key, a.caption_key, &r);

@@ -1,5 +1,11 @@
 /*
  * train/checkpoint.c — training checkpoints (see train/checkpoint.h).
+ *
+ * Devices: the parameter arenas (data, m, v) live on the table's context device. Saving
+ * downloads each arena once into a host copy; loading reads into a host copy of the arena and
+ * uploads it whole once every tensor has been read (so a failed load leaves the device arena
+ * untouched). The file format does not depend on the device: a checkpoint written by a GPU run
+ * resumes on the CPU and vice versa.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "train/checkpoint.h"
@@ -33,14 +39,38 @@ static void add_arena(struct sg_st_writer *w, const struct sg_params *ps, const 
     }
 }
 
+static int on_host(const struct sg_params *ps)
+{
+    return !ps->ctx || ps->ctx->dev == SG_DEVICE_CPU;
+}
+
+/* An arena of ps readable on the host: base itself on the CPU, else a downloaded copy in *tmp
+ * (free it after use). */
+static const float *host_view(const struct sg_params *ps, const float *base, float **tmp)
+{
+    *tmp = NULL;
+    if (on_host(ps)) return base;
+    *tmp = sg_xmalloc((ps->total ? ps->total : 1) * sizeof(float));
+    sg_memcpy_d2h(ps->ctx, *tmp, base, ps->total * sizeof(float));
+    return *tmp;
+}
+
+/* add_arena from an arena on the parameters' device */
+static void add_dev_arena(struct sg_st_writer *w, const struct sg_params *ps, const float *base,
+                          const char *prefix, int buffers_too)
+{
+    float *tmp;
+    add_arena(w, ps, host_view(ps, base, &tmp), prefix, buffers_too);
+    free(tmp);
+}
+
 void sg_ckpt_begin(struct sg_st_writer *w, const struct sg_params *ps,
                    const struct sg_ckpt_state *s, const char *config_yaml, const char *model_yaml)
 {
-    SG_CHECK(ps->ctx->dev == SG_DEVICE_CPU, "checkpoint: CPU parameters expected");
     sg_stw_init(w);
-    add_arena(w, ps, ps->data, "model.", 1);
-    if (ps->m) add_arena(w, ps, ps->m, "optim.m.", 0);
-    if (ps->v) add_arena(w, ps, ps->v, "optim.v.", 0);
+    add_dev_arena(w, ps, ps->data, "model.", 1);
+    if (ps->m) add_dev_arena(w, ps, ps->m, "optim.m.", 0);
+    if (ps->v) add_dev_arena(w, ps, ps->v, "optim.v.", 0);
     add_i64(w, "optim.step", s->optim_step);
     add_i64(w, "train.step", s->step);
     add_i64(w, "loader.epoch", s->pos.epoch);
@@ -140,8 +170,8 @@ static int check_arena(const struct sg_st_file *f, const struct sg_params *ps, c
     return 0;
 }
 
-int sg_ckpt_read_arena(const struct sg_st_file *f, struct sg_params *ps, float *base,
-                       const char *prefix, int buffers_too)
+static int read_arena_host(const struct sg_st_file *f, const struct sg_params *ps, float *base,
+                           const char *prefix, int buffers_too)
 {
     char name[SG_PARAM_NAME_MAX + 16];
     for (int i = 0; i < ps->n; i++) {
@@ -151,6 +181,19 @@ int sg_ckpt_read_arena(const struct sg_st_file *f, struct sg_params *ps, float *
         if (sg_st_read_f32(f, name, base + p->offset, p->numel)) return -1;
     }
     return 0;
+}
+
+int sg_ckpt_read_arena(const struct sg_st_file *f, struct sg_params *ps, float *base,
+                       const char *prefix, int buffers_too)
+{
+    if (on_host(ps)) return read_arena_host(f, ps, base, prefix, buffers_too);
+    /* device arena: download (keeps what is not read: buffers, padding), read, upload whole */
+    float *tmp;
+    float *host = (float *)host_view(ps, base, &tmp);
+    int rc = read_arena_host(f, ps, host, prefix, buffers_too);
+    if (rc == 0) sg_memcpy_h2d(ps->ctx, base, host, ps->total * sizeof(float));
+    free(tmp);
+    return rc;
 }
 
 int sg_ckpt_load(const struct sg_st_file *f, struct sg_params *ps, struct sg_ckpt_state *s)

@@ -15,6 +15,10 @@
  * <run>/checkpoints/step_<%010lld>.safetensors; the newest K are kept.
  * The weights-only export <run>/model.safetensors holds model.<name> without the prefix
  * (loads into open_clip by name).
+ * Devices: the parameter table may live on a CUDA context (arenas in device memory): saving
+ * downloads, loading uploads; the file is the same either way, so a run trained on the GPU
+ * resumes on the CPU and vice versa (each loss downloads / uploads its own state in its
+ * state save / load).
  */
 #ifndef SG_TRAIN_CHECKPOINT_H
 #define SG_TRAIN_CHECKPOINT_H
@@ -43,7 +47,9 @@ int sg_ckpt_write(struct sg_st_writer *w, const char *run_dir, int64_t step, int
  * checked first; nothing is written on a mismatch). Returns 0 or -1. */
 int sg_ckpt_load(const struct sg_st_file *f, struct sg_params *ps, struct sg_ckpt_state *s);
 /* Read "prefix<name>" into base + offset for every parameter (trainable ones only unless
- * buffers_too): the weights of a checkpoint ("model.") or an export (""). Returns 0 or -1. */
+ * buffers_too): the weights of a checkpoint ("model.") or an export (""). base is one of the
+ * table's arenas (ps->data, ps->m, ps->v) on the table's device; on a CUDA table nothing is
+ * written on failure. Returns 0 or -1. */
 int sg_ckpt_read_arena(const struct sg_st_file *f, struct sg_params *ps, float *base,
                        const char *prefix, int buffers_too);
 /* The newest checkpoint of a run ("latest"), or -1 when there is none. */

@@ -59,6 +59,8 @@ static const struct sg_cfg_key run_keys[] = {
     INT("threads", run.threads, 0, 1024, "CPU threads (0: all cores)"),
     ENUM("device", run.device, devices, "cpu or cuda"),
     INT("device_id", run.device_id, 0, 64, "CUDA device ordinal"),
+    ENUM("precision", run.precision, precisions,
+         "fp32, or bf16 mixed precision on cuda (the CPU computes in fp32)"),
     {0}};
 
 static const struct sg_cfg_key model_keys[] = {
@@ -140,7 +142,7 @@ static const struct sg_cfg_key train_keys[] = {
     INT("epochs", train.epochs, 1, 1000000, "passes over the data"),
     INT("max_steps", train.max_steps, 0, 2000000000, "stop after this many steps (0: no limit)"),
     INT("log_every", train.log_every, 1, 1000000, "steps between log lines"),
-    ENUM("precision", train.precision, precisions, "fp32 (bf16 on CUDA only)"),
+    ENUM("precision", train.precision, precisions, "deprecated: use run.precision"),
     {0}};
 
 static const struct sg_cfg_key ckpt_keys[] = {
@@ -243,10 +245,6 @@ static int validate(const struct sg_train_config *c, const char *path)
     if (!c->data.train[0])
         return sg_err("%s: data.train: missing (a CSV/TSV, shards or folder)", path);
     if (validate_mode(c, path)) return -1;
-    if (c->run.device != 0)
-        return sg_err("%s: run.device: cuda training is not available yet", path);
-    if (c->train.precision != 0)
-        return sg_err("%s: train.precision: bf16 needs the CUDA trainer", path);
     if (c->loss.tau_min > c->loss.tau_max)
         return sg_err("%s: loss.tau_min %g > loss.tau_max %g", path, c->loss.tau_min,
                       c->loss.tau_max);
@@ -267,7 +265,11 @@ static int load_doc(struct sg_train_config *cfg, struct sg_ydoc *d, const char *
         rc = sg_yaml_set(d, key, eq + 1);
     }
     if (rc == 0) rc = sg_cfg_bind(d, d->root, top_keys, cfg);
-    return rc ? -1 : validate(cfg, name);
+    if (rc) return -1;
+    /* the older key train.precision: bf16 moves to run.precision (and dumps as the default) */
+    if (cfg->train.precision) cfg->run.precision = cfg->train.precision;
+    cfg->train.precision = 0;
+    return validate(cfg, name);
 }
 
 int sg_train_config_load(struct sg_train_config *cfg, const char *path,

@@ -5,7 +5,9 @@
  * The resolved configuration is written to the run folder (config.yaml) and into every
  * checkpoint's metadata.
  *
- *   run:        name, output_dir, seed, threads, device (cpu | cuda), device_id
+ *   run:        name, output_dir, seed, threads, device (cpu | cuda), device_id, precision
+ *               (fp32 | bf16: bf16 mixed precision of the GEMM-heavy ops on cuda, ctx.precision;
+ *               a CPU run computes in fp32 and says so)
  *   model:      name (configs/models/<name>.yaml or a path), grad_checkpointing
  *   data:       train (CSV/TSV, WebDataset shard list, or a folder), kind (auto | csv | wds |
  *               folder), image_root, image_key, caption_key, separator, workers, prefetch,
@@ -18,7 +20,8 @@
  *               momentum, nesterov, trust_coef, warmup_steps, clip_grad_norm, lr_scaling
  *               (none | linear | sqrt), lr_tau (fastclip's temperature)
  *   train:      mode (clip | ssl), batch_size, epochs, max_steps (0: epochs decide), log_every,
- *               precision (fp32)
+ *               precision (deprecated: bf16 there moves to run.precision; always fp32 after
+ *               loading)
  *   ssl:        (mode ssl) image_size, layers [s1..s4], width, bottleneck, cifar_stem,
  *               proj_layers, proj_hidden, proj_dim — ResNet backbone + SogCLR projection head
  *   checkpoint: every_steps, keep, export_weights
@@ -52,7 +55,8 @@ enum sg_progress { SG_PROGRESS_AUTO, SG_PROGRESS_BAR, SG_PROGRESS_LINES };
 struct sg_train_config {
     struct {
         char name[128], output_dir[SG_PATH_MAX];
-        int seed, threads, device, device_id;
+        int seed, threads, device, device_id, precision; /* device: 0 cpu, 1 cuda; precision:
+                                                            0 fp32, 1 bf16 (enum sg_precision) */
     } run;
     struct {
         char name[SG_PATH_MAX];

@@ -1,5 +1,6 @@
 /*
- * train/ssl.c — unimodal SSL model and loss glue (see train/ssl.h).
+ * train/ssl.c — unimodal SSL model and loss glue (see train/ssl.h). Device-agnostic: the model
+ * runs through ops on its context, the view split/join are strided device copies.
  */
 #include "train/ssl.h"
 
@@ -55,23 +56,22 @@ void sg_ssl_model_destroy(struct sg_ssl_model *m)
     sg_params_free(&m->ps);
 }
 
-/* rows b*2 + v of src (2B, D) <-> view v rows of za / zb (B, D). */
-static void split_views(const struct sg_ssl_model *m, const float *z, float *a, float *b)
+/* rows b*2 + v of z (2B, D) <-> view v rows of a / b (B, D): strided copies on the context's
+ * device (one cudaMemcpy2DAsync per view on CUDA). */
+static void split_views(const struct sg_ssl_model *m, struct sg_ctx *c, const float *z, float *a,
+                        float *b)
 {
     size_t row = (size_t)m->D * sizeof(float);
-    for (int i = 0; i < m->B; i++) {
-        memcpy(a + (size_t)i * m->D, z + (size_t)(2 * i) * m->D, row);
-        memcpy(b + (size_t)i * m->D, z + (size_t)(2 * i + 1) * m->D, row);
-    }
+    sg_memcpy2d_d2d(c, a, row, z, 2 * row, row, (size_t)m->B);
+    sg_memcpy2d_d2d(c, b, row, z + m->D, 2 * row, row, (size_t)m->B);
 }
 
-static void join_views(const struct sg_ssl_model *m, const float *a, const float *b, float *z)
+static void join_views(const struct sg_ssl_model *m, struct sg_ctx *c, const float *a,
+                       const float *b, float *z)
 {
     size_t row = (size_t)m->D * sizeof(float);
-    for (int i = 0; i < m->B; i++) {
-        memcpy(z + (size_t)(2 * i) * m->D, a + (size_t)i * m->D, row);
-        memcpy(z + (size_t)(2 * i + 1) * m->D, b + (size_t)i * m->D, row);
-    }
+    sg_memcpy2d_d2d(c, z, 2 * row, a, row, row, (size_t)m->B);
+    sg_memcpy2d_d2d(c, z + m->D, 2 * row, b, row, row, (size_t)m->B);
 }
 
 static int loss_step(struct sg_ssl_loss *l, struct sg_ctx *c, struct sg_ssl_model *m,
@@ -84,20 +84,32 @@ static int loss_step(struct sg_ssl_loss *l, struct sg_ctx *c, struct sg_ssl_mode
                                        m->dzb);
 }
 
-int sg_ssl_step(struct sg_ssl_model *m, struct sg_ssl_loss *l, struct sg_ctx *c, const float *img,
-                const int64_t *idx, float *loss)
+void sg_ssl_forward(struct sg_ssl_model *m, struct sg_ctx *c, const float *img)
 {
     int B2 = 2 * m->B;
     const float *f = sg_resnet_forward(&m->backbone, c, img, 1);
     const float *p = sg_proj_head_forward(&m->head, c, f, 1);
     op_l2norm_forward(c, m->z, m->norm, p, B2, m->D, NORM_EPS);
-    split_views(m, m->z, m->za, m->zb);
+    split_views(m, c, m->z, m->za, m->zb);
+}
+
+int sg_ssl_backward(struct sg_ssl_model *m, struct sg_ssl_loss *l, struct sg_ctx *c,
+                    const int64_t *idx, float *loss)
+{
+    int B2 = 2 * m->B;
     if (loss_step(l, c, m, idx, loss)) return -1;
-    join_views(m, m->dza, m->dzb, m->dz);
+    join_views(m, c, m->dza, m->dzb, m->dz);
     op_l2norm_backward(c, m->dz, m->dz, m->z, m->norm, B2, m->D, NORM_EPS);
     sg_proj_head_backward(&m->head, c, m->backbone.dfeat, m->dz, 1);
     sg_resnet_backward(&m->backbone, c, NULL, m->backbone.dfeat, 1);
     return 0;
+}
+
+int sg_ssl_step(struct sg_ssl_model *m, struct sg_ssl_loss *l, struct sg_ctx *c, const float *img,
+                const int64_t *idx, float *loss)
+{
+    sg_ssl_forward(m, c, img);
+    return sg_ssl_backward(m, l, c, idx, loss);
 }
 
 int sg_ssl_loss_init(struct sg_ssl_loss *l, const struct sg_train_config *cfg, int64_t N)

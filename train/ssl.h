@@ -46,9 +46,16 @@ struct sg_ssl_loss {
 int sg_ssl_model_create(struct sg_ssl_model *m, const struct sg_train_config *cfg, struct sg_ctx *c,
                         uint64_t seed);
 void sg_ssl_model_destroy(struct sg_ssl_model *m);
-/* img (B, 2, 3, S, S): forward both views, loss, backward (parameter grads accumulate). */
+/* img (B, 2, 3, S, S): forward both views, loss, backward (parameter grads accumulate). img and
+ * idx (B) on c's device (the model's context); loss a host pointer. */
 int sg_ssl_step(struct sg_ssl_model *m, struct sg_ssl_loss *l, struct sg_ctx *c, const float *img,
                 const int64_t *idx, float *loss);
+/* The two halves of sg_ssl_step (the trainer queues its next upload in between): forward of
+ * both views into za / zb; then loss, backward (grads accumulate). img must stay valid until
+ * sg_ssl_backward returns. */
+void sg_ssl_forward(struct sg_ssl_model *m, struct sg_ctx *c, const float *img);
+int sg_ssl_backward(struct sg_ssl_model *m, struct sg_ssl_loss *l, struct sg_ctx *c,
+                    const int64_t *idx, float *loss);
 
 int sg_ssl_loss_init(struct sg_ssl_loss *l, const struct sg_train_config *cfg, int64_t N);
 void sg_ssl_loss_free(struct sg_ssl_loss *l);

@@ -1,5 +1,9 @@
 /*
  * train/train_loss.c — the trainer's loss interface (see train/train_loss.h).
+ *
+ * The logit scale is a parameter on the context's device: it is read, its gradient increased
+ * and it is clamped through 4-byte copies (sg_memcpy_d2h / h2d; plain loads and stores on the
+ * CPU), never through ->data[0] (a device pointer on CUDA).
  */
 #include "train/train_loss.h"
 
@@ -76,6 +80,19 @@ int sg_train_loss_set_epoch(struct sg_train_loss *l, int64_t epoch)
     }
 }
 
+/* One float of device memory (synchronises on CUDA: the host uses the value next). */
+static float get1(struct sg_ctx *c, const float *p)
+{
+    float v;
+    sg_memcpy_d2h(c, &v, p, sizeof v);
+    return v;
+}
+
+static void set1(struct sg_ctx *c, float *p, float v)
+{
+    sg_memcpy_h2d(c, p, &v, sizeof v);
+}
+
 int sg_train_loss_step(struct sg_train_loss *l, struct sg_ctx *c, const float *zi, const float *zt,
                        const int64_t *idx, int B, int E, struct sg_param *logit_scale, float *dzi,
                        float *dzt, struct sg_loss_values *v)
@@ -97,31 +114,34 @@ int sg_train_loss_step(struct sg_train_loss *l, struct sg_ctx *c, const float *z
     }
     case SG_LOSS_FASTCLIP: {
         struct fastclip_out o;
-        float tau = expf(-logit_scale->data[0]);
+        float tau = expf(-get1(c, logit_scale->data));
         if (fastclip_step(c, &l->fast, tau, zi, zt, idx, B, E, dzi, dzt, &o)) return -1;
-        logit_scale->grad[0] += o.dlog_scale;
+        set1(c, logit_scale->grad, get1(c, logit_scale->grad) + o.dlog_scale);
         *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, tau};
         return 0;
     }
     default: {
-        float loss = 0.0f, p = logit_scale->data[0];
-        if (sg_clip_loss_compute(&l->clip, c, zi, zt, B, E, p, &loss, dzi, dzt, logit_scale->grad))
-            return -1;
+        float loss = 0.0f, p = get1(c, logit_scale->data), dp = 0.0f; /* dp: a host float */
+        if (sg_clip_loss_compute(&l->clip, c, zi, zt, B, E, p, &loss, dzi, dzt, &dp)) return -1;
+        set1(c, logit_scale->grad, get1(c, logit_scale->grad) + dp);
         *v = (struct sg_loss_values){loss, loss, 0.0f, expf(-p)};
         return 0;
     }
     }
 }
 
-void sg_train_loss_after_step(struct sg_train_loss *l, struct sg_param *logit_scale)
+void sg_train_loss_after_step(struct sg_train_loss *l, struct sg_ctx *c,
+                              struct sg_param *logit_scale)
 {
-    float *p = logit_scale->data;
-    if (l->kind == SG_LOSS_CLIP) sg_clip_clamp_logit_scale(p);
+    if (l->kind != SG_LOSS_CLIP && l->kind != SG_LOSS_FASTCLIP) return;
+    float p = get1(c, logit_scale->data), was = p;
+    if (l->kind == SG_LOSS_CLIP) sg_clip_clamp_logit_scale(&p);
     if (l->kind == SG_LOSS_FASTCLIP) {
         /* tau = exp(-p) in [tau_min, tau_max] */
         float lo = -logf(l->tau_max), hi = -logf(l->tau_min);
-        *p = *p < lo ? lo : (*p > hi ? hi : *p);
+        p = p < lo ? lo : (p > hi ? hi : p);
     }
+    if (memcmp(&p, &was, sizeof p)) set1(c, logit_scale->data, p); /* bits: NaN stays NaN */
 }
 
 int sg_train_loss_save(const struct sg_train_loss *l, struct sg_st_writer *w, const char *prefix)

@@ -5,6 +5,9 @@
  *   model's logit scale, clamped to [0, ln 100] after each optimizer step as open_clip).
  * step() writes dL/dzi, dL/dzt and adds the logit-scale gradient (clip, fastclip) into the
  * model's logit_scale grad. State save/load under a prefix for checkpoints.
+ * Devices: on a CUDA context zi, zt, idx, dzi, dzt are device pointers and the logit scale is a
+ * device parameter (read / written through 4-byte copies); the loss state lives where the
+ * loss's first step put it and save/load move it (the "Devices" notes of losses/).
  */
 #ifndef SG_TRAIN_LOSS_H
 #define SG_TRAIN_LOSS_H
@@ -37,13 +40,15 @@ struct sg_loss_values {
 int sg_train_loss_init(struct sg_train_loss *l, const struct sg_train_config *cfg, int64_t N);
 void sg_train_loss_free(struct sg_train_loss *l);
 int sg_train_loss_set_epoch(struct sg_train_loss *l, int64_t epoch);
-/* zi, zt (B,E) normalized; dzi, dzt (B,E) overwritten; logit_scale: the model's parameter
- * (data read, grad accumulated). Returns 0, or -1 (non-finite input; state untouched). */
+/* zi, zt (B,E) normalized; idx (B) sample ids; dzi, dzt (B,E) overwritten (all on c's device);
+ * logit_scale: the model's parameter (data read, grad accumulated). Returns 0, or -1
+ * (non-finite input; state untouched). */
 int sg_train_loss_step(struct sg_train_loss *l, struct sg_ctx *c, const float *zi, const float *zt,
                        const int64_t *idx, int B, int E, struct sg_param *logit_scale, float *dzi,
                        float *dzt, struct sg_loss_values *v);
 /* After the optimizer step: clamp the logit scale where the loss requires it. */
-void sg_train_loss_after_step(struct sg_train_loss *l, struct sg_param *logit_scale);
+void sg_train_loss_after_step(struct sg_train_loss *l, struct sg_ctx *c,
+                              struct sg_param *logit_scale);
 int sg_train_loss_save(const struct sg_train_loss *l, struct sg_st_writer *w, const char *prefix);
 int sg_train_loss_load(struct sg_train_loss *l, const struct sg_st_file *f, const char *prefix);
 

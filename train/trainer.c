@@ -1,5 +1,10 @@
 /*
  * train/trainer.c — the training loop of `sogclip train` (see train/trainer.h).
+ *
+ * Devices: everything runs on one context (run.device, run.device_id; run.precision sets
+ * ctx.precision on CUDA): parameters, optimizer moments, activations, feature gradients, the
+ * loss state after its first step. Token ids stay on the host (the text encoder uploads the
+ * used prefix); images and sample ids reach the device through the input feed below.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "train/trainer.h"
@@ -13,12 +18,14 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "core/cuda_api.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/transforms.h"
 #include "model/clip.h"
 #include "model/clip_config.h"
 #include "nn/optim.h"
+#include "ops/input.h"
 #include "text/tokenizer.h"
 #include "eval/clip_eval.h"
 #include "train/checkpoint.h"
@@ -32,6 +39,53 @@ static void on_signal(int sig)
 {
     g_stop_signal = sig;
 }
+
+/* ---- the input feed -------------------------------------------------------------------------
+ * CPU: the loader's float batch is used in place and released after the step (as before the
+ * GPU path existed: bit-identical results).
+ * CUDA: the loader emits uint8 pixels (loader u8 option: 4x less to copy). A batch is copied into
+ * one of two pinned staging slots and released at once, then its pixels and sample ids are
+ * uploaded on a dedicated copy stream and an event is recorded; the compute stream waits on that
+ * event (no host wait) and op_normalize_u8 writes the float images the model reads. The next
+ * batch is fetched and its upload queued while the current step's forward runs (feed_prefetch,
+ * called once the forward is queued), so the copy overlaps compute. Slot reuse is ordered by
+ * events: a slot's upload waits (on the copy stream) for `used`, recorded on the compute stream
+ * after the step that last read the slot; the host waits for a slot's previous upload (`up`)
+ * before overwriting its pinned memory. Checkpoints record the loader position of the batch
+ * last trained (a prefetched batch is simply fetched again after a resume).
+ */
+#define FEED_SLOTS 2
+
+struct feed_slot {
+    uint8_t *pin_img; /* (B, V, 3, S, S) pinned host */
+    int64_t *pin_idx; /* (B) pinned host */
+    int32_t *ids;     /* (B, T) host (NULL in ssl mode) */
+    uint8_t *dev_img; /* (B, V, 3, S, S) device */
+    int64_t *dev_idx; /* (B) device */
+    void *up, *used;  /* events: upload done (copy stream); last reader done (compute stream) */
+    int n;
+    struct sg_loader_pos pos; /* loader position after this batch */
+};
+
+struct feed {
+    int gpu;
+    struct sg_batch *held; /* CPU: the loader batch of the current step */
+    struct feed_slot slot[FEED_SLOTS];
+    void *copy_stream;
+    float *img;       /* (B, V, 3, S, S) device: the normalised images of the current step */
+    int cur, pending; /* slot of the current step; slot holding the next batch, or -1 */
+    int B, V, S, T;
+    double wait; /* seconds the host spent waiting for / staging data */
+};
+
+/* One step's input, on the context's device except ids (host). */
+struct fed {
+    const float *img;   /* (n, V, 3, S, S) */
+    const int32_t *ids; /* (n, T) host; NULL in ssl mode */
+    const int64_t *idx; /* (n) */
+    int n;
+    struct sg_loader_pos pos;
+};
 
 struct trainer {
     const struct sg_train_config *cfg;
@@ -51,7 +105,9 @@ struct trainer {
     struct sg_runlog log;
     char run_dir[SG_PATH_MAX + 160];
     char *config_yaml, *model_yaml;
-    float *dzi, *dzt; /* (B,E) */
+    float *dzi, *dzt; /* (B,E) on the context's device */
+    struct feed feed;
+    struct sg_loader_pos pos; /* loader position after the last trained batch */
     int64_t step, total_steps;
     float base_lr;
     int progress_bar;
@@ -117,6 +173,7 @@ static int open_data(struct trainer *t)
     if (!ssl) lc.context_length = t->mcfg.text.context_length;
     lc.max_bad_fraction = c->data.max_bad_fraction;
     lc.decode_min_side = c->data.decode_min_side;
+    lc.u8 = t->ctx.dev == SG_DEVICE_CUDA; /* normalised on the GPU after a 4x smaller upload */
     return sg_loader_open(&lc, t->ds, &t->loader);
 }
 
@@ -136,8 +193,8 @@ static int open_model(struct trainer *t)
     sg_clip_create(t->model, &t->mcfg, &t->ctx, 1, (uint64_t)c->run.seed);
     sg_clip_plan(t->model, c->train.batch_size);
     size_t be = (size_t)c->train.batch_size * t->mcfg.embed_dim;
-    t->dzi = sg_xmalloc(be * sizeof(float));
-    t->dzt = sg_xmalloc(be * sizeof(float));
+    t->dzi = sg_dev_alloc(&t->ctx, be * sizeof(float));
+    t->dzt = sg_dev_alloc(&t->ctx, be * sizeof(float));
     return 0;
 }
 
@@ -159,12 +216,202 @@ static int open_optim(struct trainer *t)
     return sg_optim_init(&t->optim, &oc, t->ps);
 }
 
+/* ---- input feed (see the top of the file) ------------------------------------------------ */
+
+static void feed_init(struct trainer *t)
+{
+    struct feed *f = &t->feed;
+    const struct sg_train_config *c = t->cfg;
+    memset(f, 0, sizeof *f);
+    f->cur = f->pending = -1;
+    f->B = c->train.batch_size;
+    f->V = c->train.mode == SG_MODE_SSL ? 2 : 1;
+    f->S = t->aug.size;
+    f->T = c->train.mode == SG_MODE_SSL ? 0 : t->mcfg.text.context_length;
+    if (t->ctx.dev != SG_DEVICE_CUDA) return;
+#ifdef SG_CUDA
+    struct sg_ctx *x = &t->ctx;
+    size_t px = (size_t)f->B * f->V * 3 * f->S * f->S;
+    f->gpu = 1;
+    f->copy_stream = sg_cuda_stream_new(x);
+    f->img = sg_dev_alloc(x, px * sizeof(float));
+    for (int k = 0; k < FEED_SLOTS; k++) {
+        struct feed_slot *s = &f->slot[k];
+        s->pin_img = sg_host_alloc(x, px);
+        s->pin_idx = sg_host_alloc(x, (size_t)f->B * sizeof(int64_t));
+        s->ids = f->T ? sg_xmalloc((size_t)f->B * f->T * sizeof(int32_t)) : NULL;
+        s->dev_img = sg_dev_alloc(x, px);
+        s->dev_idx = sg_dev_alloc(x, (size_t)f->B * sizeof(int64_t));
+        s->up = sg_cuda_event_new(x);
+        s->used = sg_cuda_event_new(x);
+    }
+#else
+    SG_PANIC("CUDA context in a build without CUDA");
+#endif
+}
+
+static void feed_free(struct trainer *t)
+{
+    struct feed *f = &t->feed;
+    if (f->held) sg_loader_release(t->loader, f->held);
+    f->held = NULL;
+#ifdef SG_CUDA
+    if (f->gpu) {
+        struct sg_ctx *x = &t->ctx;
+        sg_cuda_stream_free(x, f->copy_stream); /* waits for queued uploads */
+        sg_ctx_sync(x);
+        for (int k = 0; k < FEED_SLOTS; k++) {
+            struct feed_slot *s = &f->slot[k];
+            sg_host_free(x, s->pin_img);
+            sg_host_free(x, s->pin_idx);
+            free(s->ids);
+            sg_dev_free(x, s->dev_img);
+            sg_dev_free(x, s->dev_idx);
+            sg_cuda_event_free(x, s->up);
+            sg_cuda_event_free(x, s->used);
+        }
+        sg_dev_free(x, f->img);
+    }
+#endif
+    memset(f, 0, sizeof *f);
+}
+
+/* Before the loader restarts (new epoch, seek): forget a prefetched batch. */
+static void feed_reset(struct trainer *t)
+{
+    t->feed.pending = -1;
+}
+
+#ifdef SG_CUDA
+/* The next loader batch into slot k: staged in pinned memory, released, upload queued on the
+ * copy stream. Returns 1, 0 (epoch done) or -1 (loader error, sg_err set). */
+static int feed_fetch(struct trainer *t, int k)
+{
+    struct feed *f = &t->feed;
+    struct feed_slot *s = &f->slot[k];
+    struct sg_ctx *x = &t->ctx;
+    struct sg_batch *b;
+    double t0 = now_s();
+    int rc = sg_loader_next(t->loader, &b);
+    if (rc == 1) {
+        size_t row = (size_t)f->V * 3 * f->S * f->S;
+        sg_cuda_event_sync(x, s->up); /* the slot's previous upload has left the pinned buffer */
+        memcpy(s->pin_img, b->img_u8, (size_t)b->n * row);
+        memcpy(s->pin_idx, b->idx, (size_t)b->n * sizeof(int64_t));
+        if (s->ids) memcpy(s->ids, b->ids, (size_t)b->n * f->T * sizeof(int32_t));
+        s->n = b->n;
+        sg_loader_position(t->loader, &s->pos);
+        sg_loader_release(t->loader, b);
+        /* the device slot is free once the step that last read it is done */
+        sg_cuda_stream_wait_event(x, f->copy_stream, s->used);
+        sg_cuda_memcpy_h2d_async(x, s->dev_img, s->pin_img, (size_t)s->n * row, f->copy_stream);
+        sg_cuda_memcpy_h2d_async(x, s->dev_idx, s->pin_idx, (size_t)s->n * sizeof(int64_t),
+                                 f->copy_stream);
+        sg_cuda_event_record(x, s->up, f->copy_stream);
+    }
+    f->wait += now_s() - t0;
+    return rc;
+}
+#endif
+
+/* The next step's input. Returns 1, 0 (epoch done) or -1 (sg_err set). */
+static int feed_next(struct trainer *t, struct fed *out)
+{
+    struct feed *f = &t->feed;
+    memset(out, 0, sizeof *out);
+    if (!f->gpu) {
+        struct sg_batch *b;
+        double t0 = now_s();
+        int rc = sg_loader_next(t->loader, &b);
+        f->wait += now_s() - t0;
+        if (rc != 1) return rc;
+        f->held = b;
+        *out = (struct fed){b->img, b->ids, b->idx, b->n, {0, 0, 0, 0, 0}};
+        sg_loader_position(t->loader, &out->pos);
+        return 1;
+    }
+#ifdef SG_CUDA
+    int k = f->pending;
+    if (k < 0) {
+        k = f->cur < 0 ? 0 : (f->cur + 1) % FEED_SLOTS;
+        int rc = feed_fetch(t, k);
+        if (rc != 1) return rc;
+    }
+    f->pending = -1;
+    f->cur = k;
+    struct feed_slot *s = &f->slot[k];
+    sg_cuda_stream_wait_event(&t->ctx, NULL, s->up); /* compute waits for the upload */
+    op_normalize_u8(&t->ctx, f->img, s->dev_img, (int64_t)s->n * f->V, (int64_t)f->S * f->S,
+                    t->aug.mean, t->aug.std);
+    *out = (struct fed){f->img, s->ids, s->dev_idx, s->n, s->pos};
+    return 1;
+#else
+    return sg_err("CUDA feed in a build without CUDA");
+#endif
+}
+
+/* GPU: fetch the next step's batch and queue its upload now (called while the current step's
+ * forward is queued). A batch past the end of training or of the epoch is not fetched. */
+static void feed_prefetch(struct trainer *t)
+{
+#ifdef SG_CUDA
+    struct feed *f = &t->feed;
+    if (!f->gpu || f->pending >= 0 || t->step + 1 >= t->total_steps) return;
+    int k = (f->cur + 1) % FEED_SLOTS;
+    if (feed_fetch(t, k) == 1) f->pending = k; /* 0 / -1 come back from the next feed_next */
+#else
+    SG_UNUSED(t);
+#endif
+}
+
+/* The step is queued / done with its input. */
+static void feed_done(struct trainer *t)
+{
+    struct feed *f = &t->feed;
+    if (f->held) sg_loader_release(t->loader, f->held);
+    f->held = NULL;
+#ifdef SG_CUDA
+    if (f->gpu) sg_cuda_event_record(&t->ctx, f->slot[f->cur].used, NULL);
+#endif
+}
+
+static void loader_start_epoch(struct trainer *t, int64_t epoch)
+{
+    feed_reset(t);
+    sg_loader_start_epoch(t->loader, epoch);
+    sg_loader_position(t->loader, &t->pos);
+}
+
+static int loader_seek(struct trainer *t, const struct sg_loader_pos *pos)
+{
+    feed_reset(t);
+    if (sg_loader_seek(t->loader, pos)) return -1;
+    sg_loader_position(t->loader, &t->pos);
+    return 0;
+}
+
+static int open_device(struct trainer *t)
+{
+    const struct sg_train_config *c = t->cfg;
+    enum sg_device dev = c->run.device ? SG_DEVICE_CUDA : SG_DEVICE_CPU;
+    if (sg_ctx_init(&t->ctx, dev, c->run.device_id, c->run.threads)) return -1;
+    if (dev == SG_DEVICE_CUDA)
+        t->ctx.precision = c->run.precision ? SG_PREC_BF16 : SG_PREC_FP32;
+    else if (c->run.precision && !t->opts->quiet)
+        fprintf(stderr, "sogclip train: note: run.precision bf16 applies to device cuda; the CPU "
+                        "computes in fp32\n");
+    if (!t->opts->quiet && dev == SG_DEVICE_CUDA)
+        fprintf(stderr, "sogclip train: device cuda:%d, %s\n", c->run.device_id,
+                c->run.precision ? "bf16 mixed precision" : "fp32");
+    return 0;
+}
+
 static int setup(struct trainer *t)
 {
     const struct sg_train_config *c = t->cfg;
     snprintf(t->run_dir, sizeof t->run_dir, "%s/%s", c->run.output_dir, c->run.name);
     if (sg_mkdir_p(t->run_dir)) return -1;
-    if (sg_ctx_init(&t->ctx, SG_DEVICE_CPU, 0, c->run.threads)) return -1;
+    if (open_device(t)) return -1;
     if (c->train.mode == SG_MODE_SSL) {
         t->ssl = sg_xcalloc(1, sizeof *t->ssl);
         if (sg_ssl_model_create(t->ssl, c, &t->ctx, (uint64_t)c->run.seed)) return -1;
@@ -178,6 +425,7 @@ static int setup(struct trainer *t)
         if (sg_train_loss_init(&t->loss, c, t->ds->n)) return -1;
         t->model_yaml = model_config_yaml(&t->mcfg);
     }
+    feed_init(t);
     t->config_yaml = sg_train_config_yaml(c);
     char path[SG_PATH_MAX + 200];
     snprintf(path, sizeof path, "%s/config.yaml", t->run_dir);
@@ -195,8 +443,7 @@ static int setup(struct trainer *t)
 static int save_checkpoint(struct trainer *t, struct sg_train_result *res)
 {
     struct sg_st_writer w;
-    struct sg_ckpt_state s = {.step = t->step, .optim_step = t->optim.step};
-    sg_loader_position(t->loader, &s.pos);
+    struct sg_ckpt_state s = {.step = t->step, .optim_step = t->optim.step, .pos = t->pos};
     sg_ckpt_begin(&w, t->ps, &s, t->config_yaml, t->model_yaml);
     int rc = t->ssl ? sg_ssl_loss_save(&t->ssl_loss, &w, "loss.")
                     : sg_train_loss_save(&t->loss, &w, "loss.");
@@ -238,20 +485,24 @@ static int resume(struct trainer *t, const char *what, struct sg_loader_pos *pos
 
 /* ---- the step ----------------------------------------------------------------------------- */
 
-/* Forward, loss and backward of either mode: gradients in t->ps. */
-static int forward_backward(struct trainer *t, const struct sg_batch *b, struct sg_loss_values *v)
+/* Forward, loss and backward of either mode: gradients in t->ps. The next batch's upload is
+ * queued once the forward is (feed_prefetch). */
+static int forward_backward(struct trainer *t, const struct fed *b, struct sg_loss_values *v)
 {
     memset(v, 0, sizeof *v);
     sg_params_zero_grad(t->ps);
     if (t->ssl) {
         v->tau = t->cfg->loss.tau;
-        int rc = sg_ssl_step(t->ssl, &t->ssl_loss, &t->ctx, b->img, b->idx, &v->loss);
+        sg_ssl_forward(t->ssl, &t->ctx, b->img);
+        feed_prefetch(t);
+        int rc = sg_ssl_backward(t->ssl, &t->ssl_loss, &t->ctx, b->idx, &v->loss);
         v->objective = v->loss;
         v->gamma = t->ssl_loss.kind == SG_LOSS_SIMCLR ? 0.0f : t->ssl_loss.uni.gamma;
         return rc;
     }
     struct sg_clip *m = t->model;
     sg_clip_forward(m, &t->ctx, b->img, b->ids, 1);
+    feed_prefetch(t);
     if (sg_train_loss_step(&t->loss, &t->ctx, m->zi, m->zt, b->idx, b->n, t->mcfg.embed_dim,
                            m->logit_scale, t->dzi, t->dzt, v))
         return -1;
@@ -259,8 +510,8 @@ static int forward_backward(struct trainer *t, const struct sg_batch *b, struct 
     return 0;
 }
 
-static int train_step(struct trainer *t, const struct sg_batch *b, float lr,
-                      struct sg_loss_values *v, float *gnorm)
+static int train_step(struct trainer *t, const struct fed *b, float lr, struct sg_loss_values *v,
+                      float *gnorm)
 {
     if (forward_backward(t, b, v))
         return sg_err("step %lld: %s", (long long)t->step, sg_last_error());
@@ -273,12 +524,12 @@ static int train_step(struct trainer *t, const struct sg_batch *b, float lr,
     if (!isfinite(*gnorm))
         return sg_err("step %lld: gradient norm is %g (parameters left unchanged)",
                       (long long)t->step, *gnorm);
-    if (t->model) sg_train_loss_after_step(&t->loss, t->model->logit_scale);
+    if (t->model) sg_train_loss_after_step(&t->loss, &t->ctx, t->model->logit_scale);
     return 0;
 }
 
 struct meter {
-    double t_start, data_wait;
+    double t_start, wait0; /* wait0: t->feed.wait at the start */
     int64_t steps, samples;
 };
 
@@ -287,7 +538,7 @@ static void log_step(struct trainer *t, const struct sg_loss_values *v, float lr
 {
     double elapsed = now_s() - mt->t_start;
     double sps = elapsed > 0 ? (double)mt->samples / elapsed : 0.0;
-    double wait = elapsed > 0 ? mt->data_wait / elapsed : 0.0;
+    double wait = elapsed > 0 ? (t->feed.wait - mt->wait0) / elapsed : 0.0;
     double eta = sps > 0 ? (double)(t->total_steps - t->step) * t->cfg->train.batch_size / sps : 0;
     sg_runlog_scalar(&t->log, "train/loss", t->step, v->loss);
     sg_runlog_scalar(&t->log, "train/objective", t->step, v->objective);
@@ -389,19 +640,18 @@ static int run_epoch(struct trainer *t, int64_t epoch, struct meter *mt,
         sg_train_loss_set_epoch(&t->loss, epoch);
     for (;;) {
         if (t->step >= t->total_steps) return 1;
-        struct sg_batch *b;
-        double t0 = now_s();
-        int got = sg_loader_next(t->loader, &b);
-        mt->data_wait += now_s() - t0;
+        struct fed b;
+        int got = feed_next(t, &b);
         if (got < 0) return -1;
         if (got == 0) return 0;
         float lr = sg_lr_cosine(t->base_lr, c->optim.lr_min, c->optim.warmup_steps, t->total_steps,
                                 t->step);
         struct sg_loss_values v;
         float gnorm = 0.0f;
-        int rc = train_step(t, b, lr, &v, &gnorm);
-        sg_loader_release(t->loader, b);
+        int rc = train_step(t, &b, lr, &v, &gnorm);
+        feed_done(t);
         if (rc) return -1;
+        t->pos = b.pos;
         t->step++;
         mt->steps++;
         mt->samples += c->train.batch_size;
@@ -417,6 +667,7 @@ static int run_epoch(struct trainer *t, int64_t epoch, struct meter *mt,
 
 static void teardown(struct trainer *t)
 {
+    feed_free(t);
     if (t->loader) sg_loader_close(t->loader);
     if (t->ds) sg_dataset_free(t->ds);
     if (t->model) {
@@ -430,10 +681,12 @@ static void teardown(struct trainer *t)
         free(t->ssl);
     }
     if (t->tok) sg_tokenizer_free(t->tok);
-    free(t->dzi);
-    free(t->dzt);
+    sg_optim_free(&t->optim);
+    if (t->dzi) sg_dev_free(&t->ctx, t->dzi);
+    if (t->dzt) sg_dev_free(&t->ctx, t->dzt);
     free(t->config_yaml);
     free(t->model_yaml);
+    sg_ctx_free(&t->ctx); /* last: everything above may use it */
 }
 
 static int finish(struct trainer *t, struct sg_train_result *res, int interrupted)
@@ -453,12 +706,12 @@ static int finish(struct trainer *t, struct sg_train_result *res, int interrupte
 
 static int loop(struct trainer *t, struct sg_train_result *res, const struct sg_loader_pos *pos)
 {
-    struct meter mt = {now_s(), 0, 0, 0};
+    struct meter mt = {now_s(), t->feed.wait, 0, 0};
     int64_t epoch = pos ? pos->epoch : 0;
-    if (pos && sg_loader_seek(t->loader, pos)) return -1;
-    if (!pos) sg_loader_start_epoch(t->loader, epoch);
+    if (pos && loader_seek(t, pos)) return -1;
+    if (!pos) loader_start_epoch(t, epoch);
     for (; epoch < t->cfg->train.epochs; epoch++) {
-        if (epoch > (pos ? pos->epoch : 0)) sg_loader_start_epoch(t->loader, epoch);
+        if (epoch > (pos ? pos->epoch : 0)) loader_start_epoch(t, epoch);
         int rc = run_epoch(t, epoch, &mt, res);
         if (rc < 0) return -1;
         if (rc == 1) break;

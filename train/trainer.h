@@ -1,5 +1,6 @@
 /*
- * train/trainer.h — `sogclip train`: image-text (CLIP-style) training on the CPU.
+ * train/trainer.h — `sogclip train`: image-text (CLIP-style) and SSL training on the CPU or one
+ * CUDA GPU (run.device, run.precision).
  *
  * One run = one folder <output_dir>/<name>/ holding config.yaml (the resolved configuration),
  * checkpoints/step_*.safetensors (train/checkpoint.h), model.safetensors (weights only, open_clip

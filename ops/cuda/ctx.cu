@@ -9,6 +9,10 @@
  * by CUDA before cudaMemcpyAsync returns, so the source may be reused at once.
  *
  * One context drives one device; ops assume the device set at init is current (single-GPU use).
+ *
+ * Input pipeline helpers (core/cuda_api.h): pinned host buffers (cudaMallocHost), an extra copy
+ * stream and events, so the trainer can upload batch k+1 on the copy stream while batch k
+ * computes; the compute stream waits on the copy's event (cudaStreamWaitEvent: no host wait).
  */
 #include "ops/cuda/common.cuh"
 
@@ -208,4 +212,100 @@ extern "C" void sg_cuda_memset_zero(struct sg_ctx *c, void *p, size_t bytes)
 extern "C" void sg_cuda_sync(struct sg_ctx *c)
 {
     CUDA_CHECK(cudaStreamSynchronize(sg_cuda_get(c)->stream));
+}
+
+extern "C" void sg_cuda_memcpy2d_d2d(struct sg_ctx *c, void *dst, size_t dpitch, const void *src,
+                                     size_t spitch, size_t width, size_t height)
+{
+    struct sg_cuda *s = sg_cuda_get(c);
+    if (width == 0 || height == 0) return;
+    SG_CHECK(dst && src && dpitch >= width && spitch >= width, "bad 2-D copy (%zu x %zu)", width,
+             height);
+    CUDA_CHECK(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, cudaMemcpyDeviceToDevice,
+                                 s->stream));
+}
+
+/* ---- input pipeline helpers ----------------------------------------------------------------- */
+
+static cudaStream_t stream_or_compute(struct sg_cuda *s, void *stream)
+{
+    return stream ? (cudaStream_t)stream : s->stream;
+}
+
+extern "C" void *sg_cuda_host_alloc(struct sg_ctx *c, size_t bytes)
+{
+    sg_cuda_get(c);
+    void *p = NULL;
+    cudaError_t e = cudaMallocHost(&p, bytes ? bytes : 256);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        SG_PANIC("out of pinned host memory allocating %zu bytes (%s)\n---> HINT: reduce the "
+                 "batch size",
+                 bytes, cudaGetErrorString(e));
+    }
+    return p;
+}
+
+extern "C" void sg_cuda_host_free(struct sg_ctx *c, void *p)
+{
+    sg_cuda_get(c);
+    if (p) CUDA_CHECK(cudaFreeHost(p));
+}
+
+extern "C" void *sg_cuda_stream_new(struct sg_ctx *c)
+{
+    sg_cuda_get(c);
+    cudaStream_t st = NULL;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    return (void *)st;
+}
+
+extern "C" void sg_cuda_stream_free(struct sg_ctx *c, void *stream)
+{
+    sg_cuda_get(c);
+    if (!stream) return;
+    CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)stream));
+    CUDA_CHECK(cudaStreamDestroy((cudaStream_t)stream));
+}
+
+extern "C" void *sg_cuda_event_new(struct sg_ctx *c)
+{
+    sg_cuda_get(c);
+    cudaEvent_t ev = NULL;
+    CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    return (void *)ev;
+}
+
+extern "C" void sg_cuda_event_free(struct sg_ctx *c, void *event)
+{
+    sg_cuda_get(c);
+    if (event) CUDA_CHECK(cudaEventDestroy((cudaEvent_t)event));
+}
+
+extern "C" void sg_cuda_event_record(struct sg_ctx *c, void *event, void *stream)
+{
+    struct sg_cuda *s = sg_cuda_get(c);
+    CUDA_CHECK(cudaEventRecord((cudaEvent_t)event, stream_or_compute(s, stream)));
+}
+
+extern "C" void sg_cuda_stream_wait_event(struct sg_ctx *c, void *stream, void *event)
+{
+    struct sg_cuda *s = sg_cuda_get(c);
+    CUDA_CHECK(cudaStreamWaitEvent(stream_or_compute(s, stream), (cudaEvent_t)event, 0));
+}
+
+extern "C" void sg_cuda_event_sync(struct sg_ctx *c, void *event)
+{
+    sg_cuda_get(c);
+    CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)event));
+}
+
+extern "C" void sg_cuda_memcpy_h2d_async(struct sg_ctx *c, void *dst, const void *src, size_t bytes,
+                                         void *stream)
+{
+    struct sg_cuda *s = sg_cuda_get(c);
+    if (bytes == 0) return;
+    SG_CHECK(dst && src, "NULL pointer in a %zu-byte copy", bytes);
+    CUDA_CHECK(
+        cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_or_compute(s, stream)));
 }
