@@ -63,8 +63,9 @@ struct sg_loader {
     struct sg_aug_config aug;
     const struct sg_dataset *ds;
     int B, S, T, V, W, P, R;
-    int64_t n;
-    int64_t *perm; /* (n) */
+    int64_t n;     /* samples this loader walks per epoch (this rank's shard) */
+    int64_t nfull; /* dataset size */
+    int64_t *perm; /* (nfull); the first n entries are this rank's order */
 
     pthread_mutex_t mu;
     pthread_cond_t work, out, idle;
@@ -369,6 +370,11 @@ static int check_config(const struct sg_loader_config *c, const struct sg_datase
     if (c->tok && c->context_length < 2)
         return sg_err("loader: context_length must be >= 2 (got %d)", c->context_length);
     if (ds->n < 1) return sg_err("loader: the dataset is empty");
+    if (c->shard_world > 1 && (c->shard_rank < 0 || c->shard_rank >= c->shard_world))
+        return sg_err("loader: shard_rank %d outside [0, %d)", c->shard_rank, c->shard_world);
+    if (c->shard_world > 1 && ds->n < (int64_t)c->batch * c->shard_world)
+        return sg_err("loader: %lld samples do not fill one global batch of %d x %d",
+                      (long long)ds->n, c->shard_world, c->batch);
     if (c->max_bad_fraction < 0 || c->max_bad_fraction > 1)
         return sg_err("loader: max_bad_fraction must be in [0, 1] (got %g)", c->max_bad_fraction);
     return 0;
@@ -402,15 +408,18 @@ int sg_loader_open(const struct sg_loader_config *cfg, const struct sg_dataset *
     l->aug = *cfg->aug;
     l->cfg.aug = &l->aug;
     l->ds = ds;
+    l->nfull = ds->n;
     l->n = ds->n;
     l->B = cfg->batch;
+    if (cfg->shard_world > 1) /* whole global batches only, this rank's blocks */
+        l->n = ds->n / ((int64_t)cfg->batch * cfg->shard_world) * cfg->batch;
     l->S = cfg->aug->size;
     l->T = cfg->context_length;
     l->V = cfg->views;
     l->W = SG_MAX(cfg->workers, 1);
     l->P = SG_MAX(cfg->prefetch_batches, 1) + 1;
     l->R = 4 * l->W;
-    l->perm = sg_xmalloc(sizeof(int64_t) * (size_t)l->n);
+    l->perm = sg_xmalloc(sizeof(int64_t) * (size_t)l->nfull);
     l->stages = sg_xcalloc((size_t)l->R, sizeof(struct stage));
     l->slots = sg_xcalloc((size_t)l->P, sizeof(struct bslot));
     alloc_batches(l);
@@ -441,17 +450,28 @@ static void drain(struct sg_loader *l)
     while (l->busy > 0) pthread_cond_wait(&l->idle, &l->mu);
 }
 
+/* Keep this rank's blocks of each global batch, in order, at the front of perm. */
+static void shard_perm(struct sg_loader *l)
+{
+    int W = l->cfg.shard_world, r = l->cfg.shard_rank;
+    if (W <= 1) return;
+    int64_t k = 0, B = l->B;
+    for (int64_t p = 0; p < l->n / B * W * B; p++)
+        if ((p / B) % W == r) l->perm[k++] = l->perm[p];
+}
+
 static void reset_epoch(struct sg_loader *l, const struct sg_loader_pos *p)
 {
     for (int k = 0; k < l->P; k++)
         SG_CHECK(l->slots[k].state != B_OUT, "release every batch before starting an epoch");
     drain(l);
-    for (int64_t i = 0; i < l->n; i++) l->perm[i] = i;
+    for (int64_t i = 0; i < l->nfull; i++) l->perm[i] = i;
     if (l->cfg.shuffle) {
         struct sg_rng r;
         sg_rng_seed(&r, epoch_seed(l->cfg.seed, p->epoch));
-        sg_rng_shuffle(&r, l->perm, l->n);
+        sg_rng_shuffle(&r, l->perm, l->nfull);
     }
+    shard_perm(l);
     for (int i = 0; i < l->R; i++) l->stages[i].state = ST_FREE;
     for (int k = 0; k < l->P; k++) l->slots[k].state = B_FREE;
     l->epoch = p->epoch;

@@ -51,6 +51,13 @@ struct sg_loader_config {
                                         (0: full-resolution decode, as PIL) */
     int u8; /* 1: batches carry img_u8 (the augmented pixels before ToTensor + Normalize,
                sg_augment_u8) and img is NULL; 0: img (normalised float) only */
+    /* Data-parallel sharding (shard_world > 1): every rank shuffles the whole dataset with the
+     * same seed and takes, of each global batch of shard_world x batch samples, the block
+     * shard_rank (global positions k*W*B + r*B .. + B); the tail that does not fill a global
+     * batch is dropped. The ranks' shards are disjoint and, batch by batch, concatenate to the
+     * batches a single process with batch W x B reads (with no bad samples: a bad sample is
+     * skipped within its rank's stream). Default 0 / 1. */
+    int shard_rank, shard_world;
 };
 
 /* batch 32, workers 2, prefetch 2, seed 0, shuffle 1, drop_last 0, views 1, context 77,

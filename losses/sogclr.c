@@ -33,6 +33,7 @@ static void dev_free(struct sogclr *l);
 void sogclr_free(struct sogclr *l)
 {
     dev_free(l);
+    free(l->dist_buf);
     gcl_bi_state_free(&l->st);
     gcl_bi_ws_free(&l->ws);
     memset(l, 0, sizeof *l);

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config libdnnl-dev libyaml-dev libjpeg62-turbo-dev
-      libturbojpeg0-dev libpng-dev libsentencepiece-dev)
+      libturbojpeg0-dev libpng-dev libsentencepiece-dev libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "--dev" ]]; then
   # libopenblas0-openmp: without it Debian's torch runs matrix products on the netlib
   # reference BLAS (~1 GFLOP/s), which would make a meaningless benchmark peer.

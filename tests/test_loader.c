@@ -212,6 +212,40 @@ static struct run *run_epoch(const struct sg_dataset *ds, const struct sg_loader
 
 /* ---- tests ------------------------------------------------------------------------------ */
 
+/* Data-parallel shards: W loaders with batch B, rank r, concatenate batch by batch (rank order)
+ * to a single loader with batch W*B (drop_last: the tail that fills no global batch is dropped);
+ * shards are disjoint; per-sample images and captions equal the single loader's rows. */
+static void test_shards(const struct sg_dataset *ds, int W, int B)
+{
+    struct sg_loader_config c1, cw;
+    base_config(&c1, 2, W * B);
+    c1.drop_last = 1;
+    struct run *one = run_epoch(ds, &c1, 1);
+    struct run *part[4];
+    for (int r = 0; r < W; r++) {
+        base_config(&cw, 1 + r % 2, B);
+        cw.shard_rank = r;
+        cw.shard_world = W;
+        part[r] = run_epoch(ds, &cw, 1);
+    }
+    int ok = 1;
+    for (int r = 0; r < W; r++) ok &= part[r]->nb == one->nb && part[r]->rc == one->rc;
+    for (int k = 0; ok && k < one->nb; k++)
+        for (int r = 0; r < W; r++)
+            for (int i = 0; i < B; i++) {
+                int64_t g = (int64_t)k * W * B + (int64_t)r * B + i, l = (int64_t)k * B + i;
+                ok &= part[r]->idx[l] == one->idx[g] && part[r]->cap[l] == one->cap[g];
+            }
+    char label[160];
+    snprintf(label, sizeof label,
+             "%d shards of batch %d concatenate to the batch-%d loader (%d batches, ids and "
+             "captions)",
+             W, B, W * B, one->nb);
+    sg_test_true(label, ok && one->nb == (int)(ds->n / (W * B)));
+    for (int r = 0; r < W; r++) free(part[r]);
+    free(one);
+}
+
 #define N_MAIN 103
 
 static void test_epochs(const struct sg_dataset *ds)
@@ -539,6 +573,8 @@ int main(void)
     test_resume(ds, 2, 2, "resume");
     test_resume(ds, 1, 4, "resume with other worker count");
     test_misc(ds);
+    test_shards(ds, 2, 8);
+    test_shards(ds, 3, 5);
     sg_dataset_free(ds);
     test_bad();
     {

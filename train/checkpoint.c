@@ -78,6 +78,7 @@ void sg_ckpt_begin(struct sg_st_writer *w, const struct sg_params *ps,
     add_i64(w, "loader.step", s->pos.step);
     add_i64(w, "loader.seen", s->pos.seen);
     add_i64(w, "loader.bad", s->pos.bad);
+    add_i64(w, "dist.world", s->world > 0 ? s->world : 1);
     sg_stw_meta(w, "format", FORMAT);
     if (config_yaml) sg_stw_meta(w, "config", config_yaml);
     if (model_yaml) sg_stw_meta(w, "model_config", model_yaml);
@@ -211,6 +212,8 @@ int sg_ckpt_load(const struct sg_st_file *f, struct sg_params *ps, struct sg_ckp
         read_i64(f, "loader.step", &t.pos.step) || read_i64(f, "loader.seen", &t.pos.seen) ||
         read_i64(f, "loader.bad", &t.pos.bad))
         return -1;
+    t.world = 1; /* checkpoints from before distributed training: one process */
+    if (sg_st_find(f, "dist.world") && read_i64(f, "dist.world", &t.world)) return -1;
     if (sg_ckpt_read_arena(f, ps, ps->data, "model.", 1)) return -1;
     if (ps->m && sg_ckpt_read_arena(f, ps, ps->m, "optim.m.", 0)) return -1;
     if (ps->v && sg_ckpt_read_arena(f, ps, ps->v, "optim.v.", 0)) return -1;

@@ -30,9 +30,10 @@
 #include "data/loader.h"
 
 struct sg_ckpt_state {
-    int64_t step;       /* global step */
-    int64_t optim_step; /* optimizer steps */
-    struct sg_loader_pos pos;
+    int64_t step;             /* global step */
+    int64_t optim_step;       /* optimizer steps */
+    struct sg_loader_pos pos; /* of rank 0 (the ranks' positions advance in step) */
+    int64_t world;            /* data-parallel world size of the run (1: single process) */
 };
 
 /* Start a writer holding the model, optimizer and positions; the caller adds the loss state

@@ -51,6 +51,7 @@ static const char *const optims[] = {"adamw", "sgd", "lars", NULL};
 static const char *const scalings[] = {"none", "linear", "sqrt", NULL};
 static const char *const precisions[] = {"fp32", "bf16", NULL};
 static const char *const progress[] = {"auto", "bar", "lines", NULL};
+static const char *const dist_backends[] = {"auto", "single", "mpi", "nccl", NULL};
 
 static const struct sg_cfg_key run_keys[] = {
     STR("name", run.name, "run name: the run folder is output_dir/name"),
@@ -165,6 +166,13 @@ static const struct sg_cfg_key eval_keys[] = {
     STR("retrieval", eval.retrieval, "CSV/TSV of held-out pairs for retrieval (empty: off)"),
     {0}};
 
+static const struct sg_cfg_key dist_keys[] = {
+    ENUM("backend", dist.backend, dist_backends,
+         "auto (from the launcher's environment), single, mpi or nccl"),
+    FLT("timeout_s", dist.timeout_s, 0.0, 1e7,
+        "seconds a collective may wait before the run stops with an error (0: forever)"),
+    {0}};
+
 static const struct sg_cfg_key top_keys[] = {
     SECTION("run", run_keys, "run folder, seed, device"),
     SECTION("model", model_keys, "model"),
@@ -177,6 +185,7 @@ static const struct sg_cfg_key top_keys[] = {
     SECTION("checkpoint", ckpt_keys, "checkpoints"),
     SECTION("log", log_keys, "logging"),
     SECTION("eval", eval_keys, "evaluation during training"),
+    SECTION("dist", dist_keys, "data-parallel training (mpirun / srun)"),
     {0}};
 
 void sg_train_config_defaults(struct sg_train_config *c)
@@ -206,6 +215,7 @@ void sg_train_config_defaults(struct sg_train_config *c)
     c->optim.momentum = 0.9f;
     c->optim.trust_coef = 0.001f;
     c->train.batch_size = 64;
+    c->dist.timeout_s = 600.0f;
     c->train.epochs = 1;
     c->train.log_every = 10;
     c->checkpoint.keep = 3;

@@ -28,6 +28,9 @@
  *   log:        tensorboard, progress (auto | bar | lines)
  *   eval:       every_epochs, zeroshot_dir, zeroshot_classnames, zeroshot_templates,
  *               retrieval (a CSV/TSV of held-out pairs), batch_size
+ *   dist:       backend (auto | single | mpi | nccl), timeout_s — data-parallel training when
+ *               launched by mpirun / srun: train.batch_size is the GLOBAL batch (each of the W
+ *               ranks takes batch_size / W), so a config means the same run at any world size
  */
 #ifndef SG_TRAIN_CONFIG_H
 #define SG_TRAIN_CONFIG_H
@@ -99,6 +102,10 @@ struct sg_train_config {
         char zeroshot_dir[SG_PATH_MAX], zeroshot_classnames[SG_PATH_MAX];
         char zeroshot_templates[SG_PATH_MAX], retrieval[SG_PATH_MAX];
     } eval;
+    struct {
+        int backend;     /* 0 auto, 1 single, 2 mpi, 3 nccl */
+        float timeout_s; /* per collective (0: wait forever) */
+    } dist;
 };
 
 void sg_train_config_defaults(struct sg_train_config *cfg);

@@ -28,6 +28,8 @@
 #include "ops/input.h"
 #include "text/tokenizer.h"
 #include "eval/clip_eval.h"
+#include "core/dist.h"
+#include "losses/sogclr_dist.h"
 #include "train/checkpoint.h"
 #include "train/runlog.h"
 #include "train/ssl.h"
@@ -91,6 +93,8 @@ struct trainer {
     const struct sg_train_config *cfg;
     const struct sg_train_opts *opts;
     struct sg_ctx ctx;
+    struct sg_dist dist; /* data-parallel ranks (world 1: single process) */
+    int B;               /* pairs per step on this rank: train.batch_size / world */
     struct sg_tokenizer *tok;
     struct sg_dataset *ds;
     struct sg_aug_config aug;
@@ -162,7 +166,9 @@ static int open_data(struct trainer *t)
                   ssl ? c->ssl.image_size : t->mcfg.vision.image_size);
     struct sg_loader_config lc;
     sg_loader_default_config(&lc);
-    lc.batch = c->train.batch_size;
+    lc.batch = t->B;
+    lc.shard_rank = t->dist.rank; /* world 1: the whole dataset */
+    lc.shard_world = t->dist.world;
     lc.workers = c->data.workers;
     lc.prefetch_batches = c->data.prefetch;
     lc.seed = (uint64_t)c->run.seed;
@@ -191,8 +197,8 @@ static int open_model(struct trainer *t)
     if (t->mcfg.text.eot_token < 0 && eos >= 0 && eos != V - 1) t->mcfg.text.eot_token = eos;
     t->model = sg_xcalloc(1, sizeof *t->model);
     sg_clip_create(t->model, &t->mcfg, &t->ctx, 1, (uint64_t)c->run.seed);
-    sg_clip_plan(t->model, c->train.batch_size);
-    size_t be = (size_t)c->train.batch_size * t->mcfg.embed_dim;
+    sg_clip_plan(t->model, t->B);
+    size_t be = (size_t)t->B * t->mcfg.embed_dim;
     t->dzi = sg_dev_alloc(&t->ctx, be * sizeof(float));
     t->dzt = sg_dev_alloc(&t->ctx, be * sizeof(float));
     return 0;
@@ -224,7 +230,7 @@ static void feed_init(struct trainer *t)
     const struct sg_train_config *c = t->cfg;
     memset(f, 0, sizeof *f);
     f->cur = f->pending = -1;
-    f->B = c->train.batch_size;
+    f->B = t->B;
     f->V = c->train.mode == SG_MODE_SSL ? 2 : 1;
     f->S = t->aug.size;
     f->T = c->train.mode == SG_MODE_SSL ? 0 : t->mcfg.text.context_length;
@@ -406,12 +412,41 @@ static int open_device(struct trainer *t)
     return 0;
 }
 
+/* Ranks from the launcher (mpirun / srun); world > 1 needs what the distributed loss covers. */
+static int open_dist(struct trainer *t)
+{
+    const struct sg_train_config *c = t->cfg;
+    static const char *const names[] = {"auto", "single", "mpi", "nccl"};
+    const char *be = t->opts->dist_backend ? t->opts->dist_backend : names[c->dist.backend];
+    if (sg_dist_init(&t->dist, be, &t->ctx, c->dist.timeout_s)) return -1;
+    int W = t->dist.world;
+    t->B = c->train.batch_size / W;
+    if (W == 1) return 0;
+    if (c->train.batch_size % W)
+        return sg_err("train.batch_size %d is the global batch: it must be a multiple of the %d "
+                      "ranks",
+                      c->train.batch_size, W);
+    if (c->train.mode != SG_MODE_CLIP || c->loss.name != SG_LOSS_SOGCLR)
+        return sg_err("distributed training (%d ranks) supports image-text training with loss "
+                      "sogclr (the FastCLIP pattern, losses/sogclr_dist.h); this run asks for "
+                      "another mode or loss: run it with one process",
+                      W);
+    if (t->ctx.dev != SG_DEVICE_CPU)
+        return sg_err("distributed training on cuda is not available yet (the collectives "
+                      "build, the distributed loss runs on the CPU): use run.device cpu or one "
+                      "process");
+    if (!t->opts->quiet && t->dist.rank == 0)
+        fprintf(stderr, "sogclip train: %d ranks (%s), %d pairs per rank, global batch %d\n", W,
+                sg_dist_backend_name(t->dist.backend), t->B, c->train.batch_size);
+    return 0;
+}
+
 static int setup(struct trainer *t)
 {
     const struct sg_train_config *c = t->cfg;
     snprintf(t->run_dir, sizeof t->run_dir, "%s/%s", c->run.output_dir, c->run.name);
     if (sg_mkdir_p(t->run_dir)) return -1;
-    if (open_device(t)) return -1;
+    if (open_device(t) || open_dist(t)) return -1;
     if (c->train.mode == SG_MODE_SSL) {
         t->ssl = sg_xcalloc(1, sizeof *t->ssl);
         if (sg_ssl_model_create(t->ssl, c, &t->ctx, (uint64_t)c->run.seed)) return -1;
@@ -429,7 +464,8 @@ static int setup(struct trainer *t)
     t->config_yaml = sg_train_config_yaml(c);
     char path[SG_PATH_MAX + 200];
     snprintf(path, sizeof path, "%s/config.yaml", t->run_dir);
-    if (sg_write_file_atomic(path, t->config_yaml, strlen(t->config_yaml))) return -1;
+    if (t->dist.rank == 0 && sg_write_file_atomic(path, t->config_yaml, strlen(t->config_yaml)))
+        return -1;
     t->total_steps = t->ds->n / c->train.batch_size * c->train.epochs;
     if (c->train.max_steps > 0 && c->train.max_steps < t->total_steps)
         t->total_steps = c->train.max_steps;
@@ -442,8 +478,10 @@ static int setup(struct trainer *t)
 
 static int save_checkpoint(struct trainer *t, struct sg_train_result *res)
 {
+    if (t->dist.rank != 0) return 0; /* rank 0 writes; every rank holds the same state */
     struct sg_st_writer w;
-    struct sg_ckpt_state s = {.step = t->step, .optim_step = t->optim.step, .pos = t->pos};
+    struct sg_ckpt_state s = {
+        .step = t->step, .optim_step = t->optim.step, .pos = t->pos, .world = t->dist.world};
     sg_ckpt_begin(&w, t->ps, &s, t->config_yaml, t->model_yaml);
     int rc = t->ssl ? sg_ssl_loss_save(&t->ssl_loss, &w, "loss.")
                     : sg_train_loss_save(&t->loss, &w, "loss.");
@@ -475,6 +513,11 @@ static int resume(struct trainer *t, const char *what, struct sg_loader_pos *pos
                     : sg_train_loss_load(&t->loss, &f, "loss.");
     sg_st_close(&f);
     if (rc) return -1;
+    if (s.world != t->dist.world)
+        return sg_err("%s was written by a run of %lld ranks; resuming with %d is not supported "
+                      "(each rank's data shard and loader position depend on the world size): "
+                      "resume with %lld ranks",
+                      path, (long long)s.world, t->dist.world, (long long)s.world);
     t->step = s.step;
     t->optim.step = s.optim_step;
     *pos = s.pos;
@@ -503,9 +546,16 @@ static int forward_backward(struct trainer *t, const struct fed *b, struct sg_lo
     struct sg_clip *m = t->model;
     sg_clip_forward(m, &t->ctx, b->img, b->ids, 1);
     feed_prefetch(t);
-    if (sg_train_loss_step(&t->loss, &t->ctx, m->zi, m->zt, b->idx, b->n, t->mcfg.embed_dim,
-                           m->logit_scale, t->dzi, t->dzt, v))
+    if (t->dist.world > 1) { /* open_dist admitted sogclr on the CPU only */
+        struct sogclr_out o;
+        if (sogclr_step_dist(&t->dist, &t->ctx, &t->loss.sog, m->zi, m->zt, b->idx, b->n,
+                             t->mcfg.embed_dim, t->dzi, t->dzt, &o))
+            return -1;
+        *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, t->loss.sog.cfg.tau};
+    } else if (sg_train_loss_step(&t->loss, &t->ctx, m->zi, m->zt, b->idx, b->n, t->mcfg.embed_dim,
+                                  m->logit_scale, t->dzi, t->dzt, v)) {
         return -1;
+    }
     sg_clip_backward(m, &t->ctx, t->dzi, t->dzt);
     return 0;
 }
@@ -520,6 +570,11 @@ static int train_step(struct trainer *t, const struct fed *b, float lr, struct s
         return sg_err("step %lld: loss is %g; stopping without a checkpoint (the last good one "
                       "is kept)",
                       (long long)t->step, v->loss);
+    /* data parallel: each rank's gradients are those of the global loss through its own
+     * samples (losses/sogclr_dist.h), so the parameter gradient is their SUM */
+    if (t->dist.world > 1 &&
+        sg_dist_allreduce_sum_f32(&t->dist, t->ps->grad, (int64_t)t->ps->total))
+        return sg_err("step %lld: %s", (long long)t->step, sg_last_error());
     *gnorm = sg_optim_step(&t->optim, t->ps, &t->ctx, lr);
     if (!isfinite(*gnorm))
         return sg_err("step %lld: gradient norm is %g (parameters left unchanged)",
@@ -540,6 +595,7 @@ static void log_step(struct trainer *t, const struct sg_loss_values *v, float lr
     double sps = elapsed > 0 ? (double)mt->samples / elapsed : 0.0;
     double wait = elapsed > 0 ? (t->feed.wait - mt->wait0) / elapsed : 0.0;
     double eta = sps > 0 ? (double)(t->total_steps - t->step) * t->cfg->train.batch_size / sps : 0;
+    if (t->dist.rank != 0) return; /* rank 0 logs */
     sg_runlog_scalar(&t->log, "train/loss", t->step, v->loss);
     sg_runlog_scalar(&t->log, "train/objective", t->step, v->objective);
     sg_runlog_scalar(&t->log, "train/lr", t->step, lr);
@@ -600,6 +656,7 @@ static int evaluate(struct trainer *t, int64_t epoch, struct sg_train_result *fi
 {
     const struct sg_train_config *c = t->cfg;
     if (t->ssl || (!c->eval.zeroshot_dir[0] && !c->eval.retrieval[0])) return 0;
+    if (t->dist.rank != 0) return 0; /* rank 0 evaluates (the others wait in the next step) */
     struct sg_eval_model em;
     struct sg_results zs, rt;
     sg_eval_model_wrap(&em, &t->ctx, t->model, t->tok, c->data.workers);
@@ -684,6 +741,7 @@ static void teardown(struct trainer *t)
     sg_optim_free(&t->optim);
     if (t->dzi) sg_dev_free(&t->ctx, t->dzi);
     if (t->dzt) sg_dev_free(&t->ctx, t->dzt);
+    sg_dist_finalize(&t->dist);
     free(t->config_yaml);
     free(t->model_yaml);
     sg_ctx_free(&t->ctx); /* last: everything above may use it */
@@ -694,6 +752,7 @@ static int finish(struct trainer *t, struct sg_train_result *res, int interrupte
     if (!t->opts->quiet && t->progress_bar) fputc('\n', stderr);
     if (save_checkpoint(t, res)) return -1;
     if (!interrupted && evaluate(t, t->cfg->train.epochs - 1, res)) return -1;
+    if (t->dist.rank != 0) return 0;
     if (t->cfg->checkpoint.export_weights && !interrupted) {
         char path[SG_PATH_MAX + 200];
         snprintf(path, sizeof path, "%s/model.safetensors", t->run_dir);
@@ -740,9 +799,9 @@ int sg_train_run(const struct sg_train_config *cfg, const struct sg_train_opts *
         rc = r < 0 ? -1 : 0;
         resumed = r == 0;
     }
-    int flags = cfg->log.tensorboard ? SG_RUNLOG_TENSORBOARD : 0;
-    if (rc == 0 && resumed) rc = sg_runlog_resume(&t.log, t.run_dir, flags, t.step);
-    if (rc == 0 && !resumed && sg_runlog_open(&t.log, t.run_dir, flags)) {
+    int flags = cfg->log.tensorboard ? SG_RUNLOG_TENSORBOARD : 0, logs = t.dist.rank == 0;
+    if (rc == 0 && resumed && logs) rc = sg_runlog_resume(&t.log, t.run_dir, flags, t.step);
+    if (rc == 0 && !resumed && logs && sg_runlog_open(&t.log, t.run_dir, flags)) {
         char why[512];
         snprintf(why, sizeof why, "%s", sg_last_error());
         rc = sg_err("%s (a run already exists there: use --resume latest, or another run.name)",

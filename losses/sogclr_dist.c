@@ -1,0 +1,233 @@
+/*
+ * losses/sogclr_dist.c — two-way SogCLR on a data-parallel batch (see sogclr_dist.h).
+ * Row passes in double (sums of exponentials), OpenMP over this rank's rows; the three GEMMs per
+ * direction through sg_gemm. Every rank computes the gathered quantities identically, so the
+ * replicated states stay bit-identical across ranks.
+ */
+#include "losses/sogclr_dist.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "ops/gemm.h"
+
+static const char WHO[] = "sogclr (distributed)";
+
+/* Per-anchor results exchanged after the local update (floats per anchor). */
+enum { A_UI, A_UT, A_BI, A_BT, A_LOGUI, A_LOGUT, A_PAI, A_PAT, A_N };
+
+/* Workspace layout in l->dist_buf (floats): zi_g, zt_g (G d), Si, St (B G), pos (G),
+ * anc_l (A_N B), anc_g (A_N G), rs (2 B). */
+struct dist_ws {
+    float *zi_g, *zt_g, *Si, *St, *pos, *anc_l, *anc_g, *rsI, *rsT;
+};
+
+static struct dist_ws carve(struct sogclr *l, int64_t B, int64_t G, int64_t d)
+{
+    size_t need = (size_t)(2 * G * d + 2 * B * G + G + A_N * B + A_N * G + 2 * B);
+    if (need > l->dist_cap) {
+        free(l->dist_buf);
+        l->dist_buf = sg_xmalloc(need * sizeof(float));
+        l->dist_cap = need;
+    }
+    float *p = l->dist_buf;
+    struct dist_ws w;
+    w.zi_g = p, p += G * d;
+    w.zt_g = p, p += G * d;
+    w.Si = p, p += B * G;
+    w.St = p, p += B * G;
+    w.pos = p, p += G;
+    w.anc_l = p, p += A_N * B;
+    w.anc_g = p, p += A_N * G;
+    w.rsI = p, p += B;
+    w.rsT = p;
+    return w;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The same checks as the single-process step, on the gathered batch (same verdict everywhere). */
+static int check_global(const struct sogclr *l, const struct dist_ws *w, const int64_t *idx_g,
+                        int64_t B, int64_t G, int64_t d)
+{
+    for (int64_t i = 0; i < G * d; i++)
+        if (!isfinite(w->zi_g[i]) || !isfinite(w->zt_g[i]))
+            return sg_err("%s: features of global row %lld (rank %lld) contain NaN or Inf; state "
+                          "left unchanged",
+                          WHO, (long long)(i / d), (long long)(i / d / B));
+    int64_t *s = sg_xmalloc(sizeof(int64_t) * (size_t)G);
+    memcpy(s, idx_g, sizeof(int64_t) * (size_t)G);
+    qsort(s, (size_t)G, sizeof(int64_t), cmp_i64);
+    int rc = 0;
+    for (int64_t i = 0; i < G && rc == 0; i++) {
+        if (s[i] < 0 || s[i] >= l->st.N)
+            rc = sg_err("%s: sample id %lld outside [0, N = %lld); pass dataset sample ids", WHO,
+                        (long long)s[i], (long long)l->st.N);
+        else if (i > 0 && s[i] == s[i - 1])
+            rc = sg_err("%s: sample id %lld appears twice in the global batch; ranks must read "
+                        "disjoint shards",
+                        WHO, (long long)s[i]);
+    }
+    free(s);
+    return rc;
+}
+
+/* u update of one anchor (losses/gcl_bimodal.c u_update with n = G). */
+static float u_update(float u_old, float b_old, float b_new, double rs, int64_t G, float gamma)
+{
+    double g = rs / (double)(G - 1), u;
+    if (u_old == 0.0f)
+        u = g;
+    else
+        u = (1.0 - gamma) * (double)u_old * exp((double)b_old - (double)b_new) + gamma * g;
+    float uf = (float)u;
+    return uf > GCL_BI_U_MIN ? uf : GCL_BI_U_MIN;
+}
+
+/* One local anchor: row (G) of similarities, its global column i, pos_i; old state u, b.
+ * Writes u_new, b_new, log U, pa = (1/(G-1)) sum_{j != i} p_ij A_ij and rs = sum e_ij. */
+static void anchor(const float *row, int64_t i, int64_t G, float pos_i, float a, float u_old,
+                   float b_old, float gamma, float *u_new, float *b_new, float *logU, float *pa,
+                   float *rs_out)
+{
+    float b = b_old > 0.0f ? b_old : 0.0f; /* A_ii = 0 is included in the max */
+    for (int64_t j = 0; j < G; j++) {
+        float A = (row[j] - pos_i) * a;
+        if (j != i && A > b) b = A;
+    }
+    double rs = 0.0, ra = 0.0;
+    for (int64_t j = 0; j < G; j++) {
+        if (j == i) continue;
+        double A = (double)((row[j] - pos_i) * a), e = exp(A - (double)b);
+        rs += e;
+        ra += e * A;
+    }
+    float u = u_update(u_old, b_old, b, rs, G, gamma);
+    *u_new = u;
+    *b_new = b;
+    *logU = logf(u) + b;
+    *pa = (float)(ra / (double)u / (double)(G - 1));
+    *rs_out = (float)rs;
+}
+
+/* Coefficients of one local row k (global column gi) over the G columns, written over row:
+ * M[j] = exp((row[j] - pos_self) a - logU_self[k]) + exp((row[j] - pos[j]) a_other - logU_other[j])
+ * for j != gi; M[gi] = diag. */
+static void coef_row(float *row, int64_t gi, int64_t G, float pos_self, float a_self,
+                     float logU_self, const float *pos, float a_other, const float *logU_other,
+                     float diag)
+{
+    for (int64_t j = 0; j < G; j++) {
+        if (j == gi) continue;
+        float s = row[j];
+        row[j] = expf((s - pos_self) * a_self - logU_self) +
+                 expf((s - pos[j]) * a_other - logU_other[j]);
+    }
+    row[gi] = diag;
+}
+
+static int gather_inputs(struct sg_dist *dd, const struct dist_ws *w, const float *zi,
+                         const float *zt, const int64_t *idx, int64_t *idx_g, int64_t B, int64_t d)
+{
+    size_t fb = (size_t)(B * d) * sizeof(float);
+    if (sg_dist_allgather(dd, w->zi_g, zi, fb)) return -1;
+    if (sg_dist_allgather(dd, w->zt_g, zt, fb)) return -1;
+    return sg_dist_allgather(dd, idx_g, idx, (size_t)B * sizeof(int64_t));
+}
+
+/* Steps 4-5: local anchors of both directions, then the all-gather of their results. */
+static int local_anchors(struct sg_dist *dd, struct sogclr *l, const struct dist_ws *w,
+                         const int64_t *idx, int64_t B, int64_t G, int64_t off)
+{
+    float a = 1.0f / l->cfg.tau, gamma = l->sched.gamma_cur;
+    float *q = w->anc_l;
+    const struct gcl_bi_state *st = &l->st;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < B; k++) {
+        int64_t gi = off + k, id = idx[k];
+        anchor(w->Si + k * G, gi, G, w->pos[gi], a, st->u_img[id], st->b_img[id], gamma,
+               &q[A_UI * B + k], &q[A_BI * B + k], &q[A_LOGUI * B + k], &q[A_PAI * B + k],
+               &w->rsI[k]);
+        anchor(w->St + k * G, gi, G, w->pos[gi], a, st->u_txt[id], st->b_txt[id], gamma,
+               &q[A_UT * B + k], &q[A_BT * B + k], &q[A_LOGUT * B + k], &q[A_PAT * B + k],
+               &w->rsT[k]);
+    }
+    /* anc_l is (A_N, B) field-major: gather each field so anc_g is (A_N, G) in rank order */
+    for (int f = 0; f < A_N; f++)
+        if (sg_dist_allgather(dd, w->anc_g + f * G, q + f * B, (size_t)B * sizeof(float)))
+            return -1;
+    return 0;
+}
+
+int sogclr_step_dist(struct sg_dist *dd, struct sg_ctx *c, struct sogclr *l, const float *zi,
+                     const float *zt, const int64_t *idx, int B, int dim, float *dzi, float *dzt,
+                     struct sogclr_out *out)
+{
+    (void)c;
+    if (B < 1 || dim < 1) return sg_err("%s: B = %d, d = %d", WHO, B, dim);
+    const int64_t b = B, d = dim, G = (int64_t)dd->world * B, off = (int64_t)dd->rank * B;
+    if (G < 2) return sg_err("%s: global batch of %lld pairs; need >= 2", WHO, (long long)G);
+    struct dist_ws w = carve(l, b, G, d);
+    int64_t *idx_g = sg_xmalloc(sizeof(int64_t) * (size_t)G);
+    int rc = gather_inputs(dd, &w, zi, zt, idx, idx_g, b, d);
+    if (rc == 0) rc = check_global(l, &w, idx_g, b, G, d);
+    if (rc) {
+        free(idx_g);
+        return -1;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < G; j++) {
+        double s = 0.0;
+        for (int64_t k = 0; k < d; k++) s += (double)w.zi_g[j * d + k] * w.zt_g[j * d + k];
+        w.pos[j] = (float)s;
+    }
+    sg_gemm(0, 1, b, G, d, 1.0f, zi, d, w.zt_g, d, 0.0f, w.Si, G); /* zi_loc zt_g^T */
+    sg_gemm(0, 1, b, G, d, 1.0f, zt, d, w.zi_g, d, 0.0f, w.St, G); /* zt_loc zi_g^T */
+    if (local_anchors(dd, l, &w, idx, b, G, off)) {
+        free(idx_g);
+        return -1;
+    }
+    const float a = 1.0f / l->cfg.tau, *g = w.anc_g, *q = w.anc_l;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < b; k++) {
+        float diag = -(w.rsI[k] / q[A_UI * b + k] + w.rsT[k] / q[A_UT * b + k]);
+        int64_t gi = off + k;
+        coef_row(w.Si + k * G, gi, G, w.pos[gi], a, q[A_LOGUI * b + k], w.pos, a, g + A_LOGUT * G,
+                 diag);
+        coef_row(w.St + k * G, gi, G, w.pos[gi], a, q[A_LOGUT * b + k], w.pos, a, g + A_LOGUI * G,
+                 diag);
+    }
+    float kscale = 1.0f / (2.0f * (float)G * (float)(G - 1));
+    sg_gemm(0, 0, b, d, G, kscale, w.Si, G, w.zt_g, d, 0.0f, dzi, d);
+    sg_gemm(0, 0, b, d, G, kscale, w.St, G, w.zi_g, d, 0.0f, dzt, d);
+    for (int64_t j = 0; j < G; j++) { /* replicated state: every rank writes all G anchors */
+        int64_t id = idx_g[j];
+        l->st.u_img[id] = g[A_UI * G + j];
+        l->st.u_txt[id] = g[A_UT * G + j];
+        l->st.b_img[id] = g[A_BI * G + j];
+        l->st.b_txt[id] = g[A_BT * G + j];
+    }
+    if (out) {
+        double s = 0.0, o = 0.0, tau = l->cfg.tau;
+        for (int64_t j = 0; j < G; j++) {
+            s += tau * g[A_PAI * G + j] + tau * g[A_PAT * G + j];
+            o += tau * g[A_LOGUI * G + j] + tau * g[A_LOGUT * G + j];
+        }
+        out->loss = (float)(s / (2.0 * (double)G));
+        out->objective = (float)(o / (2.0 * (double)G));
+        out->gamma = l->sched.gamma_cur;
+    }
+    free(idx_g);
+    return 0;
+}
+
+uint64_t sogclr_dist_bytes_per_step(int B, int dim)
+{
+    return (uint64_t)B * (2u * (uint64_t)dim * 4u + 8u + A_N * 4u);
+}

@@ -1,0 +1,46 @@
+/*
+ * losses/sogclr_dist.h — two-way SogCLR (losses/sogclr.h) on a data-parallel batch, with the
+ * FastCLIP communication pattern (docs/ALGORITHMS.md, "What this project implements" 5 and 2(c)
+ * "Communication"). Rank r holds B local pairs; the global batch is G = world * B pairs in rank
+ * order (rank r's rows are global rows off = r B .. r B + B - 1).
+ *
+ * Per step (every rank, same collectives in the same order):
+ *   1. all-gather zi, zt (G x d each) and the sample ids (G); all ranks validate the same data;
+ *   2. pos_j = <zi_j, zt_j> for every global pair (double dot, identical on every rank);
+ *   3. local x global blocks: Si = zi_loc zt_g^T (B x G) and St = zt_loc zi_g^T (B x G);
+ *   4. local anchors (image rows of Si, text rows of St): b, u update, log U, p*A sums — exactly
+ *      the single-process formulas of losses/gcl_bimodal.h with B replaced by G;
+ *   5. all-gather the per-anchor results (u, b, log U, p*A sums for both sides: 8 floats each);
+ *   6. the same blocks give both roles: local image k as anchor (p^I of row k) and as negative of
+ *      every remote text anchor j (p^T_jk from Si[k, j], pos_j and log U^T_j), likewise for
+ *      texts with St, so dzi_loc = M_i zt_g / (2G(G-1)), dzt_loc = M_t zi_g / (2G(G-1)) are this
+ *      rank's rows of the single-process gradient on the concatenated batch — no collective on
+ *      feature gradients; the parameter gradients are then SUMMED over ranks (each rank's
+ *      feature gradients are already those of the global loss);
+ *   7. every rank writes all G anchors' (u, b) into its replicated state, so the states stay
+ *      identical on every rank (as FastCLIP's replicated u arrays) and checkpoints from rank 0
+ *      hold the whole state.
+ * Equals sogclr_step on the concatenated batch up to float summation order
+ * (tests/test_dist_loss.c). Bytes per rank and step: features 2 B d 4 + ids 8 B + anchor results 8
+ * B 4 (sent), G times that received. Host memory only (features are copied to the host on a CUDA
+ * context).
+ */
+#ifndef SG_LOSSES_SOGCLR_DIST_H
+#define SG_LOSSES_SOGCLR_DIST_H
+
+#include <stdint.h>
+
+#include "core/dist.h"
+#include "losses/sogclr.h"
+
+/* zi, zt (B,d), idx (B) host; dzi, dzt (B,d) host, overwritten; out (global loss) may be NULL.
+ * Returns 0, or -1 with sg_err (bad input on any rank: every rank returns -1 with the same
+ * message and no state changes; a collective failure or timeout). */
+int sogclr_step_dist(struct sg_dist *d, struct sg_ctx *c, struct sogclr *l, const float *zi,
+                     const float *zt, const int64_t *idx, int B, int dim, float *dzi, float *dzt,
+                     struct sogclr_out *out);
+
+/* Bytes this rank sends per step (for the communication report). */
+uint64_t sogclr_dist_bytes_per_step(int B, int dim);
+
+#endif

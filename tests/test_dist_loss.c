@@ -1,0 +1,169 @@
+/*
+ * tests/test_dist_loss.c — the distributed two-way SogCLR step (losses/sogclr_dist.h) against the
+ * single-process step (losses/sogclr.h) on the concatenated global batch. Run by ctest under
+ * `mpirun -np 2` (and alone: world 1). Every rank builds the same global batch (G = world x B
+ * random unit features, txt = normalise(img + 0.5 noise)), feeds its slice to the distributed
+ * step and the whole batch to a single-process sogclr object, for 4 steps whose sample ids
+ * overlap (states in use from step 2; gamma 0.9), and compares:
+ *   - the global loss and objective (relative 1e-5);
+ *   - its rows of dzi / dzt against the single-process rows (max error <= 1e-4 rms + 1e-4 |ref|:
+ *     both are float sums of G products reordered — the single-process path sums exponentials
+ *     partly in float blocks, this one in double — ~1e-6 observed);
+ *   - the whole replicated state u/b (N each) against the single-process state (relative 1e-5),
+ *     and bit equality of the state across ranks (all-reduce of a checksum);
+ *   - bad input on one rank (a NaN feature on the last rank) makes every rank return -1 with the
+ *     same message and leaves every state unchanged.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "core/dist.h"
+#include "core/rng.h"
+#include "losses/sogclr.h"
+#include "losses/sogclr_dist.h"
+#include "tests/testutil.h"
+
+#define B_LOCAL   24
+#define DIM       40
+#define N_SAMPLES 1000
+#define STEPS     4
+
+static void unit_rows(float *z, int64_t n, int d)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double s = 0;
+        for (int k = 0; k < d; k++) s += (double)z[i * d + k] * z[i * d + k];
+        for (int k = 0; k < d; k++) z[i * d + k] = (float)(z[i * d + k] / sqrt(s));
+    }
+}
+
+static void make_batch(int step, int64_t G, float *zi, float *zt, int64_t *idx)
+{
+    struct sg_rng r;
+    sg_rng_seed(&r, 100 + (uint64_t)step);
+    sg_rng_normal(&r, zi, G * DIM, 0.0f, 1.0f);
+    sg_rng_normal(&r, zt, G * DIM, 0.0f, 0.5f);
+    for (int64_t i = 0; i < G * DIM; i++) zt[i] += zi[i];
+    unit_rows(zi, G, DIM);
+    unit_rows(zt, G, DIM);
+    for (int64_t i = 0; i < G; i++) idx[i] = (step * 7 * G / 10 + i * 3) % N_SAMPLES;
+}
+
+static double max_err(const float *got, const float *want, int64_t n, double *rms_out)
+{
+    double r = 0, worst = 0;
+    for (int64_t i = 0; i < n; i++) r += (double)want[i] * want[i];
+    r = sqrt(r / (double)n);
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]) - 1e-4 * fabs(want[i]);
+        if (e > worst) worst = e;
+    }
+    *rms_out = r;
+    return worst;
+}
+
+static int state_close(const struct sogclr *a, const struct sogclr *b)
+{
+    const float *x[4] = {a->st.u_img, a->st.u_txt, a->st.b_img, a->st.b_txt};
+    const float *y[4] = {b->st.u_img, b->st.u_txt, b->st.b_img, b->st.b_txt};
+    for (int k = 0; k < 4; k++)
+        for (int64_t i = 0; i < a->st.N; i++)
+            if (fabs((double)x[k][i] - y[k][i]) > 1e-5 * fabs((double)y[k][i]) + 1e-30) {
+                printf("  state %d[%lld]: dist %.9g single %.9g\n", k, (long long)i, x[k][i],
+                       y[k][i]);
+                return 0;
+            }
+    return 1;
+}
+
+static double checksum(const struct sogclr *l)
+{
+    double s = 0;
+    for (int64_t i = 0; i < l->st.N; i++)
+        s += (i + 1) * ((double)l->st.u_img[i] + 2 * l->st.u_txt[i] + 3 * l->st.b_img[i] +
+                        5 * l->st.b_txt[i]);
+    return s;
+}
+
+int main(void)
+{
+    struct sg_dist d;
+    struct sg_ctx c;
+    SG_CHECK(sg_ctx_init(&c, SG_DEVICE_CPU, 0, 1) == 0, "%s", sg_last_error());
+    if (sg_dist_init(&d, "auto", &c, 30.0)) {
+        fprintf(stderr, "FAIL: dist init: %s\n", sg_last_error());
+        return 1;
+    }
+    const int64_t B = B_LOCAL, G = (int64_t)d.world * B, off = (int64_t)d.rank * B;
+    printf("rank %d of %d (%s): B = %lld, G = %lld\n", d.rank, d.world,
+           sg_dist_backend_name(d.backend), (long long)B, (long long)G);
+    struct sogclr ld, ls;
+    struct sogclr_config cfg = {.N = N_SAMPLES, .tau = 0.1f, .gamma = 0.9f};
+    SG_CHECK(sogclr_init(&ld, &cfg) == 0 && sogclr_init(&ls, &cfg) == 0, "%s", sg_last_error());
+    float *zi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *zt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *gi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *gt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *di = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
+    float *dt = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
+    int64_t *idx = sg_xmalloc(sizeof(int64_t) * (size_t)G);
+    char label[200];
+    for (int step = 0; step < STEPS; step++) {
+        make_batch(step, G, zi, zt, idx);
+        struct sogclr_out od, os;
+        int rd = sogclr_step_dist(&d, &c, &ld, zi + off * DIM, zt + off * DIM, idx + off, (int)B,
+                                  DIM, di, dt, &od);
+        int rs = sogclr_step(&c, &ls, zi, zt, idx, (int)G, DIM, gi, gt, &os);
+        snprintf(label, sizeof label, "rank %d step %d: both steps succeed", d.rank, step);
+        if (!sg_test_true(label, rd == 0 && rs == 0)) {
+            printf("  %s\n", sg_last_error());
+            break;
+        }
+        snprintf(label, sizeof label,
+                 "rank %d step %d: global loss %.7g / objective %.7g equal single %.7g / %.7g",
+                 d.rank, step, od.loss, od.objective, os.loss, os.objective);
+        sg_test_true(label,
+                     fabs(od.loss - os.loss) <= 1e-5 * fabs(os.loss) + 1e-9 &&
+                         fabs(od.objective - os.objective) <= 1e-5 * fabs(os.objective) + 1e-9);
+        double ri, rt;
+        double ei = max_err(di, gi + off * DIM, B * DIM, &ri);
+        double et = max_err(dt, gt + off * DIM, B * DIM, &rt);
+        snprintf(label, sizeof label,
+                 "rank %d step %d: local rows of dzi / dzt equal the single-process rows (max "
+                 "excess %.2g / %.2g, rms %.2g / %.2g)",
+                 d.rank, step, ei, et, ri, rt);
+        sg_test_true(label, ei <= 1e-4 * ri && et <= 1e-4 * rt);
+        snprintf(label, sizeof label, "rank %d step %d: replicated u/b state equals single", d.rank,
+                 step);
+        sg_test_true(label, state_close(&ld, &ls));
+    }
+    /* the state is bit-identical on every rank */
+    double cs[2] = {checksum(&ld), -checksum(&ld)};
+    SG_CHECK(sg_dist_allreduce_sum_f64(&d, cs, 2) == 0, "%s", sg_last_error());
+    double mine = checksum(&ld), lo = -cs[1], hi = cs[0];
+    (void)lo;
+    snprintf(label, sizeof label, "rank %d: states identical across ranks", d.rank);
+    sg_test_true(label, fabs(hi - d.world * mine) <= 1e-9 * fabs(hi));
+    /* bad input on the last rank: every rank fails the same way, no state change */
+    make_batch(9, G, zi, zt, idx);
+    if (d.rank == d.world - 1) zi[off * DIM + 3] = NAN;
+    double before = checksum(&ld);
+    int rb = sogclr_step_dist(&d, &c, &ld, zi + off * DIM, zt + off * DIM, idx + off, (int)B, DIM,
+                              di, dt, NULL);
+    snprintf(label, sizeof label, "rank %d: a NaN on rank %d fails every rank (%s)", d.rank,
+             d.world - 1, rb ? sg_last_error() : "no error");
+    sg_test_true(label, rb == -1 && strstr(sg_last_error(), "NaN") && checksum(&ld) == before);
+    sogclr_free(&ld);
+    sogclr_free(&ls);
+    free(zi), free(zt), free(gi), free(gt), free(di), free(dt), free(idx);
+    int fails = sg_test_failures();
+    double f = fails;
+    sg_dist_allreduce_sum_f64(&d, &f, 1);
+    sg_dist_finalize(&d);
+    sg_ctx_free(&c);
+    int rc = sg_test_summary("test_dist_loss");
+    return rc ? rc : (f > 0 ? 1 : 0);
+}

@@ -1,0 +1,223 @@
+/*
+ * tests/test_dist_train.c — data-parallel training (`mpirun -np 2`) against one process on the
+ * same global batch. Run by ctest as `mpirun -np 2 test_dist_train` (alone it skips: exit 77).
+ *
+ * Fixture (rank 0 builds it, the path is broadcast): 96 synthetic captioned images of 16 px, a
+ * 100-piece tokenizer, the tiny ViT CLIP of tests/data/models/train-vit.yaml, two-way SogCLR
+ * (tau 0.1, gamma 0.9), SGD with momentum (lr 0.05: SGD keeps gradient differences as small as
+ * they are, where AdamW's normalisation would turn rounding noise in exactly-zero gradients into
+ * lr-sized steps), global batch 16, 4 steps.
+ *   1. every rank trains the run alone (dist backend "single", batch 16) into its own folder;
+ *   2. the ranks train it together (batch 8 each, the FastCLIP-pattern loss, gradients summed);
+ *   3. rank 0 compares: the loss of every step (metrics.jsonl; relative 1e-4), and every tensor
+ *      of the final checkpoints — parameters, optimizer momenta and the loss's u/b states —
+ *      within 1e-5 (1 + |value|) (float sums reordered across ranks: ~1e-7 observed);
+ *   4. the 2-rank run stopped after 2 steps and resumed by both ranks from rank 0's checkpoint
+ *      ends with the same bytes in every tensor as the uninterrupted run;
+ *   5. resuming the 2-rank checkpoint with one process is refused with a clear message.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "core/dist.h"
+#include "core/safetensors.h"
+#include "data/synth.h"
+#include "testutil.h"
+#include "text/tokenizer.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+#define STEPS 4
+
+static char g_dir[256], g_cfg[512];
+
+static void make_fixture(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/sg_test_dist_train_XXXXXX");
+    SG_CHECK(mkdtemp(g_dir), "mkdtemp");
+    char data[320], path[400], text[4096], corpus[400], prefix[400];
+    snprintf(data, sizeof data, "%s/data", g_dir);
+    struct sg_synth_opts o;
+    struct sg_synth_stats st;
+    sg_synth_opts_default(&o);
+    o.dir = data;
+    o.size = 16;
+    o.ntrain = 96;
+    o.nval = 8;
+    SG_CHECK(sg_synth_generate(&o, &st) == 0, "%s", sg_last_error());
+    snprintf(corpus, sizeof corpus, "%s/captions.txt", data);
+    snprintf(prefix, sizeof prefix, "%s/tok", data);
+    struct sg_tokenizer_train_opts to = {.vocab_size = 100};
+    SG_CHECK(sg_tokenizer_train(corpus, prefix, &to) == 0, "%s", sg_last_error());
+    snprintf(text, sizeof text,
+             "run: {name: base, output_dir: %s/runs, seed: 3, threads: 1}\n"
+             "model: {name: %s/models/train-vit.yaml}\n"
+             "data: {train: %s/train.tsv, image_key: image, caption_key: caption, workers: 1}\n"
+             "tokenizer: {model: %s/tok.model}\n"
+             "loss: {name: sogclr, tau: 0.1, gamma: 0.9}\n"
+             "optim: {name: sgd, lr: 0.05, momentum: 0.9, weight_decay: 1.0e-4}\n"
+             "train: {batch_size: 16, epochs: 1, max_steps: %d, log_every: 1}\n"
+             "checkpoint: {every_steps: 0, keep: 1, export_weights: false}\n"
+             "log: {progress: lines, tensorboard: false}\n"
+             "dist: {timeout_s: 60}\n",
+             g_dir, SG_TEST_DATA_DIR, data, data, STEPS);
+    snprintf(path, sizeof path, "%s/train.yaml", g_dir);
+    FILE *f = fopen(path, "w");
+    SG_CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0, "write %s", path);
+    snprintf(g_cfg, sizeof g_cfg, "%s", path);
+}
+
+static int train_n(const char *name, const char *backend, const char *resume, int64_t stop_after,
+                   struct sg_train_result *res)
+{
+    char o1[160];
+    const char *over[1] = {o1};
+    snprintf(o1, sizeof o1, "run.name=%s", name);
+    struct sg_train_config cfg;
+    SG_CHECK(sg_train_config_load(&cfg, g_cfg, over, 1) == 0, "%s", sg_last_error());
+    struct sg_train_opts opts = {
+        .resume = resume, .quiet = 1, .dist_backend = backend, .stop_after = stop_after};
+    return sg_train_run(&cfg, &opts, res);
+}
+
+static int train(const char *name, const char *backend, const char *resume,
+                 struct sg_train_result *res)
+{
+    return train_n(name, backend, resume, 0, res);
+}
+
+/* Two checkpoint files hold the same bytes for every tensor. */
+static int same_tensors(const char *pa, const char *pb)
+{
+    struct sg_st_file a, b;
+    SG_CHECK(sg_st_open(&a, pa) == 0 && sg_st_open(&b, pb) == 0, "%s", sg_last_error());
+    int same = a.n == b.n;
+    for (int i = 0; same && i < a.n; i++) {
+        const struct sg_st_entry *e = &a.entries[i], *f = sg_st_find(&b, e->name);
+        same = f && e->end - e->begin == f->end - f->begin &&
+               memcmp(sg_st_raw(&a, e), sg_st_raw(&b, f), e->end - e->begin) == 0;
+        if (!same) printf("  tensor %s differs\n", e->name);
+    }
+    sg_st_close(&a);
+    sg_st_close(&b);
+    return same;
+}
+
+/* "loss" values of metrics.jsonl, in order. */
+static int read_losses(const char *run_dir, double *loss, int max)
+{
+    char path[600], line[4096];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    while (f && n < max && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "\"train/loss\": ");
+        if (p) loss[n++] = atof(p + strlen("\"train/loss\": "));
+    }
+    if (f) fclose(f);
+    return n;
+}
+
+/* Every f32 tensor of a against b: max |a - b| - 1e-5 |b| <= 1e-5. */
+static void compare_checkpoints(const char *pa, const char *pb)
+{
+    struct sg_st_file a, b;
+    SG_CHECK(sg_st_open(&a, pa) == 0 && sg_st_open(&b, pb) == 0, "%s", sg_last_error());
+    int bad = 0, nt = 0, nstate = 0;
+    double worst = 0;
+    for (int i = 0; i < a.n; i++) {
+        const struct sg_st_entry *e = &a.entries[i];
+        if (e->dtype != SG_F32) continue;
+        int64_t n = 0, m = 0;
+        float *x = sg_st_load_f32(&a, e->name, &n, NULL, NULL);
+        float *y = sg_st_load_f32(&b, e->name, &m, NULL, NULL);
+        SG_CHECK(x && y && n == m, "tensor %s missing or misshapen", e->name);
+        for (int64_t k = 0; k < n; k++) {
+            double d = fabs((double)x[k] - y[k]) - 1e-5 * fabs((double)y[k]);
+            if (d > worst) worst = d;
+            if (d > 1e-5 && bad++ < 5)
+                printf("  %s[%lld]: 2 ranks %.9g, 1 process %.9g\n", e->name, (long long)k, x[k],
+                       y[k]);
+        }
+        nt++;
+        nstate += strncmp(e->name, "loss.", 5) == 0;
+        sg_afree(x);
+        sg_afree(y);
+    }
+    char label[200];
+    snprintf(label, sizeof label,
+             "final checkpoints agree: %d tensors (%d of the loss state), max excess %.2g", nt,
+             nstate, worst);
+    sg_test_true(label, bad == 0 && nt > 0 && nstate > 0);
+    sg_st_close(&a);
+    sg_st_close(&b);
+}
+
+int main(void)
+{
+    struct sg_dist d;
+    if (sg_dist_init(&d, "auto", NULL, 60.0)) {
+        fprintf(stderr, "FAIL: %s\n", sg_last_error());
+        return 1;
+    }
+    if (d.world < 2) {
+        printf("SKIP: run under mpirun -np 2 (world size is 1)\n");
+        sg_dist_finalize(&d);
+        return SG_TEST_SKIP;
+    }
+    if (d.rank == 0) make_fixture();
+    SG_CHECK(sg_dist_broadcast(&d, g_dir, sizeof g_dir, 0) == 0, "%s", sg_last_error());
+    snprintf(g_cfg, sizeof g_cfg, "%s/train.yaml", g_dir);
+    char name[64];
+    snprintf(name, sizeof name, "single_%d", d.rank);
+    struct sg_train_result one, two, again;
+    int r1 = train(name, "single", NULL, &one);
+    int r2 = train("dist", NULL, NULL, &two);
+    char label[200];
+    snprintf(label, sizeof label, "rank %d: one-process and %d-rank runs finish (%d, %d)", d.rank,
+             d.world, r1, r2);
+    sg_test_true(label, r1 == 0 && r2 == 0 && two.steps == STEPS);
+    /* 2 steps, then every rank resumes from rank 0's checkpoint: the same bytes as one go */
+    struct sg_train_result half, rest;
+    int r4 = train_n("dist_resumed", NULL, NULL, 2, &half);
+    int r5 = r4 == 0 ? train("dist_resumed", NULL, "latest", &rest) : -1;
+    snprintf(label, sizeof label, "rank %d: the %d-rank run stopped after 2 steps resumes (%d, %d)",
+             d.rank, d.world, r4, r5);
+    sg_test_true(label, r4 == 0 && r5 == 0 && rest.steps == STEPS);
+    SG_CHECK(sg_dist_barrier(&d) == 0, "%s", sg_last_error());
+    if (d.rank == 0 && r4 == 0 && r5 == 0)
+        sg_test_true("2 + 2 steps with a resume equal 4 steps, byte for byte (every tensor)",
+                     same_tensors(rest.checkpoint, two.checkpoint));
+    if (d.rank == 0 && r1 == 0 && r2 == 0) {
+        double l1[16], l2[16];
+        int n1 = read_losses(one.run_dir, l1, 16), n2 = read_losses(two.run_dir, l2, 16), ok = 1;
+        for (int k = 0; k < n1 && k < n2; k++) {
+            printf("  step %d: loss 1 process %.7g, %d ranks %.7g\n", k + 1, l1[k], d.world, l2[k]);
+            ok &= fabs(l1[k] - l2[k]) <= 1e-4 * fabs(l1[k]) + 1e-6;
+        }
+        snprintf(label, sizeof label, "the %d logged losses equal the one-process run's", n1);
+        sg_test_true(label, ok && n1 == STEPS && n2 == STEPS);
+        compare_checkpoints(two.checkpoint, one.checkpoint);
+        /* a 2-rank checkpoint does not resume in one process */
+        int r3 = train("dist", "single", "latest", &again);
+        snprintf(label, sizeof label, "resuming the %d-rank run with one process is refused: %s",
+                 d.world, r3 ? sg_last_error() : "accepted");
+        sg_test_true(label, r3 != 0 && strstr(sg_last_error(), "ranks"));
+    }
+    sg_dist_barrier(&d);
+    double fails = sg_test_failures();
+    sg_dist_allreduce_sum_f64(&d, &fails, 1);
+    if (d.rank == 0) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+        if (system(cmd) != 0) printf("  could not remove %s\n", g_dir);
+    }
+    sg_dist_finalize(&d);
+    int rc = sg_test_summary("test_dist_train");
+    return rc ? rc : (fails > 0 ? 1 : 0);
+}
