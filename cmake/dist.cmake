@@ -29,12 +29,12 @@ if(SG_WITH_CUDA)
   message(STATUS "sogclip: NCCL ${NCCL_LIBRARY} (set NCCL_ROOT if NOTFOUND)")
 endif()
 
-list(APPEND SG_TESTS test_dist_loss test_dist_train)
+list(APPEND SG_TESTS test_dist_loss test_dist_train test_syncbn)
 cmake_language(DEFER CALL target_compile_definitions test_dist_train PRIVATE
                SG_TEST_DATA_DIR="${CMAKE_SOURCE_DIR}/tests/data")
 
 # The MPI tests run under `mpirun -np 2` (test_dist also alone: environment parsing, single
-# backend; test_dist_loss alone: world 1; test_dist_train alone skips). The environment lets
+# backend; test_dist_loss and test_syncbn alone: world 1; test_dist_train alone skips). The environment lets
 # Open MPI run as root and oversubscribed in a container (shared-memory transport without CMA,
 # no UCX).
 set(SG_MPI_TEST_ENV "OMP_NUM_THREADS=1;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;OMPI_MCA_btl=self,vader;OMPI_MCA_btl_vader_single_copy_mechanism=none;OMPI_MCA_pml=ob1")
@@ -51,12 +51,13 @@ function(sg_add_mpi2_test target timeout)
                        "${SG_MPI_TEST_ENV}")
 endfunction()
 function(sg_add_dist_mpi_tests)
-  set_tests_properties(test_dist test_dist_loss test_dist_train PROPERTIES LABELS mpi)
+  set_tests_properties(test_dist test_dist_loss test_dist_train test_syncbn PROPERTIES LABELS mpi)
   if(NOT MPI_C_FOUND OR NOT MPIEXEC_EXECUTABLE)
     return()
   endif()
   sg_add_mpi2_test(test_dist 60)
   sg_add_mpi2_test(test_dist_loss 60)
+  sg_add_mpi2_test(test_syncbn 60)
   sg_add_mpi2_test(test_dist_train 300)
 endfunction()
 cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL sg_add_dist_mpi_tests)

@@ -14,6 +14,7 @@ enum sg_device { SG_DEVICE_CPU = 0, SG_DEVICE_CUDA = 1 };
 
 struct sg_cuda; /* streams, cuBLAS/cuDNN handles: ops/cuda/ctx.cu */
 struct sg_dnnl; /* oneDNN engine, stream and primitive cache: ops/dnnl_util.c */
+struct sg_dist; /* data-parallel ranks and collectives: core/dist.h */
 
 /* Compute precision of the GEMM-heavy ops (linear, matmul, attention products, convolution) on
  * CUDA: fp32 (default, matches the CPU to ~1e-6), or bf16 mixed precision as open_clip's
@@ -28,6 +29,8 @@ struct sg_ctx {
     int nthreads;                /* OpenMP threads for CPU ops (set at init) */
     struct sg_cuda *cuda;        /* NULL on CPU */
     struct sg_dnnl *dnnl;        /* lazily created on first oneDNN primitive */
+    struct sg_dist *bn_sync;     /* NULL: local batch statistics; else BatchNorm statistics summed
+                                    over these ranks (SyncBN, CPU only: ops/norm.h) */
 };
 
 /* Returns 0, or -1 with sg_last_error() (e.g. CUDA requested but no GPU / not built with CUDA).

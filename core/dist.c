@@ -32,13 +32,7 @@
 #endif
 
 #ifdef SG_HAVE_NCCL
-/* core/dist_nccl.c (same prototypes there). Return 0, -1 with sg_err, or -2: timed out. */
-int sg_dist_nccl_unique_id(void *id, size_t bytes);
-int sg_dist_nccl_open(void **state, struct sg_ctx *ctx, int rank, int world, const void *id,
-                      size_t id_bytes, double timeout_s);
-int sg_dist_nccl_coll(void *state, double timeout_s, const char *op, void *buf, const void *send,
-                      size_t count, int root);
-void sg_dist_nccl_close(void *state, double timeout_s);
+#include "core/dist_nccl.h"
 #endif
 
 #define NCCL_ID_BYTES 128 /* sizeof(ncclUniqueId), checked in dist_nccl.c */

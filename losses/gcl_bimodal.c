@@ -315,8 +315,7 @@ __attribute__((noinline)) static void pass3_seg(float *Si, const float *Wi, int6
     }
 }
 
-/* u update for one anchor (see header); returns the clamped value. */
-static float u_update(float u_old, float b_old, float b_new, double rs, int64_t B, float gamma)
+float gcl_bi_u_update(float u_old, float b_old, float b_new, double rs, int64_t B, float gamma)
 {
     double g = rs / (double)(B - 1), u;
     if (u_old == 0.0f)
@@ -388,8 +387,8 @@ static void passes(struct gcl_bi_ws *ws, const struct anchors *q, const struct g
             se += ws->part[2 * k * n + j], sa += ws->part[(2 * k + 1) * n + j];
         int64_t id = idx[j];
         q->rsT[j] = (float)se;
-        q->uI[j] = u_update(st->u_img[id], st->b_img[id], q->bI[j], q->rsI[j], n, gamma);
-        q->uT[j] = u_update(st->u_txt[id], st->b_txt[id], q->bT[j], se, n, gamma);
+        q->uI[j] = gcl_bi_u_update(st->u_img[id], st->b_img[id], q->bI[j], q->rsI[j], n, gamma);
+        q->uT[j] = gcl_bi_u_update(st->u_txt[id], st->b_txt[id], q->bT[j], se, n, gamma);
         q->iuI[j] = 1.0f / q->uI[j];
         q->iuT[j] = 1.0f / q->uT[j];
         q->logUI[j] = logf(q->uI[j]) + q->bI[j];

@@ -58,6 +58,12 @@ struct gcl_bi_rows {
     float *pa_img, *pa_txt;     /* (1/(B-1)) sum_{j!=i} p_ij A_ij */
 };
 
+/* The u update of one anchor (see above): rs = sum_{j != i} e_ij over the batch's n - 1
+ * negatives (n: the batch, or the global batch of losses/sogclr_dist.c); returns
+ * max(1e-20, (1-gamma) u_old exp(b_old - b_new) + gamma rs / (n-1)), or the fresh estimate
+ * when u_old == 0 (never written). */
+float gcl_bi_u_update(float u_old, float b_old, float b_new, double rs, int64_t n, float gamma);
+
 /* Largest batch for which pass 2 stores its exponentials in a second B x B buffer W (pass 3
  * then only combines them); above it pass 3 recomputes them from S and W is not allocated. */
 #define GCL_BI_STORE_MAX_B 2048

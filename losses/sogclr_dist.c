@@ -78,18 +78,6 @@ static int check_global(const struct sogclr *l, const struct dist_ws *w, const i
     return rc;
 }
 
-/* u update of one anchor (losses/gcl_bimodal.c u_update with n = G). */
-static float u_update(float u_old, float b_old, float b_new, double rs, int64_t G, float gamma)
-{
-    double g = rs / (double)(G - 1), u;
-    if (u_old == 0.0f)
-        u = g;
-    else
-        u = (1.0 - gamma) * (double)u_old * exp((double)b_old - (double)b_new) + gamma * g;
-    float uf = (float)u;
-    return uf > GCL_BI_U_MIN ? uf : GCL_BI_U_MIN;
-}
-
 /* One local anchor: row (G) of similarities, its global column i, pos_i; old state u, b.
  * Writes u_new, b_new, log U, pa = (1/(G-1)) sum_{j != i} p_ij A_ij and rs = sum e_ij. */
 static void anchor(const float *row, int64_t i, int64_t G, float pos_i, float a, float u_old,
@@ -108,7 +96,7 @@ static void anchor(const float *row, int64_t i, int64_t G, float pos_i, float a,
         rs += e;
         ra += e * A;
     }
-    float u = u_update(u_old, b_old, b, rs, G, gamma);
+    float u = gcl_bi_u_update(u_old, b_old, b, rs, G, gamma);
     *u_new = u;
     *b_new = b;
     *logU = logf(u) + b;

@@ -31,6 +31,17 @@
  *    (BatchNorm1d) runs over rows of C with per-column double accumulators.
  *  - outputs of 16 MiB and more are written with streaming (non-temporal) stores: measured
  *    -12% on layernorm (6304, 768) and up to -8% on the batchnorm cases above.
+ *
+ * SyncBN (c->bn_sync set, training mode; semantics in ops/norm.h, reference
+ * torch.nn.SyncBatchNorm / torch.batch_norm_gather_stats_with_counts): the forward computes each
+ * rank's per-channel (count, mean, M2) with the shifted sums above, all-gathers them and combines
+ * them in rank order in double (Chan et al.'s pairwise update, no sum-of-squares cancellation):
+ *   n = sum n_r,  mean = sum n_r mean_r / n,  M2 = sum (M2_r + n_r (mean_r - mean)^2),
+ *   var = M2 / n (biased, normalisation), M2 / (n - 1) (unbiased, running_var).
+ * The backward all-reduces (sum dout, sum dout * (x - mean), count) per channel, then
+ *   dinp = gamma rstd (dout - sum(dout)/n - xhat sum(dout xhat)/n)
+ * with the global sums; dgamma/dbeta take the local sums (the trainer sums the gradients).
+ * c->bn_sync == NULL runs the local code unchanged.
  */
 #include "ops/norm.h"
 
@@ -51,6 +62,7 @@ static int omp_get_thread_num(void)
 #endif
 
 #include "core/common.h"
+#include "core/dist.h"
 
 #define NORM_PARALLEL_MIN 16384      /* elements below which one thread is faster */
 #define LN_BLOCK          32         /* rows summed in float before adding to the double partials */
@@ -694,11 +706,139 @@ static void bn_apply(float *y, const float *u, const float *v, const struct bn_c
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* SyncBN: BatchNorm statistics over the ranks of c->bn_sync (training mode).                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A failed collective (time-out, dead rank, library error) cannot be returned through the void
+ * ops: the rank cannot continue without the others' statistics, so it stops here with the dist
+ * error (the launcher then tears the job down). */
+static void bn_sync_ok(int rc, const struct sg_dist *d, const char *what)
+{
+    if (rc)
+        SG_PANIC("SyncBN %s failed on rank %d of %d: %s", what, d->rank, d->world, sg_last_error());
+}
+
+static struct sg_dist *bn_sync_dist(const struct sg_ctx *c)
+{
+    struct sg_dist *d = c->bn_sync;
+    SG_CHECK(d->backend != SG_DIST_NCCL,
+             "SyncBN on the CPU needs a host-memory dist backend (single or mpi), not nccl");
+    return d;
+}
+
+/* This rank's row(1 + 2C) = (count, mean(C), M2(C)) of inp(B,C,HW), M2 = sum (x - mean)^2. */
+static void bn_local_moments(double *row, const float *inp, int B, int C, int HW, int nt)
+{
+    int64_t n = (int64_t)B * HW;
+    row[0] = (double)n;
+    if (n == 0) return;                                     /* row zeroed by the caller */
+    double *s = sg_xmalloc(sizeof(double) * 2 * (size_t)C); /* shifted s1(C), s2(C) */
+    bn_sums(s, s + C, inp, B, C, HW, nt);
+    for (int ch = 0; ch < C; ch++) {
+        double d = s[ch] / (double)n;
+        row[1 + ch] = inp[(size_t)ch * HW] + d;
+        row[1 + C + ch] = SG_MAX(s[C + ch] - s[ch] * d, 0.0);
+    }
+    free(s);
+}
+
+/* Global mean m(C) and biased variance v(C) over every rank's batch; returns the global count.
+ * Every rank combines the gathered rows in rank order: the same bits everywhere. */
+static double bn_sync_moments(struct sg_ctx *c, double *m, double *v, const float *inp, int B,
+                              int C, int HW, int nt)
+{
+    struct sg_dist *d = bn_sync_dist(c);
+    size_t per = 1 + 2 * (size_t)C;
+    double *all = sg_xcalloc(per * (size_t)d->world, sizeof(double)); /* (W, 1 + 2C) */
+    double *mine = all + per * (size_t)d->rank;
+    bn_local_moments(mine, inp, B, C, HW, nt);
+    bn_sync_ok(sg_dist_allgather(d, all, mine, per * sizeof(double)), d, "allgather of moments");
+    double n = 0.0;
+    for (int r = 0; r < d->world; r++) n += all[per * (size_t)r];
+    SG_CHECK(n > 1, "batchnorm training needs more than 1 value per channel (all ranks: %.0f)", n);
+    for (int ch = 0; ch < C; ch++) {
+        double sm = 0.0, m2 = 0.0;
+        for (int r = 0; r < d->world; r++) sm += all[per * r] * all[per * r + 1 + ch];
+        double mu = sm / n;
+        for (int r = 0; r < d->world; r++) {
+            double dm = all[per * r + 1 + ch] - mu;
+            m2 += all[per * r + 1 + C + ch] + all[per * r] * dm * dm;
+        }
+        m[ch] = mu;
+        v[ch] = m2 / n;
+    }
+    free(all);
+    return n;
+}
+
+static void bn_forward_sync(struct sg_ctx *c, float *out, float *mean, float *rstd, float *run_mean,
+                            float *run_var, const float *inp, const float *gamma, const float *beta,
+                            int B, int C, int HW, float momentum, float eps)
+{
+    int nt = threads_for(c, (int64_t)B * C * HW);
+    double *st = sg_xmalloc(sizeof(double) * 2 * (size_t)C); /* mean(C), var(C): global */
+    double n = bn_sync_moments(c, st, st + C, inp, B, C, HW, nt);
+    struct bn_coef f = bn_coef_alloc(C); /* out = (x - m) * q + k */
+    for (int ch = 0; ch < C; ch++) {
+        double m = st[ch], v = st[C + ch], r = 1.0 / sqrt(v + eps);
+        if (run_mean) run_mean[ch] = (float)((1.0 - momentum) * run_mean[ch] + momentum * m);
+        if (run_var)
+            run_var[ch] = (float)((1.0 - momentum) * run_var[ch] + momentum * v * n / (n - 1.0));
+        f.m[ch] = (float)m;
+        f.q[ch] = (float)(r * (gamma ? gamma[ch] : 1.0));
+        f.k[ch] = beta ? beta[ch] : 0.0f;
+        if (mean) mean[ch] = (float)m;
+        if (rstd) rstd[ch] = (float)r;
+    }
+    bn_apply(out, NULL, inp, &f, B, C, HW, nt);
+    free(st);
+    free(f.p);
+}
+
+static void bn_backward_sync(struct sg_ctx *c, float *dinp, float *dgamma, float *dbeta,
+                             const float *dout, const float *inp, const float *gamma,
+                             const float *mean, const float *rstd, int B, int C, int HW)
+{
+    struct sg_dist *d = bn_sync_dist(c);
+    int64_t nl = (int64_t)B * HW;
+    int nt = threads_for(c, nl * C);
+    /* sum(dout)(C), sum(dout * (x - mean))(C), count: this rank's, then all ranks' */
+    double *s = sg_xcalloc(2 * (size_t)C + 1, sizeof(double));
+    if (nl > 0 && (dgamma || dbeta || dinp)) bn_dsums(s, s + C, dout, inp, mean, B, C, HW, nt);
+    for (int ch = 0; ch < C; ch++) { /* local sums: the caller sums them over the ranks */
+        if (dgamma) dgamma[ch] += (float)(s[C + ch] * rstd[ch]);
+        if (dbeta) dbeta[ch] += (float)s[ch];
+    }
+    if (dinp) {
+        s[2 * C] = (double)nl;
+        bn_sync_ok(sg_dist_allreduce_sum_f64(d, s, 2 * (int64_t)C + 1), d, "allreduce of sums");
+        double n = s[2 * C];
+        struct bn_coef f = bn_coef_alloc(C); /* dinp = dout * p + (x - m) * q + k */
+        for (int ch = 0; ch < C; ch++) {
+            double r = rstd[ch], a = r * (gamma ? gamma[ch] : 1.0);
+            double sdy = s[ch], sdyx = s[C + ch] * r; /* global sum(dout), sum(dout * xhat) */
+            f.p[ch] = (float)a;
+            f.m[ch] = mean[ch];
+            f.q[ch] = (float)(-a * r * sdyx / n);
+            f.k[ch] = (float)(-a * sdy / n);
+        }
+        bn_apply(dinp, dout, inp, &f, B, C, HW, nt);
+        free(f.p);
+    }
+    free(s);
+}
+
 void batchnorm2d_forward_cpu(struct sg_ctx *c, float *out, float *mean, float *rstd,
                              float *run_mean, float *run_var, const float *inp, const float *gamma,
                              const float *beta, int B, int C, int HW, float momentum, float eps,
                              int training)
 {
+    if (training && c->bn_sync) {
+        bn_forward_sync(c, out, mean, rstd, run_mean, run_var, inp, gamma, beta, B, C, HW, momentum,
+                        eps);
+        return;
+    }
     int64_t n = (int64_t)B * HW;
     SG_CHECK(!training || n > 1, "batchnorm training needs more than 1 value per channel");
     SG_CHECK(training || (run_mean && run_var), "batchnorm eval needs running statistics");
@@ -737,6 +877,10 @@ void batchnorm2d_backward_cpu(struct sg_ctx *c, float *dinp, float *dgamma, floa
                               const float *mean, const float *rstd, int B, int C, int HW,
                               int training)
 {
+    if (training && c->bn_sync) {
+        bn_backward_sync(c, dinp, dgamma, dbeta, dout, inp, gamma, mean, rstd, B, C, HW);
+        return;
+    }
     double n = (double)B * HW;
     int nt = threads_for(c, (int64_t)B * C * HW);
     int need_sums = dgamma || dbeta || (dinp && training);
@@ -807,6 +951,8 @@ void op_batchnorm2d_forward(struct sg_ctx *c, float *out, float *mean, float *rs
                             float *run_var, const float *inp, const float *gamma, const float *beta,
                             int B, int C, int HW, float momentum, float eps, int training)
 {
+    SG_CHECK(!training || !c->bn_sync || c->dev == SG_DEVICE_CPU,
+             "batchnorm2d_forward: SyncBN (ctx bn_sync) runs on the CPU only");
     switch (c->dev) {
     case SG_DEVICE_CPU:
         batchnorm2d_forward_cpu(c, out, mean, rstd, run_mean, run_var, inp, gamma, beta, B, C, HW,
@@ -829,6 +975,8 @@ void op_batchnorm2d_backward(struct sg_ctx *c, float *dinp, float *dgamma, float
                              const float *mean, const float *rstd, int B, int C, int HW,
                              int training)
 {
+    SG_CHECK(!training || !c->bn_sync || c->dev == SG_DEVICE_CPU,
+             "batchnorm2d_backward: SyncBN (ctx bn_sync) runs on the CPU only");
     switch (c->dev) {
     case SG_DEVICE_CPU:
         batchnorm2d_backward_cpu(c, dinp, dgamma, dbeta, dout, inp, gamma, mean, rstd, B, C, HW,

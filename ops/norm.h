@@ -19,6 +19,26 @@
  *   Training needs B*HW > 1 (torch: "Expected more than 1 value per channel").
  *   backward (training): full batch-statistics gradient; (eval): dinp = dout*gamma*rstd.
  *     dinp overwrite; dgamma/dbeta accumulate; NULL to skip.
+ *
+ * SyncBN (torch.nn.SyncBatchNorm in training mode): when c->bn_sync is set (a struct sg_dist of
+ * W ranks; CPU context and a host-memory backend, single or MPI), each rank passes its own B
+ * samples and the statistics are those of the concatenated batch of all ranks:
+ *   forward: per channel the mean and BIASED variance over all ranks' B*HW values (each rank's
+ *     (count, mean, M2 = sum of squared deviations) all-gathered, then combined in rank order
+ *     with Chan's formula, in double: identical on every rank); out normalised with them;
+ *     run_mean/run_var updated with them (unbiased variance with the GLOBAL count), identically
+ *     on every rank. mean/rstd filled with the global statistics. Needs global count > 1.
+ *   backward: per channel sum(dout) and sum(dout * xhat) all-reduced (with the count); dinp uses
+ *     the global sums and count. dgamma/dbeta ACCUMULATE THIS RANK'S LOCAL sums only: the caller
+ *     must sum the parameter gradients over the ranks afterwards (the trainer all-reduces every
+ *     gradient), which then equals the gradient of the global batch. With dinp NULL no
+ *     collective runs (only dgamma/dbeta, local).
+ *   Collectives: one allgather per training forward, one allreduce per training backward with
+ *   dinp; every rank must make the same calls in the same order (SPMD). A failed collective
+ *   (time-out, dead rank) panics with the dist error: the ops return void and a rank that cannot
+ *   reach the others cannot continue (mpirun then tears the job down).
+ *   Eval mode and c->bn_sync == NULL: unchanged, local (the NULL path is the code above,
+ *   bit for bit). A CUDA context with bn_sync set in training mode is refused (SG_CHECK).
  */
 #ifndef SG_NORM_H
 #define SG_NORM_H

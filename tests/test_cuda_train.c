@@ -100,23 +100,10 @@ static void write_file(const char *path, const char *text)
 /* 96 training images of 16 px, a tokenizer, a base config (CPU; overrides pick the device). */
 static void make_fixture(void)
 {
-    char tdata[512], path[400], text[4096], corpus[400], prefix[400];
+    char tdata[512], path[400], text[4096];
     data_dir(tdata, sizeof tdata);
-    snprintf(g_dir, sizeof g_dir, "/tmp/sg_test_cuda_train_XXXXXX");
-    SG_CHECK(mkdtemp(g_dir), "mkdtemp");
+    sg_test_clip_fixture("sg_test_cuda_train", g_dir, sizeof g_dir);
     snprintf(g_data, sizeof g_data, "%s/data", g_dir);
-    struct sg_synth_opts o;
-    struct sg_synth_stats st;
-    sg_synth_opts_default(&o);
-    o.dir = g_data;
-    o.size = 16;
-    o.ntrain = 96;
-    o.nval = 8;
-    SG_CHECK(sg_synth_generate(&o, &st) == 0, "%s", sg_last_error());
-    snprintf(corpus, sizeof corpus, "%s/captions.txt", g_data);
-    snprintf(prefix, sizeof prefix, "%s/tok", g_data);
-    struct sg_tokenizer_train_opts to = {.vocab_size = 100};
-    SG_CHECK(sg_tokenizer_train(corpus, prefix, &to) == 0, "%s", sg_last_error());
     snprintf(text, sizeof text,
              "run: {name: base, output_dir: %s/runs, seed: 1, threads: 2}\n"
              "model: {name: %s/models/train-vit.yaml}\n"

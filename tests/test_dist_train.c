@@ -14,7 +14,13 @@
  *      within 1e-5 (1 + |value|) (float sums reordered across ranks: ~1e-7 observed);
  *   4. the 2-rank run stopped after 2 steps and resumed by both ranks from rank 0's checkpoint
  *      ends with the same bytes in every tensor as the uninterrupted run;
- *   5. resuming the 2-rank checkpoint with one process is refused with a clear message.
+ *   5. resuming the 2-rank checkpoint with one process is refused with a clear message;
+ *   6. BatchNorm: the same comparison (losses, every checkpoint tensor including the BatchNorm
+ *      running statistics, same tolerances) with the ModifiedResNet CLIP of
+ *      tests/data/models/train-rn.yaml (32 px: the fixture's 16 px images are resized up by the
+ *      crop) and dist.sync_bn true (SyncBN, ops/norm.h; with one process the key is a no-op);
+ *      without dist.sync_bn the 2-rank run must differ (each rank normalises with its own 8
+ *      samples), which shows that the comparison sees the BatchNorm statistics.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -38,22 +44,9 @@ static char g_dir[256], g_cfg[512];
 
 static void make_fixture(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/sg_test_dist_train_XXXXXX");
-    SG_CHECK(mkdtemp(g_dir), "mkdtemp");
-    char data[320], path[400], text[4096], corpus[400], prefix[400];
+    sg_test_clip_fixture("sg_test_dist_train", g_dir, sizeof g_dir);
+    char data[320], path[400], text[4096];
     snprintf(data, sizeof data, "%s/data", g_dir);
-    struct sg_synth_opts o;
-    struct sg_synth_stats st;
-    sg_synth_opts_default(&o);
-    o.dir = data;
-    o.size = 16;
-    o.ntrain = 96;
-    o.nval = 8;
-    SG_CHECK(sg_synth_generate(&o, &st) == 0, "%s", sg_last_error());
-    snprintf(corpus, sizeof corpus, "%s/captions.txt", data);
-    snprintf(prefix, sizeof prefix, "%s/tok", data);
-    struct sg_tokenizer_train_opts to = {.vocab_size = 100};
-    SG_CHECK(sg_tokenizer_train(corpus, prefix, &to) == 0, "%s", sg_last_error());
     snprintf(text, sizeof text,
              "run: {name: base, output_dir: %s/runs, seed: 3, threads: 1}\n"
              "model: {name: %s/models/train-vit.yaml}\n"
@@ -72,17 +65,26 @@ static void make_fixture(void)
     snprintf(g_cfg, sizeof g_cfg, "%s", path);
 }
 
-static int train_n(const char *name, const char *backend, const char *resume, int64_t stop_after,
-                   struct sg_train_result *res)
+/* The run of g_cfg named name, with up to 4 extra overrides ("key=value"). */
+static int train_with(const char *name, const char *backend, const char *resume, int64_t stop_after,
+                      const char *const *extra, int nextra, struct sg_train_result *res)
 {
     char o1[160];
-    const char *over[1] = {o1};
+    const char *over[5] = {o1};
     snprintf(o1, sizeof o1, "run.name=%s", name);
+    SG_CHECK(nextra >= 0 && nextra <= 4, "nextra %d", nextra);
+    for (int i = 0; i < nextra; i++) over[1 + i] = extra[i];
     struct sg_train_config cfg;
-    SG_CHECK(sg_train_config_load(&cfg, g_cfg, over, 1) == 0, "%s", sg_last_error());
+    SG_CHECK(sg_train_config_load(&cfg, g_cfg, over, 1 + nextra) == 0, "%s", sg_last_error());
     struct sg_train_opts opts = {
         .resume = resume, .quiet = 1, .dist_backend = backend, .stop_after = stop_after};
     return sg_train_run(&cfg, &opts, res);
+}
+
+static int train_n(const char *name, const char *backend, const char *resume, int64_t stop_after,
+                   struct sg_train_result *res)
+{
+    return train_with(name, backend, resume, stop_after, NULL, 0, res);
 }
 
 static int train(const char *name, const char *backend, const char *resume,
@@ -123,8 +125,9 @@ static int read_losses(const char *run_dir, double *loss, int max)
     return n;
 }
 
-/* Every f32 tensor of a against b: max |a - b| - 1e-5 |b| <= 1e-5. */
-static void compare_checkpoints(const char *pa, const char *pb)
+/* Every f32 tensor of a against b: max |a - b| - 1e-5 |b| <= 1e-5. expect_equal: a check
+ * (prints the first mismatches); else only the number of values out of tolerance (returned). */
+static int compare_checkpoints(const char *pa, const char *pb, int expect_equal)
 {
     struct sg_st_file a, b;
     SG_CHECK(sg_st_open(&a, pa) == 0 && sg_st_open(&b, pb) == 0, "%s", sg_last_error());
@@ -140,7 +143,7 @@ static void compare_checkpoints(const char *pa, const char *pb)
         for (int64_t k = 0; k < n; k++) {
             double d = fabs((double)x[k] - y[k]) - 1e-5 * fabs((double)y[k]);
             if (d > worst) worst = d;
-            if (d > 1e-5 && bad++ < 5)
+            if (d > 1e-5 && bad++ < 5 && expect_equal)
                 printf("  %s[%lld]: 2 ranks %.9g, 1 process %.9g\n", e->name, (long long)k, x[k],
                        y[k]);
         }
@@ -153,9 +156,52 @@ static void compare_checkpoints(const char *pa, const char *pb)
     snprintf(label, sizeof label,
              "final checkpoints agree: %d tensors (%d of the loss state), max excess %.2g", nt,
              nstate, worst);
-    sg_test_true(label, bad == 0 && nt > 0 && nstate > 0);
+    if (expect_equal) sg_test_true(label, bad == 0 && nt > 0 && nstate > 0);
     sg_st_close(&a);
     sg_st_close(&b);
+    return bad;
+}
+
+/* The per-step losses of two runs agree (relative 1e-4). */
+static void compare_losses(const char *run_one, const char *run_two, int world)
+{
+    double l1[16], l2[16];
+    int n1 = read_losses(run_one, l1, 16), n2 = read_losses(run_two, l2, 16), ok = 1;
+    for (int k = 0; k < n1 && k < n2; k++) {
+        printf("  step %d: loss 1 process %.7g, %d ranks %.7g\n", k + 1, l1[k], world, l2[k]);
+        ok &= fabs(l1[k] - l2[k]) <= 1e-4 * fabs(l1[k]) + 1e-6;
+    }
+    char label[200];
+    snprintf(label, sizeof label, "the %d logged losses equal the one-process run's", n1);
+    sg_test_true(label, ok && n1 == STEPS && n2 == STEPS);
+}
+
+/* Section 6: the ModifiedResNet (BatchNorm) CLIP, with and without dist.sync_bn. */
+static void batchnorm_runs(const struct sg_dist *d)
+{
+    char model[400], name[64], label[200];
+    snprintf(model, sizeof model, "model.name=%s/models/train-rn.yaml", SG_TEST_DATA_DIR);
+    const char *sync[2] = {model, "dist.sync_bn=true"};
+    snprintf(name, sizeof name, "rn_single_%d", d->rank);
+    struct sg_train_result one, two, local;
+    int r1 = train_with(name, "single", NULL, 0, sync, 2, &one);
+    int r2 = train_with("rn_dist", NULL, NULL, 0, sync, 2, &two);
+    int r3 = train_with("rn_dist_local", NULL, NULL, 0, sync, 1, &local);
+    snprintf(label, sizeof label,
+             "rank %d: ModifiedResNet runs finish: one process, %d ranks with and without "
+             "dist.sync_bn (%d, %d, %d)",
+             d->rank, d->world, r1, r2, r3);
+    sg_test_true(label, r1 == 0 && r2 == 0 && r3 == 0 && two.steps == STEPS);
+    if (d->rank != 0 || r1 || r2 || r3) return;
+    printf("  ModifiedResNet, dist.sync_bn true:\n");
+    compare_losses(one.run_dir, two.run_dir, d->world);
+    compare_checkpoints(two.checkpoint, one.checkpoint, 1);
+    int bad = compare_checkpoints(local.checkpoint, one.checkpoint, 0);
+    snprintf(label, sizeof label,
+             "without dist.sync_bn the %d-rank ModifiedResNet run differs (%d values out of "
+             "tolerance)",
+             d->world, bad);
+    sg_test_true(label, bad > 0);
 }
 
 int main(void)
@@ -194,21 +240,16 @@ int main(void)
         sg_test_true("2 + 2 steps with a resume equal 4 steps, byte for byte (every tensor)",
                      same_tensors(rest.checkpoint, two.checkpoint));
     if (d.rank == 0 && r1 == 0 && r2 == 0) {
-        double l1[16], l2[16];
-        int n1 = read_losses(one.run_dir, l1, 16), n2 = read_losses(two.run_dir, l2, 16), ok = 1;
-        for (int k = 0; k < n1 && k < n2; k++) {
-            printf("  step %d: loss 1 process %.7g, %d ranks %.7g\n", k + 1, l1[k], d.world, l2[k]);
-            ok &= fabs(l1[k] - l2[k]) <= 1e-4 * fabs(l1[k]) + 1e-6;
-        }
-        snprintf(label, sizeof label, "the %d logged losses equal the one-process run's", n1);
-        sg_test_true(label, ok && n1 == STEPS && n2 == STEPS);
-        compare_checkpoints(two.checkpoint, one.checkpoint);
+        compare_losses(one.run_dir, two.run_dir, d.world);
+        compare_checkpoints(two.checkpoint, one.checkpoint, 1);
         /* a 2-rank checkpoint does not resume in one process */
         int r3 = train("dist", "single", "latest", &again);
         snprintf(label, sizeof label, "resuming the %d-rank run with one process is refused: %s",
                  d.world, r3 ? sg_last_error() : "accepted");
         sg_test_true(label, r3 != 0 && strstr(sg_last_error(), "ranks"));
     }
+    SG_CHECK(sg_dist_barrier(&d) == 0, "%s", sg_last_error());
+    batchnorm_runs(&d);
     sg_dist_barrier(&d);
     double fails = sg_test_failures();
     sg_dist_allreduce_sum_f64(&d, &fails, 1);

@@ -64,23 +64,9 @@ static void write_file(const char *path, const char *text)
 /* 96 training images of 16 px (6 steps of 16 per epoch), a tokenizer, a config. */
 static void make_fixture(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/sg_test_train_XXXXXX");
-    SG_CHECK(mkdtemp(g_dir), "mkdtemp");
+    sg_test_clip_fixture("sg_test_train", g_dir, sizeof g_dir);
     char data[320], path[400], text[4096];
     snprintf(data, sizeof data, "%s/data", g_dir);
-    struct sg_synth_opts o;
-    struct sg_synth_stats st;
-    sg_synth_opts_default(&o);
-    o.dir = data;
-    o.size = 16;
-    o.ntrain = 96;
-    o.nval = 8;
-    SG_CHECK(sg_synth_generate(&o, &st) == 0, "%s", sg_last_error());
-    char corpus[400], prefix[400];
-    snprintf(corpus, sizeof corpus, "%s/captions.txt", data);
-    snprintf(prefix, sizeof prefix, "%s/tok", data);
-    struct sg_tokenizer_train_opts to = {.vocab_size = 100};
-    SG_CHECK(sg_tokenizer_train(corpus, prefix, &to) == 0, "%s", sg_last_error());
     snprintf(text, sizeof text,
              "run: {name: base, output_dir: %s/runs, seed: 1, threads: 2}\n"
              "model: {name: %s/models/train-vit.yaml}\n"

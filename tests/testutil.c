@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "data/synth.h"
+#include "text/tokenizer.h"
 
 #ifndef SG_REF_DIR
 #error "SG_REF_DIR must point at tests/ref/data"
@@ -233,4 +235,24 @@ int sg_test_summary(const char *name)
 {
     printf("%s: %d passed, %d failed\n", name, n_pass, n_fail);
     return n_fail ? 1 : 0;
+}
+
+void sg_test_clip_fixture(const char *tag, char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/%s_XXXXXX", tag);
+    SG_CHECK(mkdtemp(dir), "mkdtemp %s", dir);
+    char data[400], corpus[420], prefix[420];
+    snprintf(data, sizeof data, "%s/data", dir);
+    struct sg_synth_opts o;
+    struct sg_synth_stats st;
+    sg_synth_opts_default(&o);
+    o.dir = data;
+    o.size = 16;
+    o.ntrain = 96;
+    o.nval = 8;
+    SG_CHECK(sg_synth_generate(&o, &st) == 0, "%s", sg_last_error());
+    snprintf(corpus, sizeof corpus, "%s/captions.txt", data);
+    snprintf(prefix, sizeof prefix, "%s/tok", data);
+    struct sg_tokenizer_train_opts to = {.vocab_size = 100};
+    SG_CHECK(sg_tokenizer_train(corpus, prefix, &to) == 0, "%s", sg_last_error());
 }

@@ -59,6 +59,11 @@ void sg_test_load_params(struct sg_params *ps, const struct sg_st_file *f, const
 int sg_test_check_param_names(const struct sg_params *ps, const struct sg_st_file *f,
                               const char *prefix, const char *const *skip, const char *label);
 
+/* The training tests' fixture: a fresh folder /tmp/<tag>_XXXXXX (written to dir) holding data/:
+ * 96 synthetic captioned training images and 8 val images of 16 px (data/synth.h: train.tsv,
+ * val.tsv, captions.txt, zeroshot/) and a 100-piece SentencePiece tokenizer data/tok.model. */
+void sg_test_clip_fixture(const char *tag, char *dir, size_t n);
+
 int sg_test_summary(const char *name);
 int sg_test_failures(void);
 

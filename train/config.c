@@ -171,6 +171,8 @@ static const struct sg_cfg_key dist_keys[] = {
          "auto (from the launcher's environment), single, mpi or nccl"),
     FLT("timeout_s", dist.timeout_s, 0.0, 1e7,
         "seconds a collective may wait before the run stops with an error (0: forever)"),
+    BOOL("sync_bn", dist.sync_bn,
+         "BatchNorm statistics over the global batch of all ranks (SyncBN; CPU)"),
     {0}};
 
 static const struct sg_cfg_key top_keys[] = {

@@ -28,9 +28,13 @@
  *   log:        tensorboard, progress (auto | bar | lines)
  *   eval:       every_epochs, zeroshot_dir, zeroshot_classnames, zeroshot_templates,
  *               retrieval (a CSV/TSV of held-out pairs), batch_size
- *   dist:       backend (auto | single | mpi | nccl), timeout_s — data-parallel training when
- *               launched by mpirun / srun: train.batch_size is the GLOBAL batch (each of the W
- *               ranks takes batch_size / W), so a config means the same run at any world size
+ *   dist:       backend (auto | single | mpi | nccl), timeout_s, sync_bn — data-parallel
+ *               training when launched by mpirun / srun: train.batch_size is the GLOBAL batch
+ *               (each of the W ranks takes batch_size / W), so a config means the same run at
+ *               any world size; sync_bn (default false): BatchNorm statistics over the global
+ *               batch (SyncBN, ops/norm.h; CPU), as one process would compute them — without
+ *               it each rank normalises with its own batch_size / W samples (torch DDP's
+ *               default); no effect with one process or a model without BatchNorm
  */
 #ifndef SG_TRAIN_CONFIG_H
 #define SG_TRAIN_CONFIG_H
@@ -105,6 +109,7 @@ struct sg_train_config {
     struct {
         int backend;     /* 0 auto, 1 single, 2 mpi, 3 nccl */
         float timeout_s; /* per collective (0: wait forever) */
+        int sync_bn;     /* BatchNorm statistics over all ranks (ctx.bn_sync) */
     } dist;
 };
 

@@ -435,6 +435,7 @@ static int open_dist(struct trainer *t)
         return sg_err("distributed training on cuda is not available yet (the collectives "
                       "build, the distributed loss runs on the CPU): use run.device cpu or one "
                       "process");
+    if (c->dist.sync_bn) t->ctx.bn_sync = &t->dist; /* SyncBN (ops/norm.h); world 1: no-op */
     if (!t->opts->quiet && t->dist.rank == 0)
         fprintf(stderr, "sogclip train: %d ranks (%s), %d pairs per rank, global batch %d\n", W,
                 sg_dist_backend_name(t->dist.backend), t->B, c->train.batch_size);
