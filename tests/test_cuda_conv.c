@@ -52,52 +52,14 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static float *host_rand(int64_t n, uint64_t seed, float lo, float hi)
-{
-    float *x = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    sg_test_fill(x, n, seed, lo, hi);
-    return x;
-}
-
-static float *host_nan(int64_t n)
-{
-    float *x = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++) x[i] = NAN;
-    return x;
-}
-
 static float *host_zero(int64_t n)
 {
     return sg_xcalloc((size_t)(n ? n : 1), sizeof(float));
 }
 
-static float *host_copy(const float *src, int64_t n)
-{
-    if (!src) return NULL;
-    float *x = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    memcpy(x, src, sizeof(float) * (size_t)n);
-    return x;
-}
-
-static float *to_dev(struct sg_ctx *g, const float *h, int64_t n)
-{
-    if (!h) return NULL;
-    float *d = sg_dev_alloc(g, sizeof(float) * (size_t)n);
-    sg_memcpy_h2d(g, d, h, sizeof(float) * (size_t)n);
-    return d;
-}
-
 static void upload(struct sg_ctx *g, float *d, const float *h, int64_t n)
 {
     sg_memcpy_h2d(g, d, h, sizeof(float) * (size_t)n);
-}
-
-/* Malloc'd host copy of a device buffer (synchronises). */
-static float *from_dev(struct sg_ctx *g, const float *d, int64_t n)
-{
-    float *h = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    sg_memcpy_d2h(g, h, d, sizeof(float) * (size_t)n);
-    return h;
 }
 
 static double rms(const float *x, int64_t n)
@@ -112,7 +74,7 @@ static double rms(const float *x, int64_t n)
 static int check_dev(struct sg_ctx *g, const char *label, const float *d, const float *ref,
                      int64_t n, float rel, float rtol)
 {
-    float *h = from_dev(g, d, n);
+    float *h = sg_test_from_dev(g, d, n);
     double r = rms(ref, n), maxd = 0.0;
     for (int64_t i = 0; i < n; i++) {
         double e = fabs((double)h[i] - ref[i]);
@@ -134,7 +96,7 @@ static int check_dev(struct sg_ctx *g, const char *label, const float *d, const 
 static void check_dev_bits(struct sg_ctx *g, const char *label, const float *d, const float *h,
                            int64_t n)
 {
-    float *got = from_dev(g, d, n);
+    float *got = sg_test_from_dev(g, d, n);
     int same = memcmp(got, h, sizeof(float) * (size_t)n) == 0;
     if (!same)
         for (int64_t i = 0; i < n; i++)
@@ -151,7 +113,7 @@ static void check_dev_bits(struct sg_ctx *g, const char *label, const float *d, 
 static void check_bitequal(struct sg_ctx *g, const char *label, const float *d1, const float *d2,
                            int64_t n)
 {
-    float *b = from_dev(g, d2, n);
+    float *b = sg_test_from_dev(g, d2, n);
     check_dev_bits(g, label, d1, b, n);
     free(b);
 }
@@ -198,22 +160,22 @@ static void conv_case_init(struct conv_case *t, struct sg_ctx *cpu, struct sg_ct
     t->nw = (int64_t)s->OC * (s->C / s->groups) * s->KH * s->KW;
     t->no = (int64_t)s->B * s->OC * s->OH * s->OW;
     t->nb = s->OC;
-    t->inp = host_rand(t->ni, seed + 1, -1, 1);
-    t->w = host_rand(t->nw, seed + 2, -1, 1);
-    t->b = bias ? host_rand(t->nb, seed + 3, -1, 1) : NULL;
-    t->dout = host_rand(t->no, seed + 4, -1, 1);
-    t->dw0 = host_rand(t->nw, seed + 5, -1, 1);
-    t->db0 = host_rand(t->nb, seed + 6, -1, 1);
-    t->out_ref = host_nan(t->no);
-    t->gdinp = host_nan(t->ni);
+    t->inp = sg_test_rand(t->ni, seed + 1, -1, 1);
+    t->w = sg_test_rand(t->nw, seed + 2, -1, 1);
+    t->b = bias ? sg_test_rand(t->nb, seed + 3, -1, 1) : NULL;
+    t->dout = sg_test_rand(t->no, seed + 4, -1, 1);
+    t->dw0 = sg_test_rand(t->nw, seed + 5, -1, 1);
+    t->db0 = sg_test_rand(t->nb, seed + 6, -1, 1);
+    t->out_ref = sg_test_nan(t->no);
+    t->gdinp = sg_test_nan(t->ni);
     t->gdw = host_zero(t->nw);
     t->gdb = host_zero(t->nb);
     op_conv2d_forward(cpu, s, t->out_ref, t->inp, t->w, t->b);
     op_conv2d_backward(cpu, s, t->gdinp, t->gdw, t->gdb, t->dout, t->inp, t->w);
-    t->d_inp = to_dev(g, t->inp, t->ni);
-    t->d_w = to_dev(g, t->w, t->nw);
-    t->d_b = to_dev(g, t->b, t->nb);
-    t->d_dout = to_dev(g, t->dout, t->no);
+    t->d_inp = sg_test_to_dev(g, t->inp, t->ni);
+    t->d_w = sg_test_to_dev(g, t->w, t->nw);
+    t->d_b = sg_test_to_dev(g, t->b, t->nb);
+    t->d_dout = sg_test_to_dev(g, t->dout, t->no);
     t->d_out = sg_dev_alloc(g, sizeof(float) * t->no);
     t->d_out2 = sg_dev_alloc(g, sizeof(float) * t->no);
     t->d_dinp = sg_dev_alloc(g, sizeof(float) * t->ni);
@@ -237,7 +199,7 @@ static void conv_case_free(struct conv_case *t, struct sg_ctx *g)
 /* y = x0 + k * g elementwise, accumulated one g at a time in float (as the op does). */
 static float *accum(const float *x0, const float *gr, int64_t n, int k)
 {
-    float *y = host_copy(x0, n);
+    float *y = sg_test_host_copy(x0, n);
     for (int r = 0; r < k; r++)
         for (int64_t i = 0; i < n; i++) y[i] += gr[i];
     return y;
@@ -247,7 +209,7 @@ static float *accum(const float *x0, const float *gr, int64_t n, int k)
 static void conv_reset_grads(struct sg_ctx *g, const struct conv_case *t, float *d_dinp,
                              float *d_dw, float *d_db)
 {
-    float *nan = host_nan(t->ni);
+    float *nan = sg_test_nan(t->ni);
     upload(g, d_dinp, nan, t->ni);
     upload(g, d_dw, t->dw0, t->nw);
     upload(g, d_db, t->db0, t->nb);
@@ -260,7 +222,7 @@ static void conv_null_skips(struct sg_ctx *g, struct conv_case *t, float rel, fl
     char lab[320];
     const struct sg_conv2d_shape *s = &t->s;
     conv_reset_grads(g, t, t->d_dinp, t->d_dw, t->d_db);
-    float *dinp_nan = from_dev(g, t->d_dinp, t->ni);
+    float *dinp_nan = sg_test_from_dev(g, t->d_dinp, t->ni);
     float *db1 = accum(t->db0, t->gdb, t->nb, 1), *dw1 = accum(t->dw0, t->gdw, t->nw, 1);
 
     op_conv2d_backward(g, s, NULL, NULL, t->d_db, t->d_dout, t->d_inp, t->d_w);
@@ -271,7 +233,7 @@ static void conv_null_skips(struct sg_ctx *g, struct conv_case *t, float rel, fl
     snprintf(lab, sizeof lab, "conv null-skip db only: dinp untouched %s", t->name);
     check_dev_bits(g, lab, t->d_dinp, dinp_nan, t->ni);
 
-    float *db_now = from_dev(g, t->d_db, t->nb);
+    float *db_now = sg_test_from_dev(g, t->d_db, t->nb);
     op_conv2d_backward(g, s, NULL, t->d_dw, NULL, t->d_dout, t->d_inp, t->d_w);
     snprintf(lab, sizeof lab, "conv null-skip dw only: dw %s", t->name);
     check_dev(g, lab, t->d_dw, dw1, t->nw, rel, rtol);
@@ -280,7 +242,7 @@ static void conv_null_skips(struct sg_ctx *g, struct conv_case *t, float rel, fl
     snprintf(lab, sizeof lab, "conv null-skip dw only: dinp untouched %s", t->name);
     check_dev_bits(g, lab, t->d_dinp, dinp_nan, t->ni);
 
-    float *dw_now = from_dev(g, t->d_dw, t->nw);
+    float *dw_now = sg_test_from_dev(g, t->d_dw, t->nw);
     op_conv2d_backward(g, s, t->d_dinp, NULL, NULL, t->d_dout, t->d_inp, t->d_w);
     snprintf(lab, sizeof lab, "conv null-skip dinp only: dinp %s", t->name);
     check_dev(g, lab, t->d_dinp, t->gdinp, t->ni, rel, rtol);
@@ -301,7 +263,7 @@ static void conv_run_precision(struct sg_ctx *g, struct conv_case *t, enum sg_pr
     float rtol = prec == SG_PREC_BF16 ? CONV_RTOL_BF16 : CONV_RTOL_FP32;
     g->precision = prec;
 
-    float *nan_o = host_nan(t->no);
+    float *nan_o = sg_test_nan(t->no);
     upload(g, t->d_out, nan_o, t->no);
     upload(g, t->d_out2, nan_o, t->no);
     op_conv2d_forward(g, s, t->d_out, t->d_inp, t->d_w, t->d_b);
@@ -393,38 +355,38 @@ static void test_bn(struct sg_ctx *cpu, struct sg_ctx *g, const struct bn_case *
              k->affine, k->track, k->offset, k->lo, k->hi, prec_name(prec));
     printf("batchnorm %s\n", nm);
     uint64_t sd = (uint64_t)(B * 7 + C * 13 + HW);
-    float *x = host_rand(n, sd + 1, k->lo, k->hi), *dout = host_rand(n, sd + 2, -1, 1);
-    float *gamma = k->affine ? host_rand(C, sd + 3, 0.5f, 1.5f) : NULL;
-    float *beta = k->affine ? host_rand(C, sd + 4, -1, 1) : NULL;
-    float *rm0 = host_rand(C, sd + 5, -1, 1), *rv0 = host_rand(C, sd + 6, 0.5f, 1.5f);
-    float *dg0 = host_rand(C, sd + 7, -1, 1), *db0 = host_rand(C, sd + 8, -1, 1);
+    float *x = sg_test_rand(n, sd + 1, k->lo, k->hi), *dout = sg_test_rand(n, sd + 2, -1, 1);
+    float *gamma = k->affine ? sg_test_rand(C, sd + 3, 0.5f, 1.5f) : NULL;
+    float *beta = k->affine ? sg_test_rand(C, sd + 4, -1, 1) : NULL;
+    float *rm0 = sg_test_rand(C, sd + 5, -1, 1), *rv0 = sg_test_rand(C, sd + 6, 0.5f, 1.5f);
+    float *dg0 = sg_test_rand(C, sd + 7, -1, 1), *db0 = sg_test_rand(C, sd + 8, -1, 1);
 
     /* CPU references: training forward/backward, eval forward/backward */
-    float *out_t = host_nan(n), *mean_t = host_nan(C), *rstd_t = host_nan(C);
-    float *rm_t = host_copy(rm0, C), *rv_t = host_copy(rv0, C);
-    float *gdinp_t = host_nan(n), *gdg_t = host_zero(C), *gdb_t = host_zero(C);
+    float *out_t = sg_test_nan(n), *mean_t = sg_test_nan(C), *rstd_t = sg_test_nan(C);
+    float *rm_t = sg_test_host_copy(rm0, C), *rv_t = sg_test_host_copy(rv0, C);
+    float *gdinp_t = sg_test_nan(n), *gdg_t = host_zero(C), *gdb_t = host_zero(C);
     op_batchnorm2d_forward(cpu, out_t, mean_t, rstd_t, k->track ? rm_t : NULL,
                            k->track ? rv_t : NULL, x, gamma, beta, B, C, HW, momentum, eps, 1);
     op_batchnorm2d_backward(cpu, gdinp_t, gdg_t, gdb_t, dout, x, gamma, mean_t, rstd_t, B, C, HW,
                             1);
-    float *out_e = host_nan(n), *mean_e = host_nan(C), *rstd_e = host_nan(C);
-    float *gdinp_e = host_nan(n), *gdg_e = host_zero(C), *gdb_e = host_zero(C);
+    float *out_e = sg_test_nan(n), *mean_e = sg_test_nan(C), *rstd_e = sg_test_nan(C);
+    float *gdinp_e = sg_test_nan(n), *gdg_e = host_zero(C), *gdb_e = host_zero(C);
     op_batchnorm2d_forward(cpu, out_e, mean_e, rstd_e, rm0, rv0, x, gamma, beta, B, C, HW, momentum,
                            eps, 0);
     op_batchnorm2d_backward(cpu, gdinp_e, gdg_e, gdb_e, dout, x, gamma, mean_e, rstd_e, B, C, HW,
                             0);
 
     int off = k->offset;
-    float *nan_n = host_nan(n), *nan_c = host_nan(C);
+    float *nan_n = sg_test_nan(n), *nan_c = sg_test_nan(C);
     struct dbuf x_d = dbuf_new(g, x, n, off), dout_d = dbuf_new(g, dout, n, off);
     struct dbuf out_d = dbuf_new(g, nan_n, n, off), out2_d = dbuf_new(g, nan_n, n, off);
     struct dbuf dinp_d = dbuf_new(g, nan_n, n, off), dinp2_d = dbuf_new(g, nan_n, n, off);
-    float *d_gamma = to_dev(g, gamma, C), *d_beta = to_dev(g, beta, C);
-    float *d_mean = to_dev(g, nan_c, C), *d_rstd = to_dev(g, nan_c, C);
-    float *d_rm = to_dev(g, rm0, C), *d_rv = to_dev(g, rv0, C);
-    float *d_rm2 = to_dev(g, rm0, C), *d_rv2 = to_dev(g, rv0, C);
-    float *d_dg = to_dev(g, dg0, C), *d_db = to_dev(g, db0, C);
-    float *d_dg2 = to_dev(g, dg0, C), *d_db2 = to_dev(g, db0, C);
+    float *d_gamma = sg_test_to_dev(g, gamma, C), *d_beta = sg_test_to_dev(g, beta, C);
+    float *d_mean = sg_test_to_dev(g, nan_c, C), *d_rstd = sg_test_to_dev(g, nan_c, C);
+    float *d_rm = sg_test_to_dev(g, rm0, C), *d_rv = sg_test_to_dev(g, rv0, C);
+    float *d_rm2 = sg_test_to_dev(g, rm0, C), *d_rv2 = sg_test_to_dev(g, rv0, C);
+    float *d_dg = sg_test_to_dev(g, dg0, C), *d_db = sg_test_to_dev(g, db0, C);
+    float *d_dg2 = sg_test_to_dev(g, dg0, C), *d_db2 = sg_test_to_dev(g, db0, C);
     float *rmp = k->track ? d_rm : NULL, *rvp = k->track ? d_rv : NULL;
 
     /* training forward */
@@ -491,8 +453,8 @@ static void test_bn(struct sg_ctx *cpu, struct sg_ctx *g, const struct bn_case *
         snprintf(lab, sizeof lab, "bn train bwd in place dinp bit-identical %s", nm);
         check_bitequal(g, lab, dinp2_d.p, dinp_d.p, n);
         /* NULL skips: dgamma only, then dinp only */
-        float *dg_before = from_dev(g, d_dg, C), *db_before = from_dev(g, d_db, C);
-        float *dinp_before = from_dev(g, dinp_d.p, n);
+        float *dg_before = sg_test_from_dev(g, d_dg, C), *db_before = sg_test_from_dev(g, d_db, C);
+        float *dinp_before = sg_test_from_dev(g, dinp_d.p, n);
         float *dg3 = accum(dg_before, gdg_t, C, 1);
         op_batchnorm2d_backward(g, NULL, d_dg, NULL, dout_d.p, x_d.p, d_gamma, d_mean, d_rstd, B, C,
                                 HW, 1);
@@ -502,7 +464,7 @@ static void test_bn(struct sg_ctx *cpu, struct sg_ctx *g, const struct bn_case *
         check_dev_bits(g, lab, d_db, db_before, C);
         snprintf(lab, sizeof lab, "bn null-skip dgamma only: dinp untouched %s", nm);
         check_dev_bits(g, lab, dinp_d.p, dinp_before, n);
-        float *dg_now = from_dev(g, d_dg, C);
+        float *dg_now = sg_test_from_dev(g, d_dg, C);
         upload(g, dinp2_d.p, nan_n, n);
         op_batchnorm2d_backward(g, dinp2_d.p, NULL, NULL, dout_d.p, x_d.p, d_gamma, d_mean, d_rstd,
                                 B, C, HW, 1);

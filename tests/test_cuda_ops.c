@@ -64,35 +64,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static float *host_rand(int64_t n, uint64_t seed, float lo, float hi)
-{
-    float *x = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    sg_test_fill(x, n, seed, lo, hi);
-    return x;
-}
-
-static float *host_nan(int64_t n)
-{
-    float *x = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++) x[i] = NAN;
-    return x;
-}
-
-static float *to_dev(struct sg_ctx *g, const float *h, int64_t n)
-{
-    float *d = sg_dev_alloc(g, sizeof(float) * (size_t)n);
-    sg_memcpy_h2d(g, d, h, sizeof(float) * (size_t)n);
-    return d;
-}
-
-/* Malloc'd host copy of a device buffer (synchronises). */
-static float *from_dev(struct sg_ctx *g, const float *d, int64_t n)
-{
-    float *h = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    sg_memcpy_d2h(g, h, d, sizeof(float) * (size_t)n);
-    return h;
-}
-
 static double rms(const float *x, int64_t n)
 {
     double s = 0.0;
@@ -104,7 +75,7 @@ static double rms(const float *x, int64_t n)
 static int check_dev(struct sg_ctx *g, const char *label, const float *d, const float *ref,
                      int64_t n, float rel, float rtol)
 {
-    float *h = from_dev(g, d, n);
+    float *h = sg_test_from_dev(g, d, n);
     float atol = (float)SG_MAX(rel * rms(ref, n), 1e-7);
     int ok = sg_test_close(label, h, ref, n, atol, rtol);
     free(h);
@@ -115,7 +86,7 @@ static int check_dev(struct sg_ctx *g, const char *label, const float *d, const 
 static void check_dev_bits(struct sg_ctx *g, const char *label, const float *d, const float *h,
                            int64_t n)
 {
-    float *got = from_dev(g, d, n);
+    float *got = sg_test_from_dev(g, d, n);
     sg_test_true(label, memcmp(got, h, sizeof(float) * (size_t)n) == 0);
     free(got);
 }
@@ -124,7 +95,7 @@ static void check_dev_bits(struct sg_ctx *g, const char *label, const float *d, 
 static void check_bitequal(struct sg_ctx *g, const char *label, const float *d1, const float *d2,
                            int64_t n)
 {
-    float *a = from_dev(g, d1, n), *b = from_dev(g, d2, n);
+    float *a = sg_test_from_dev(g, d1, n), *b = sg_test_from_dev(g, d2, n);
     sg_test_true(label, memcmp(a, b, sizeof(float) * (size_t)n) == 0);
     free(a);
     free(b);
@@ -136,10 +107,10 @@ static void test_linear(struct sg_ctx *g, int N, int C, int OC)
 {
     char lab[128];
     int64_t ni = (int64_t)N * C, nw = (int64_t)OC * C, no = (int64_t)N * OC;
-    float *inp = host_rand(ni, 1, -1, 1), *w = host_rand(nw, 2, -1, 1),
-          *b = host_rand(OC, 3, -1, 1);
-    float *dout = host_rand(no, 4, -1, 1);
-    float *dw0 = host_rand(nw, 5, -1, 1), *db0 = host_rand(OC, 6, -1, 1); /* initial grads */
+    float *inp = sg_test_rand(ni, 1, -1, 1), *w = sg_test_rand(nw, 2, -1, 1),
+          *b = sg_test_rand(OC, 3, -1, 1);
+    float *dout = sg_test_rand(no, 4, -1, 1);
+    float *dw0 = sg_test_rand(nw, 5, -1, 1), *db0 = sg_test_rand(OC, 6, -1, 1); /* initial grads */
     float *out_ref = sg_xmalloc(sizeof(float) * no), *dinp_ref = sg_xmalloc(sizeof(float) * ni);
     float *dw_ref = sg_xcalloc(nw, sizeof(float)), *db_ref = sg_xcalloc(OC, sizeof(float));
     linear_forward_ref(out_ref, inp, w, b, N, C, OC);
@@ -148,10 +119,12 @@ static void test_linear(struct sg_ctx *g, int N, int C, int OC)
     for (int64_t i = 0; i < nw; i++) dw_ref[i] = dw0[i] + 2.0f * dw_ref[i];
     for (int i = 0; i < OC; i++) db_ref[i] = db0[i] + 2.0f * db_ref[i];
 
-    float *d_inp = to_dev(g, inp, ni), *d_w = to_dev(g, w, nw), *d_b = to_dev(g, b, OC);
-    float *d_dout = to_dev(g, dout, no), *d_dw = to_dev(g, dw0, nw), *d_db = to_dev(g, db0, OC);
-    float *nan_o = host_nan(no), *nan_i = host_nan(ni);
-    float *d_out = to_dev(g, nan_o, no), *d_dinp = to_dev(g, nan_i, ni);
+    float *d_inp = sg_test_to_dev(g, inp, ni), *d_w = sg_test_to_dev(g, w, nw),
+          *d_b = sg_test_to_dev(g, b, OC);
+    float *d_dout = sg_test_to_dev(g, dout, no), *d_dw = sg_test_to_dev(g, dw0, nw),
+          *d_db = sg_test_to_dev(g, db0, OC);
+    float *nan_o = sg_test_nan(no), *nan_i = sg_test_nan(ni);
+    float *d_out = sg_test_to_dev(g, nan_o, no), *d_dinp = sg_test_to_dev(g, nan_i, ni);
 
     op_linear_forward(g, d_out, d_inp, d_w, d_b, N, C, OC);
     snprintf(lab, sizeof lab, "linear_fwd N=%d C=%d OC=%d", N, C, OC);
@@ -171,7 +144,7 @@ static void test_linear(struct sg_ctx *g, int N, int C, int OC)
     op_linear_forward(g, d_out, d_inp, d_w, NULL, N, C, OC);
     snprintf(lab, sizeof lab, "linear_fwd no bias N=%d C=%d OC=%d", N, C, OC);
     check_dev(g, lab, d_out, out_ref, no, GEMM_REL, 1e-4f);
-    float *dw_before = from_dev(g, d_dw, nw);
+    float *dw_before = sg_test_from_dev(g, d_dw, nw);
     float *db_once = sg_xmalloc(sizeof(float) * OC);
     memcpy(db_once, db_ref, sizeof(float) * OC);
     linear_backward_ref(NULL, NULL, db_once, dout, inp, w, N, C, OC);
@@ -182,7 +155,7 @@ static void test_linear(struct sg_ctx *g, int N, int C, int OC)
     check_dev(g, lab, d_db, db_once, OC, GEMM_REL, 1e-4f);
 
     /* determinism: the same backward from the same start gives the same bits */
-    float *d_db2 = to_dev(g, db0, OC), *d_db3 = to_dev(g, db0, OC);
+    float *d_db2 = sg_test_to_dev(g, db0, OC), *d_db3 = sg_test_to_dev(g, db0, OC);
     op_linear_backward(g, NULL, NULL, d_db2, d_dout, d_inp, d_w, N, C, OC);
     op_linear_backward(g, NULL, NULL, d_db3, d_dout, d_inp, d_w, N, C, OC);
     snprintf(lab, sizeof lab, "linear_bwd db bit-identical run to run N=%d", N);
@@ -201,16 +174,18 @@ static void test_matmul(struct sg_ctx *g, int batch, int M, int K, int N)
 {
     char lab[128];
     int64_t na = (int64_t)batch * M * K, nb = (int64_t)batch * K * N, no = (int64_t)batch * M * N;
-    float *a = host_rand(na, 11, -1, 1), *b = host_rand(nb, 12, -1, 1);
-    float *dout = host_rand(no, 13, -1, 1);
+    float *a = sg_test_rand(na, 11, -1, 1), *b = sg_test_rand(nb, 12, -1, 1);
+    float *dout = sg_test_rand(no, 13, -1, 1);
     float *out_ref = sg_xmalloc(sizeof(float) * no);
     float *da_ref = sg_xmalloc(sizeof(float) * na), *db_ref = sg_xmalloc(sizeof(float) * nb);
     matmul_forward_ref(out_ref, a, b, batch, M, K, N);
     matmul_backward_ref(da_ref, db_ref, dout, a, b, batch, M, K, N);
 
-    float *nan_o = host_nan(no), *nan_a = host_nan(na), *nan_b = host_nan(nb);
-    float *d_a = to_dev(g, a, na), *d_b = to_dev(g, b, nb), *d_dout = to_dev(g, dout, no);
-    float *d_out = to_dev(g, nan_o, no), *d_da = to_dev(g, nan_a, na), *d_db = to_dev(g, nan_b, nb);
+    float *nan_o = sg_test_nan(no), *nan_a = sg_test_nan(na), *nan_b = sg_test_nan(nb);
+    float *d_a = sg_test_to_dev(g, a, na), *d_b = sg_test_to_dev(g, b, nb),
+          *d_dout = sg_test_to_dev(g, dout, no);
+    float *d_out = sg_test_to_dev(g, nan_o, no), *d_da = sg_test_to_dev(g, nan_a, na),
+          *d_db = sg_test_to_dev(g, nan_b, nb);
     op_matmul_forward(g, d_out, d_a, d_b, batch, M, K, N);
     snprintf(lab, sizeof lab, "matmul_fwd batch=%d M=%d K=%d N=%d", batch, M, K, N);
     check_dev(g, lab, d_out, out_ref, no, GEMM_REL, 1e-4f);
@@ -235,14 +210,16 @@ static void test_act(struct sg_ctx *g, enum sg_act act, int64_t n, int offset)
 {
     char lab[160];
     const char *name = sg_act_name(act);
-    float *x = host_rand(n, 21 + (uint64_t)act, -6, 6), *dout = host_rand(n, 31, -1, 1);
+    float *x = sg_test_rand(n, 21 + (uint64_t)act, -6, 6), *dout = sg_test_rand(n, 31, -1, 1);
     float *out_ref = sg_xmalloc(sizeof(float) * n), *dinp_ref = sg_xmalloc(sizeof(float) * n);
     act_forward_ref(act, out_ref, x, n);
     act_backward_ref(act, dinp_ref, dout, x, n);
 
-    float *nan = host_nan(n + offset);
-    float *base_x = to_dev(g, nan, n + offset), *base_g = to_dev(g, nan, n + offset);
-    float *base_o = to_dev(g, nan, n + offset), *base_d = to_dev(g, nan, n + offset);
+    float *nan = sg_test_nan(n + offset);
+    float *base_x = sg_test_to_dev(g, nan, n + offset),
+          *base_g = sg_test_to_dev(g, nan, n + offset);
+    float *base_o = sg_test_to_dev(g, nan, n + offset),
+          *base_d = sg_test_to_dev(g, nan, n + offset);
     float *d_x = base_x + offset, *d_g = base_g + offset, *d_o = base_o + offset;
     float *d_d = base_d + offset;
     sg_memcpy_h2d(g, d_x, x, sizeof(float) * n);
@@ -277,10 +254,10 @@ static void test_layernorm(struct sg_ctx *g, int N, int C, int affine)
     const float eps = 1e-5f;
     int64_t n = (int64_t)N * C;
     /* offset the inputs (mean ~3) so that the two-pass variance matters */
-    float *x = host_rand(n, 41, 2, 4), *dout = host_rand(n, 42, -1, 1);
-    float *w = affine ? host_rand(C, 43, 0.5f, 1.5f) : NULL;
-    float *b = affine ? host_rand(C, 44, -1, 1) : NULL;
-    float *dw0 = host_rand(C, 45, -1, 1), *db0 = host_rand(C, 46, -1, 1);
+    float *x = sg_test_rand(n, 41, 2, 4), *dout = sg_test_rand(n, 42, -1, 1);
+    float *w = affine ? sg_test_rand(C, 43, 0.5f, 1.5f) : NULL;
+    float *b = affine ? sg_test_rand(C, 44, -1, 1) : NULL;
+    float *dw0 = sg_test_rand(C, 45, -1, 1), *db0 = sg_test_rand(C, 46, -1, 1);
     float *out_ref = sg_xmalloc(sizeof(float) * n), *dinp_ref = sg_xmalloc(sizeof(float) * n);
     float *mean_ref = sg_xmalloc(sizeof(float) * N), *rstd_ref = sg_xmalloc(sizeof(float) * N);
     float *dw_ref = sg_xcalloc(C, sizeof(float)), *db_ref = sg_xcalloc(C, sizeof(float));
@@ -292,11 +269,14 @@ static void test_layernorm(struct sg_ctx *g, int N, int C, int affine)
         db_ref[i] = db0[i] + 2.0f * db_ref[i];
     }
 
-    float *nan = host_nan(n);
-    float *d_x = to_dev(g, x, n), *d_dout = to_dev(g, dout, n), *d_out = to_dev(g, nan, n);
-    float *d_dinp = to_dev(g, nan, n), *d_mean = to_dev(g, nan, N), *d_rstd = to_dev(g, nan, N);
-    float *d_w = affine ? to_dev(g, w, C) : NULL, *d_b = affine ? to_dev(g, b, C) : NULL;
-    float *d_dw = to_dev(g, dw0, C), *d_db = to_dev(g, db0, C);
+    float *nan = sg_test_nan(n);
+    float *d_x = sg_test_to_dev(g, x, n), *d_dout = sg_test_to_dev(g, dout, n),
+          *d_out = sg_test_to_dev(g, nan, n);
+    float *d_dinp = sg_test_to_dev(g, nan, n), *d_mean = sg_test_to_dev(g, nan, N),
+          *d_rstd = sg_test_to_dev(g, nan, N);
+    float *d_w = affine ? sg_test_to_dev(g, w, C) : NULL,
+          *d_b = affine ? sg_test_to_dev(g, b, C) : NULL;
+    float *d_dw = sg_test_to_dev(g, dw0, C), *d_db = sg_test_to_dev(g, db0, C);
 
     op_layernorm_forward(g, d_out, d_mean, d_rstd, d_x, d_w, d_b, N, C, eps);
     snprintf(lab, sizeof lab, "layernorm_fwd out N=%d C=%d affine=%d", N, C, affine);
@@ -320,7 +300,8 @@ static void test_layernorm(struct sg_ctx *g, int N, int C, int affine)
         snprintf(lab, sizeof lab, "layernorm_bwd db (accumulate x2) N=%d C=%d", N, C);
         check_dev(g, lab, d_db, db_ref, C, GEMM_REL, 1e-4f);
         /* dinp aliasing dout (in place), params again from dw0: same bits as a fresh pair run */
-        float *d_g2 = to_dev(g, dout, n), *d_dw2 = to_dev(g, dw0, C), *d_db2 = to_dev(g, db0, C);
+        float *d_g2 = sg_test_to_dev(g, dout, n), *d_dw2 = sg_test_to_dev(g, dw0, C),
+              *d_db2 = sg_test_to_dev(g, db0, C);
         sg_memcpy_h2d(g, d_dw, dw0, sizeof(float) * C);
         sg_memcpy_h2d(g, d_db, db0, sizeof(float) * C);
         op_layernorm_backward(g, d_dinp, d_dw, d_db, d_dout, d_x, d_w, d_mean, d_rstd, N, C);
@@ -389,7 +370,7 @@ static float *to_dev_off(struct sg_ctx *g, const float *h, int64_t n, int off, f
 static int check_dev_rel(struct sg_ctx *g, const char *label, const float *d, const float *ref,
                          int64_t n, float rel, float rtol)
 {
-    float *h = from_dev(g, d, n);
+    float *h = sg_test_from_dev(g, d, n);
     double r = rms(ref, n), maxd = 0.0;
     for (int64_t i = 0; i < n; i++) maxd = SG_MAX(maxd, fabs((double)h[i] - (double)ref[i]));
     float atol = (float)SG_MAX(rel * r, 1e-7);
@@ -406,7 +387,7 @@ static int check_dev_rel(struct sg_ctx *g, const char *label, const float *d, co
 static void test_f32_to_bf16(struct sg_ctx *g, int64_t n, int off)
 {
     char lab[128];
-    float *x = host_rand(n, 51, -3, 3);
+    float *x = sg_test_rand(n, 51, -3, 3);
     static const float special[] = {0.0f,
                                     -0.0f,
                                     1.0f,
@@ -455,9 +436,9 @@ static void test_linear_bf16(struct sg_ctx *g, int N, int C, int OC, int off)
 {
     char lab[160];
     int64_t ni = (int64_t)N * C, nw = (int64_t)OC * C, no = (int64_t)N * OC;
-    float *inp = host_rand(ni, 61, -1, 1), *w = host_rand(nw, 62, -1, 1);
-    float *b = host_rand(OC, 63, -1, 1), *dout = host_rand(no, 64, -1, 1);
-    float *dw0 = host_rand(nw, 65, -1, 1), *db0 = host_rand(OC, 66, -1, 1);
+    float *inp = sg_test_rand(ni, 61, -1, 1), *w = sg_test_rand(nw, 62, -1, 1);
+    float *b = sg_test_rand(OC, 63, -1, 1), *dout = sg_test_rand(no, 64, -1, 1);
+    float *dw0 = sg_test_rand(nw, 65, -1, 1), *db0 = sg_test_rand(OC, 66, -1, 1);
     float *inp_r = host_bf16(inp, ni), *w_r = host_bf16(w, nw), *dout_r = host_bf16(dout, no);
     /* tight references (t) on rounded operands, loose (f) on the fp32 ones */
     float *out_t = sg_xmalloc(sizeof(float) * no), *out_f = sg_xmalloc(sizeof(float) * no);
@@ -476,7 +457,7 @@ static void test_linear_bf16(struct sg_ctx *g, int N, int C, int OC, int off)
     }
     for (int i = 0; i < OC; i++) db_ref[i] = db0[i] + 2.0f * db_ref[i];
 
-    float *nan_o = host_nan(no), *nan_i = host_nan(ni);
+    float *nan_o = sg_test_nan(no), *nan_i = sg_test_nan(ni);
     float *bases[10];
     float *d_inp = to_dev_off(g, inp, ni, off, &bases[0]),
           *d_w = to_dev_off(g, w, nw, off, &bases[1]);
@@ -535,8 +516,8 @@ static void test_matmul_bf16(struct sg_ctx *g, int batch, int M, int K, int N)
 {
     char lab[160];
     int64_t na = (int64_t)batch * M * K, nb = (int64_t)batch * K * N, no = (int64_t)batch * M * N;
-    float *a = host_rand(na, 71, -1, 1), *b = host_rand(nb, 72, -1, 1);
-    float *dout = host_rand(no, 73, -1, 1);
+    float *a = sg_test_rand(na, 71, -1, 1), *b = sg_test_rand(nb, 72, -1, 1);
+    float *dout = sg_test_rand(no, 73, -1, 1);
     float *a_r = host_bf16(a, na), *b_r = host_bf16(b, nb), *dout_r = host_bf16(dout, no);
     float *out_t = sg_xmalloc(sizeof(float) * no), *out_f = sg_xmalloc(sizeof(float) * no);
     float *da_t = sg_xmalloc(sizeof(float) * na), *da_f = sg_xmalloc(sizeof(float) * na);
@@ -546,10 +527,12 @@ static void test_matmul_bf16(struct sg_ctx *g, int batch, int M, int K, int N)
     matmul_backward_ref(da_t, db_t, dout_r, a_r, b_r, batch, M, K, N);
     matmul_backward_ref(da_f, db_f, dout, a, b, batch, M, K, N);
 
-    float *nan_o = host_nan(no), *nan_a = host_nan(na), *nan_b = host_nan(nb);
-    float *d_a = to_dev(g, a, na), *d_b = to_dev(g, b, nb), *d_dout = to_dev(g, dout, no);
-    float *d_out = to_dev(g, nan_o, no), *d_da = to_dev(g, nan_a, na), *d_db = to_dev(g, nan_b, nb);
-    float *d_out2 = to_dev(g, nan_o, no);
+    float *nan_o = sg_test_nan(no), *nan_a = sg_test_nan(na), *nan_b = sg_test_nan(nb);
+    float *d_a = sg_test_to_dev(g, a, na), *d_b = sg_test_to_dev(g, b, nb),
+          *d_dout = sg_test_to_dev(g, dout, no);
+    float *d_out = sg_test_to_dev(g, nan_o, no), *d_da = sg_test_to_dev(g, nan_a, na),
+          *d_db = sg_test_to_dev(g, nan_b, nb);
+    float *d_out2 = sg_test_to_dev(g, nan_o, no);
     op_matmul_forward(g, d_out, d_a, d_b, batch, M, K, N);
     snprintf(lab, sizeof lab, "bf16 matmul_fwd vs bf16-rounded ref batch=%d M=%d K=%d N=%d", batch,
              M, K, N);
@@ -591,8 +574,8 @@ static void test_matmul_bf16(struct sg_ctx *g, int batch, int M, int K, int N)
 static void time_linear(struct sg_ctx *g, int N, int C, int OC, int iters)
 {
     int64_t ni = (int64_t)N * C, nw = (int64_t)OC * C, no = (int64_t)N * OC;
-    float *h_inp = host_rand(ni, 81, -1, 1), *h_w = host_rand(nw, 82, -1, 1);
-    float *d_inp = to_dev(g, h_inp, ni), *d_w = to_dev(g, h_w, nw);
+    float *h_inp = sg_test_rand(ni, 81, -1, 1), *h_w = sg_test_rand(nw, 82, -1, 1);
+    float *d_inp = sg_test_to_dev(g, h_inp, ni), *d_w = sg_test_to_dev(g, h_w, nw);
     float *d_b = sg_dev_alloc(g, sizeof(float) * OC), *d_out = sg_dev_alloc(g, sizeof(float) * no);
     float *d_dinp = sg_dev_alloc(g, sizeof(float) * ni),
           *d_dw = sg_dev_alloc(g, sizeof(float) * nw);

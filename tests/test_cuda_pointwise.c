@@ -42,33 +42,12 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static float *host_rand(int64_t n, uint64_t seed, float lo, float hi)
-{
-    float *x = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    sg_test_fill(x, n, seed, lo, hi);
-    return x;
-}
-
 /* Multiples of 1/64 in [-1, 1]: sums of up to 2^17 of them are exact in float. */
 static float *host_dyadic(int64_t n, uint64_t seed)
 {
-    float *x = host_rand(n, seed, -1, 1);
+    float *x = sg_test_rand(n, seed, -1, 1);
     for (int64_t i = 0; i < n; i++) x[i] = roundf(x[i] * 64.0f) / 64.0f;
     return x;
-}
-
-static float *host_nan(int64_t n)
-{
-    float *x = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++) x[i] = NAN;
-    return x;
-}
-
-static float *host_copy(const float *x, int64_t n)
-{
-    float *y = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    memcpy(y, x, sizeof(float) * (size_t)n);
-    return y;
 }
 
 static uint64_t rng_next(uint64_t *s)
@@ -86,25 +65,12 @@ static void *to_dev_bytes(struct sg_ctx *g, const void *h, size_t bytes)
     return d;
 }
 
-static float *to_dev(struct sg_ctx *g, const float *h, int64_t n)
-{
-    return to_dev_bytes(g, h, sizeof(float) * (size_t)n);
-}
-
 /* Device float buffer of n NaNs (an overwrite must replace every one). */
 static float *dev_nan(struct sg_ctx *g, int64_t n)
 {
-    float *h = host_nan(n), *d = to_dev(g, h, n);
+    float *h = sg_test_nan(n), *d = sg_test_to_dev(g, h, n);
     free(h);
     return d;
-}
-
-/* Malloc'd host copy of a device buffer (synchronises). */
-static float *from_dev(struct sg_ctx *g, const float *d, int64_t n)
-{
-    float *h = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    sg_memcpy_d2h(g, h, d, sizeof(float) * (size_t)n);
-    return h;
 }
 
 static double rms(const float *x, int64_t n)
@@ -123,7 +89,7 @@ static double rms(const float *x, int64_t n)
 static int check_dev(struct sg_ctx *g, const char *label, const float *d, const float *ref,
                      int64_t n, float rel, float rtol)
 {
-    float *h = from_dev(g, d, n);
+    float *h = sg_test_from_dev(g, d, n);
     float atol = rel == 0.0f ? 0.0f : (float)SG_MAX(rel * rms(ref, n), 1e-7);
     int ok = sg_test_close(label, h, ref, n, atol, rtol);
     free(h);
@@ -155,7 +121,7 @@ static int check_bytes(const char *label, const void *got, const void *want, int
 static void check_bitequal(struct sg_ctx *g, const char *label, const float *d1, const float *d2,
                            int64_t n)
 {
-    float *a = from_dev(g, d1, n), *b = from_dev(g, d2, n);
+    float *a = sg_test_from_dev(g, d1, n), *b = sg_test_from_dev(g, d2, n);
     check_bytes(label, a, b, n, 4);
     free(a);
     free(b);
@@ -182,7 +148,7 @@ static void check_i32(struct sg_ctx *g, const char *label, const int32_t *d, con
 /* Inputs rounded to quarters (many ties: the first max must win), NaNs every 997th when nan. */
 static float *pool_input(int64_t n, uint64_t seed, int nan)
 {
-    float *x = host_rand(n, seed, -2, 2);
+    float *x = sg_test_rand(n, seed, -2, 2);
     for (int64_t i = 0; i < n; i++) {
         x[i] = roundf(x[i] * 4.0f) / 4.0f;
         if (nan && i % 997 == 5) x[i] = NAN;
@@ -201,13 +167,14 @@ static void test_maxpool(struct sg_ctx *g, struct sg_ctx *h, const struct sg_poo
 {
     char lab[200];
     int64_t ni = (int64_t)s->B * s->C * s->H * s->W, no = (int64_t)s->B * s->C * s->OH * s->OW;
-    float *x = pool_input(ni, 101, nan), *dout = host_rand(no, 102, -1, 1);
+    float *x = pool_input(ni, 101, nan), *dout = sg_test_rand(no, 102, -1, 1);
     float *out_ref = sg_xmalloc(sizeof(float) * no), *dinp_ref = sg_xmalloc(sizeof(float) * ni);
     int32_t *am_ref = sg_xmalloc(sizeof(int32_t) * no);
     op_maxpool2d_forward(h, s, out_ref, am_ref, x);
     op_maxpool2d_backward(h, s, dinp_ref, dout, am_ref);
 
-    float *d_x = to_dev(g, x, ni), *d_dout = to_dev(g, dout, no), *d_out = dev_nan(g, no);
+    float *d_x = sg_test_to_dev(g, x, ni), *d_dout = sg_test_to_dev(g, dout, no),
+          *d_out = dev_nan(g, no);
     float *d_dinp = dev_nan(g, ni), *d_dinp2 = dev_nan(g, ni);
     int32_t *d_am = sg_dev_alloc(g, sizeof(int32_t) * no);
     sg_memset_zero(g, d_am, sizeof(int32_t) * no);
@@ -236,12 +203,13 @@ static void test_avgpool(struct sg_ctx *g, struct sg_ctx *h, const struct sg_poo
 {
     char lab[200];
     int64_t ni = (int64_t)s->B * s->C * s->H * s->W, no = (int64_t)s->B * s->C * s->OH * s->OW;
-    float *x = host_rand(ni, 111, -2, 2), *dout = host_rand(no, 112, -1, 1);
+    float *x = sg_test_rand(ni, 111, -2, 2), *dout = sg_test_rand(no, 112, -1, 1);
     float *out_ref = sg_xmalloc(sizeof(float) * no), *dinp_ref = sg_xmalloc(sizeof(float) * ni);
     op_avgpool2d_forward(h, s, out_ref, x);
     op_avgpool2d_backward(h, s, dinp_ref, dout);
 
-    float *d_x = to_dev(g, x, ni), *d_dout = to_dev(g, dout, no), *d_out = dev_nan(g, no);
+    float *d_x = sg_test_to_dev(g, x, ni), *d_dout = sg_test_to_dev(g, dout, no),
+          *d_out = dev_nan(g, no);
     float *d_dinp = dev_nan(g, ni), *d_dinp2 = dev_nan(g, ni);
     op_avgpool2d_forward(g, s, d_out, d_x);
     pool_label(lab, sizeof lab, "avgpool_fwd out (exact)", s);
@@ -266,12 +234,13 @@ static void test_adaptive(struct sg_ctx *g, struct sg_ctx *h, int B, int C, int 
     char lab[200];
     int64_t ni = (int64_t)B * C * H * W, no = (int64_t)B * C * OH * OW;
     int global = OH == 1 && OW == 1;
-    float *x = host_rand(ni, 121, -2, 2), *dout = host_rand(no, 122, -1, 1);
+    float *x = sg_test_rand(ni, 121, -2, 2), *dout = sg_test_rand(no, 122, -1, 1);
     float *out_ref = sg_xmalloc(sizeof(float) * no), *dinp_ref = sg_xmalloc(sizeof(float) * ni);
     op_adaptive_avgpool2d_forward(h, out_ref, x, B, C, H, W, OH, OW);
     op_adaptive_avgpool2d_backward(h, dinp_ref, dout, B, C, H, W, OH, OW);
 
-    float *d_x = to_dev(g, x, ni), *d_dout = to_dev(g, dout, no), *d_out = dev_nan(g, no);
+    float *d_x = sg_test_to_dev(g, x, ni), *d_dout = sg_test_to_dev(g, dout, no),
+          *d_out = dev_nan(g, no);
     float *d_out2 = dev_nan(g, no), *d_dinp = dev_nan(g, ni);
     op_adaptive_avgpool2d_forward(g, d_out, d_x, B, C, H, W, OH, OW);
     snprintf(lab, sizeof lab, "adaptive_avgpool_fwd B=%d C=%d %dx%d -> %dx%d", B, C, H, W, OH, OW);
@@ -331,12 +300,13 @@ static void test_softmax(struct sg_ctx *g, struct sg_ctx *h, int N, int C)
 {
     char lab[160];
     int64_t n = (int64_t)N * C;
-    float *x = host_rand(n, 201, -8, 8), *dout = host_rand(n, 202, -1, 1);
+    float *x = sg_test_rand(n, 201, -8, 8), *dout = sg_test_rand(n, 202, -1, 1);
     float *y_ref = sg_xmalloc(sizeof(float) * n), *dx_ref = sg_xmalloc(sizeof(float) * n);
     op_softmax_forward(h, y_ref, x, N, C);
     op_softmax_backward(h, dx_ref, dout, y_ref, N, C);
 
-    float *d_x = to_dev(g, x, n), *d_dout = to_dev(g, dout, n), *d_yref = to_dev(g, y_ref, n);
+    float *d_x = sg_test_to_dev(g, x, n), *d_dout = sg_test_to_dev(g, dout, n),
+          *d_yref = sg_test_to_dev(g, y_ref, n);
     float *d_y = dev_nan(g, n), *d_y2 = dev_nan(g, n), *d_dx = dev_nan(g, n);
     op_softmax_forward(g, d_y, d_x, N, C);
     snprintf(lab, sizeof lab, "softmax_fwd N=%d C=%d", N, C);
@@ -415,7 +385,7 @@ static void check_embedding_bound(struct sg_ctx *g, const char *label, const flo
         for (int c = 0; c < C; c++)
             sabs[(int64_t)ids[n] * C + c] += calls * fabs(dout[(int64_t)n * C + c]);
     }
-    float *got = from_dev(g, d_dt, nt);
+    float *got = sg_test_from_dev(g, d_dt, nt);
     int64_t bad = 0;
     double worst = 0.0;
     for (int64_t i = 0; i < nt; i++) {
@@ -444,17 +414,18 @@ static void test_embedding(struct sg_ctx *g, struct sg_ctx *h, int N, int V, int
     char lab[200];
     int64_t nt = (int64_t)V * C, no = (int64_t)N * C;
     int32_t *ids = make_ids(kind, N, V, 301);
-    float *table = host_rand(nt, 302, -1, 1);
-    float *dout = dyadic ? host_dyadic(no, 303) : host_rand(no, 303, -1, 1);
-    float *dt0 = dyadic ? host_dyadic(nt, 304) : host_rand(nt, 304, -1, 1);
-    float *out_ref = sg_xmalloc(sizeof(float) * no), *dt_ref = host_copy(dt0, nt);
+    float *table = sg_test_rand(nt, 302, -1, 1);
+    float *dout = dyadic ? host_dyadic(no, 303) : sg_test_rand(no, 303, -1, 1);
+    float *dt0 = dyadic ? host_dyadic(nt, 304) : sg_test_rand(nt, 304, -1, 1);
+    float *out_ref = sg_xmalloc(sizeof(float) * no), *dt_ref = sg_test_host_copy(dt0, nt);
     op_embedding_forward(h, out_ref, ids, table, N, V, C);
     op_embedding_backward(h, dt_ref, dout, ids, N, V, C);
     op_embedding_backward(h, dt_ref, dout, ids, N, V, C);
 
     int32_t *d_ids = to_dev_bytes(g, ids, sizeof(int32_t) * (size_t)N);
-    float *d_table = to_dev(g, table, nt), *d_dout = to_dev(g, dout, no), *d_out = dev_nan(g, no);
-    float *d_dt = to_dev(g, dt0, nt), *d_dt2 = to_dev(g, dt0, nt);
+    float *d_table = sg_test_to_dev(g, table, nt), *d_dout = sg_test_to_dev(g, dout, no),
+          *d_out = dev_nan(g, no);
+    float *d_dt = sg_test_to_dev(g, dt0, nt), *d_dt2 = sg_test_to_dev(g, dt0, nt);
     op_embedding_forward(g, d_out, d_ids, d_table, N, V, C);
     snprintf(lab, sizeof lab, "embedding_fwd (exact) N=%d V=%d C=%d ids=%s", N, V, C,
              ids_name[kind]);
@@ -502,20 +473,21 @@ static void test_add(struct sg_ctx *g, struct sg_ctx *h, int64_t n, int offset)
 {
     char lab[160];
     int64_t m = n + offset;
-    float *a = host_rand(m, 401, -1, 1), *b = host_rand(m, 402, -1, 1),
-          *dout = host_rand(m, 403, -1, 1);
-    float *out_ref = sg_xmalloc(sizeof(float) * m), *da_ref = host_copy(a, m),
-          *db_ref = host_copy(b, m);
+    float *a = sg_test_rand(m, 401, -1, 1), *b = sg_test_rand(m, 402, -1, 1),
+          *dout = sg_test_rand(m, 403, -1, 1);
+    float *out_ref = sg_xmalloc(sizeof(float) * m), *da_ref = sg_test_host_copy(a, m),
+          *db_ref = sg_test_host_copy(b, m);
     op_add_forward(h, out_ref + offset, a + offset, b + offset, n);
     op_add_backward(h, da_ref + offset, db_ref + offset, dout + offset, n);
     op_add_backward(h, da_ref + offset, db_ref + offset, dout + offset, n);
 
-    float *d_a = to_dev(g, a, m), *d_b = to_dev(g, b, m), *d_g = to_dev(g, dout, m);
+    float *d_a = sg_test_to_dev(g, a, m), *d_b = sg_test_to_dev(g, b, m),
+          *d_g = sg_test_to_dev(g, dout, m);
     float *d_out = dev_nan(g, m);
     op_add_forward(g, d_out + offset, d_a + offset, d_b + offset, n);
     snprintf(lab, sizeof lab, "add_fwd (exact) n=%lld offset=%d", (long long)n, offset);
     check_dev(g, lab, d_out + offset, out_ref + offset, n, 0.0f, 0.0f);
-    float *d_t = to_dev(g, a, m); /* in place: out == a */
+    float *d_t = sg_test_to_dev(g, a, m); /* in place: out == a */
     op_add_forward(g, d_t + offset, d_t + offset, d_b + offset, n);
     snprintf(lab, sizeof lab, "add_fwd in place (exact) n=%lld offset=%d", (long long)n, offset);
     check_dev(g, lab, d_t + offset, out_ref + offset, n, 0.0f, 0.0f);
@@ -530,7 +502,7 @@ static void test_add(struct sg_ctx *g, struct sg_ctx *h, int64_t n, int offset)
              offset);
     check_dev(g, lab, d_b + offset, db_ref + offset, n, 0.0f, 0.0f);
     /* NULL da: db only (da untouched); then op_accumulate, the same += */
-    float *da_before = from_dev(g, d_a, m), *db_ref2 = host_copy(db_ref, m);
+    float *da_before = sg_test_from_dev(g, d_a, m), *db_ref2 = sg_test_host_copy(db_ref, m);
     op_add_backward(h, NULL, db_ref2 + offset, dout + offset, n);
     op_add_backward(g, NULL, d_b + offset, d_g + offset, n);
     snprintf(lab, sizeof lab, "add_bwd NULL da: da untouched n=%lld", (long long)n);
@@ -558,7 +530,7 @@ static void test_l2norm(struct sg_ctx *g, struct sg_ctx *h, int N, int D)
     char lab[160];
     const float eps = 1e-12f;
     int64_t n = (int64_t)N * D;
-    float *x = host_rand(n, 411, -1, 1), *dout = host_rand(n, 412, -1, 1);
+    float *x = sg_test_rand(n, 411, -1, 1), *dout = sg_test_rand(n, 412, -1, 1);
     if (N > 1) /* row 1 below eps: out = x / eps, the clamped-norm gradient branch; its dout is
                 * scaled by eps too so that dinp = dout / eps stays O(1) (rms-based atol) */
         for (int j = 0; j < D; j++) {
@@ -570,9 +542,11 @@ static void test_l2norm(struct sg_ctx *g, struct sg_ctx *h, int N, int D)
     op_l2norm_forward(h, y_ref, nrm_ref, x, N, D, eps);
     op_l2norm_backward(h, dx_ref, dout, y_ref, nrm_ref, N, D, eps);
 
-    float *d_x = to_dev(g, x, n), *d_dout = to_dev(g, dout, n), *d_y = dev_nan(g, n);
+    float *d_x = sg_test_to_dev(g, x, n), *d_dout = sg_test_to_dev(g, dout, n),
+          *d_y = dev_nan(g, n);
     float *d_nrm = dev_nan(g, N), *d_y2 = dev_nan(g, n), *d_nrm2 = dev_nan(g, N);
-    float *d_yref = to_dev(g, y_ref, n), *d_nref = to_dev(g, nrm_ref, N), *d_dx = dev_nan(g, n);
+    float *d_yref = sg_test_to_dev(g, y_ref, n), *d_nref = sg_test_to_dev(g, nrm_ref, N),
+          *d_dx = dev_nan(g, n);
     op_l2norm_forward(g, d_y, d_nrm, d_x, N, D, eps);
     snprintf(lab, sizeof lab, "l2norm_fwd out N=%d D=%d", N, D);
     check_dev(g, lab, d_y, y_ref, n, 1e-5f, 1e-5f);
@@ -608,8 +582,8 @@ static uint8_t *mask_from_dev(struct sg_ctx *g, const uint8_t *d, int64_t n)
 static void test_dropout_forward(struct sg_ctx *g, int64_t n, float p)
 {
     char lab[200];
-    float *x = host_rand(n, 421, -1, 1);
-    float *d_x = to_dev(g, x, n), *d_out = dev_nan(g, n), *d_out2 = dev_nan(g, n);
+    float *x = sg_test_rand(n, 421, -1, 1);
+    float *d_x = sg_test_to_dev(g, x, n), *d_out = dev_nan(g, n), *d_out2 = dev_nan(g, n);
     uint8_t *d_m = sg_dev_alloc(g, (size_t)n), *d_m2 = sg_dev_alloc(g, (size_t)n);
     struct sg_rng r1, r2, r3;
     sg_rng_seed(&r1, 1234);
@@ -684,7 +658,7 @@ static void test_dropout_apply(struct sg_ctx *g, struct sg_ctx *h, int64_t n, fl
 {
     char lab[160];
     int64_t m = n + offset;
-    float *x = host_rand(m, 431, -1, 1), *dout = host_rand(m, 432, -1, 1);
+    float *x = sg_test_rand(m, 431, -1, 1), *dout = sg_test_rand(m, 432, -1, 1);
     uint8_t *mask = sg_xmalloc((size_t)m);
     uint64_t s = 99;
     for (int64_t i = 0; i < m; i++) mask[i] = (rng_next(&s) >> 20) % 1000 >= (uint64_t)(p * 1000);
@@ -692,7 +666,7 @@ static void test_dropout_apply(struct sg_ctx *g, struct sg_ctx *h, int64_t n, fl
     op_dropout_apply(h, out_ref + offset, mask + offset, x + offset, n, p);
     op_dropout_backward(h, dx_ref + offset, dout + offset, mask + offset, n, p);
 
-    float *d_x = to_dev(g, x, m), *d_g = to_dev(g, dout, m), *d_out = dev_nan(g, m);
+    float *d_x = sg_test_to_dev(g, x, m), *d_g = sg_test_to_dev(g, dout, m), *d_out = dev_nan(g, m);
     float *d_dx = dev_nan(g, m);
     uint8_t *d_m = to_dev_bytes(g, mask, (size_t)m);
     op_dropout_apply(g, d_out + offset, d_m + offset, d_x + offset, n, p);
@@ -742,7 +716,7 @@ static void test_ce(struct sg_ctx *g, struct sg_ctx *h, int N, int V, float ls, 
 {
     char lab[200];
     int64_t n = (int64_t)N * V;
-    float *x = host_rand(n, 501, -6, 6);
+    float *x = sg_test_rand(n, 501, -6, 6);
     int32_t *t = NULL;
     if (!null_targets) {
         t = sg_xmalloc(sizeof(int32_t) * (size_t)N);
@@ -754,8 +728,8 @@ static void test_ce(struct sg_ctx *g, struct sg_ctx *h, int N, int V, float ls, 
     float mean_ref = op_cross_entropy_forward(h, loss_ref, p_ref, x, t, N, V, ls);
     op_cross_entropy_backward(h, dl_ref, p_ref, t, N, V, 0.5f, ls);
 
-    float *d_x = to_dev(g, x, n), *d_p = dev_nan(g, n), *d_loss = dev_nan(g, N);
-    float *d_pref = to_dev(g, p_ref, n), *d_dl = dev_nan(g, n), *d_loss2 = dev_nan(g, N);
+    float *d_x = sg_test_to_dev(g, x, n), *d_p = dev_nan(g, n), *d_loss = dev_nan(g, N);
+    float *d_pref = sg_test_to_dev(g, p_ref, n), *d_dl = dev_nan(g, n), *d_loss2 = dev_nan(g, N);
     int32_t *d_t = t ? to_dev_bytes(g, t, sizeof(int32_t) * (size_t)N) : NULL;
     float mean = op_cross_entropy_forward(g, d_loss, d_p, d_x, d_t, N, V, ls);
     snprintf(lab, sizeof lab, "cross_entropy_fwd mean N=%d V=%d ls=%g targets=%s", N, V, (double)ls,
@@ -782,7 +756,7 @@ static void test_ce(struct sg_ctx *g, struct sg_ctx *h, int N, int V, float ls, 
     snprintf(lab, sizeof lab, "cross_entropy_bwd dlogits (overwrite) N=%d V=%d ls=%g", N, V,
              (double)ls);
     {
-        float *got = from_dev(g, d_dl, n);
+        float *got = sg_test_from_dev(g, d_dl, n);
         sg_test_close(lab, got, dl_ref, n, 1e-12f, 1e-6f);
         free(got);
     }

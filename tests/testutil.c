@@ -256,3 +256,40 @@ void sg_test_clip_fixture(const char *tag, char *dir, size_t n)
     struct sg_tokenizer_train_opts to = {.vocab_size = 100};
     SG_CHECK(sg_tokenizer_train(corpus, prefix, &to) == 0, "%s", sg_last_error());
 }
+
+float *sg_test_rand(int64_t n, uint64_t seed, float lo, float hi)
+{
+    float *x = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
+    sg_test_fill(x, n, seed, lo, hi);
+    return x;
+}
+
+float *sg_test_nan(int64_t n)
+{
+    float *x = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) x[i] = NAN;
+    return x;
+}
+
+float *sg_test_host_copy(const float *x, int64_t n)
+{
+    if (!x) return NULL;
+    float *y = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
+    memcpy(y, x, sizeof(float) * (size_t)n);
+    return y;
+}
+
+float *sg_test_to_dev(struct sg_ctx *g, const float *h, int64_t n)
+{
+    if (!h) return NULL;
+    float *d = sg_dev_alloc(g, sizeof(float) * (size_t)(n ? n : 1));
+    if (n) sg_memcpy_h2d(g, d, h, sizeof(float) * (size_t)n);
+    return d;
+}
+
+float *sg_test_from_dev(struct sg_ctx *g, const float *d, int64_t n)
+{
+    float *h = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (n) sg_memcpy_d2h(g, h, d, sizeof(float) * (size_t)n);
+    return h;
+}

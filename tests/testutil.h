@@ -59,6 +59,17 @@ void sg_test_load_params(struct sg_params *ps, const struct sg_st_file *f, const
 int sg_test_check_param_names(const struct sg_params *ps, const struct sg_st_file *f,
                               const char *prefix, const char *const *skip, const char *label);
 
+/* Host / device buffers of the GPU-vs-CPU tests (every buffer at least 4 bytes, so n = 0 works):
+ * sg_test_rand: n uniform values in [lo, hi) (sg_test_fill); sg_test_nan: n NaNs (an overwrite
+ * must replace every one); sg_test_host_copy: a malloc'd copy (NULL stays NULL);
+ * sg_test_to_dev: a device copy on g (NULL stays NULL); sg_test_from_dev: a malloc'd host copy
+ * of a device buffer (synchronises). */
+float *sg_test_rand(int64_t n, uint64_t seed, float lo, float hi);
+float *sg_test_nan(int64_t n);
+float *sg_test_host_copy(const float *x, int64_t n);
+float *sg_test_to_dev(struct sg_ctx *g, const float *h, int64_t n);
+float *sg_test_from_dev(struct sg_ctx *g, const float *d, int64_t n);
+
 /* The training tests' fixture: a fresh folder /tmp/<tag>_XXXXXX (written to dir) holding data/:
  * 96 synthetic captioned training images and 8 val images of 16 px (data/synth.h: train.tsv,
  * val.tsv, captions.txt, zeroshot/) and a 100-piece SentencePiece tokenizer data/tok.model. */
