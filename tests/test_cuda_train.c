@@ -393,54 +393,18 @@ static void check_normalize_case(struct sg_ctx *g, struct sg_ctx *cpu, int64_t N
     free(ref);
 }
 
-/* Loader float output vs its uint8 output normalised on the device under test. */
+/* Loader float output vs its uint8 output normalised on the device under test (<= 1 ulp). */
 static void check_loader_u8(struct sg_ctx *g, enum sg_aug_preset preset, int views)
 {
-    char tsv[400];
+    char tsv[400], label[200];
     snprintf(tsv, sizeof tsv, "%s/train.tsv", g_data);
-    struct sg_dataset_spec spec = {.path = tsv, .image_key = "image", .caption_key = "caption"};
-    struct sg_dataset *ds;
-    SG_CHECK(sg_dataset_open(&spec, &ds) == 0, "%s", sg_last_error());
-    struct sg_aug_config aug;
-    sg_aug_preset(&aug, preset, 16);
-    struct sg_loader_config lc;
-    sg_loader_default_config(&lc);
-    lc.batch = 16;
-    lc.seed = 5;
-    lc.aug = &aug;
-    lc.views = views;
-    struct sg_loader *lf, *lu;
-    SG_CHECK(sg_loader_open(&lc, ds, &lf) == 0, "%s", sg_last_error());
-    lc.u8 = 1;
-    SG_CHECK(sg_loader_open(&lc, ds, &lu) == 0, "%s", sg_last_error());
-    sg_loader_start_epoch(lf, 1);
-    sg_loader_start_epoch(lu, 1);
-    int64_t per = (int64_t)views * 3 * 16 * 16, n = 16 * per;
-    uint8_t *d8 = sg_dev_alloc(g, (size_t)n);
-    float *df = sg_dev_alloc(g, sizeof(float) * (size_t)n);
-    float *got = sg_xmalloc(sizeof(float) * (size_t)n);
-    for (int k = 0; k < 2; k++) {
-        struct sg_batch *bf, *bu;
-        SG_CHECK(sg_loader_next(lf, &bf) == 1 && sg_loader_next(lu, &bu) == 1, "loader");
-        sg_test_true("u8 loader: img NULL, img_u8 set", !bu->img && bu->img_u8 && bf->img);
-        sg_memcpy_h2d(g, d8, bu->img_u8, (size_t)n);
-        op_normalize_u8(g, df, d8, 16 * views, 16 * 16, aug.mean, aug.std);
-        sg_memcpy_d2h(g, got, df, sizeof(float) * (size_t)n);
-        char label[200];
-        snprintf(label, sizeof label,
-                 "loader (preset %d, %d view(s)) batch %d: uint8 + device "
-                 "normalize == float output",
-                 (int)preset, views, k);
-        ulps_ok(label, got, bf->img, n);
-        sg_loader_release(lf, bf);
-        sg_loader_release(lu, bu);
-    }
-    sg_dev_free(g, d8);
-    sg_dev_free(g, df);
-    free(got);
-    sg_loader_close(lf);
-    sg_loader_close(lu);
-    sg_dataset_free(ds);
+    int batches = 0;
+    int64_t ulps = sg_test_u8_vs_float(g, tsv, (int)preset, views, 5, &batches);
+    snprintf(label, sizeof label,
+             "loader (preset %d, %d view(s)), %d batches: uint8 + device normalize == float "
+             "output (max %lld ulp)",
+             (int)preset, views, batches, (long long)ulps);
+    sg_test_true(label, ulps >= 0 && ulps <= 1 && batches > 0);
 }
 
 static void check_input_path(void)

@@ -10,7 +10,11 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "data/dataset.h"
+#include "data/loader.h"
 #include "data/synth.h"
+#include "data/transforms.h"
+#include "ops/input.h"
 #include "text/tokenizer.h"
 
 #ifndef SG_REF_DIR
@@ -292,4 +296,65 @@ float *sg_test_from_dev(struct sg_ctx *g, const float *d, int64_t n)
     float *h = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
     if (n) sg_memcpy_d2h(g, h, d, sizeof(float) * (size_t)n);
     return h;
+}
+
+static int64_t ulp_distance(float a, float b)
+{
+    int32_t x, y;
+    memcpy(&x, &a, 4);
+    memcpy(&y, &b, 4);
+    if (x < 0) x = INT32_MIN - x; /* sign-magnitude -> two's complement order */
+    if (y < 0) y = INT32_MIN - y;
+    return x > y ? (int64_t)x - y : (int64_t)y - x;
+}
+
+int64_t sg_test_u8_vs_float(struct sg_ctx *g, const char *tsv, int preset, int views, uint64_t seed,
+                            int *batches)
+{
+    struct sg_dataset_spec spec = {.path = tsv, .image_key = "image", .caption_key = "caption"};
+    struct sg_dataset *ds;
+    SG_CHECK(sg_dataset_open(&spec, &ds) == 0, "%s", sg_last_error());
+    struct sg_aug_config aug;
+    sg_aug_preset(&aug, (enum sg_aug_preset)preset, 16);
+    struct sg_loader_config lc;
+    sg_loader_default_config(&lc);
+    lc.batch = 16;
+    lc.seed = seed;
+    lc.aug = &aug;
+    lc.views = views;
+    struct sg_loader *lf, *lu;
+    SG_CHECK(sg_loader_open(&lc, ds, &lf) == 0, "%s", sg_last_error());
+    lc.u8 = 1;
+    SG_CHECK(sg_loader_open(&lc, ds, &lu) == 0, "%s", sg_last_error());
+    sg_loader_start_epoch(lf, 1);
+    sg_loader_start_epoch(lu, 1);
+    int64_t n = (int64_t)16 * views * 3 * 16 * 16, worst = 0;
+    uint8_t *d8 = sg_dev_alloc(g, (size_t)n);
+    float *df = sg_dev_alloc(g, sizeof(float) * (size_t)n);
+    float *got = sg_xmalloc(sizeof(float) * (size_t)n);
+    struct sg_batch *bf, *bu;
+    *batches = 0;
+    while (worst >= 0 && sg_loader_next(lf, &bf) == 1) {
+        SG_CHECK(sg_loader_next(lu, &bu) == 1, "the uint8 loader ended early");
+        if (bu->img || !bu->img_u8 || memcmp(bu->idx, bf->idx, 16 * sizeof(int64_t))) worst = -1;
+        if (worst >= 0) {
+            sg_memcpy_h2d(g, d8, bu->img_u8, (size_t)n);
+            op_normalize_u8(g, df, d8, 16 * views, 16 * 16, aug.mean, aug.std);
+            sg_memcpy_d2h(g, got, df, sizeof(float) * (size_t)n);
+            for (int64_t i = 0; i < n; i++) {
+                int64_t u = ulp_distance(got[i], bf->img[i]);
+                if (u > worst) worst = u;
+            }
+        }
+        (*batches)++;
+        sg_loader_release(lf, bf);
+        sg_loader_release(lu, bu);
+    }
+    sg_dev_free(g, d8);
+    sg_dev_free(g, df);
+    free(got);
+    sg_loader_close(lf);
+    sg_loader_close(lu);
+    sg_dataset_free(ds);
+    return worst;
 }

@@ -70,6 +70,13 @@ float *sg_test_host_copy(const float *x, int64_t n);
 float *sg_test_to_dev(struct sg_ctx *g, const float *h, int64_t n);
 float *sg_test_from_dev(struct sg_ctx *g, const float *d, int64_t n);
 
+/* One epoch of the loader over the image-text TSV `tsv` (batch 16, augmentation preset at
+ * 16 px, views, seed): its uint8 output (cfg.u8) normalised by op_normalize_u8 on g against its
+ * float output. Returns the largest difference in ulps over every value (-1: the two loaders
+ * disagree on sample ids or layout) and the batch count in *batches. */
+int64_t sg_test_u8_vs_float(struct sg_ctx *g, const char *tsv, int preset, int views, uint64_t seed,
+                            int *batches);
+
 /* The training tests' fixture: a fresh folder /tmp/<tag>_XXXXXX (written to dir) holding data/:
  * 96 synthetic captioned training images and 8 val images of 16 px (data/synth.h: train.tsv,
  * val.tsv, captions.txt, zeroshot/) and a 100-piece SentencePiece tokenizer data/tok.model. */
