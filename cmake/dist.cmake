@@ -27,6 +27,7 @@ if(SG_WITH_CUDA)
     cmake_language(DEFER CALL target_link_libraries sogclip PUBLIC ${NCCL_LIBRARY})
   endif()
   message(STATUS "sogclip: NCCL ${NCCL_LIBRARY} (set NCCL_ROOT if NOTFOUND)")
+  list(APPEND SG_CUDA_TESTS test_dist_nccl) # one GPU, world 1; exits 77 without GPU / NCCL
 endif()
 
 list(APPEND SG_TESTS test_dist_loss test_dist_train test_syncbn)

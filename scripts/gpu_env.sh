@@ -7,7 +7,8 @@
 #  - pkg-config answers from /tmp/debroot only (PKG_CONFIG_LIBDIR + PKG_CONFIG_SYSROOT_DIR), so the
 #    image's own .pc files cannot mix in;
 #  - cuDNN: /usr/local/cuda's, else the nvidia-cudnn wheel of the image's PyTorch (its lib/ holds
-#    libcudnn.so.9; headers from the wheel or DEB_DIR/cudnn-include).
+#    libcudnn.so.9; headers from the wheel or DEB_DIR/cudnn-include); NCCL likewise (the toolkit's,
+#    else the nvidia-nccl wheel: NCCL_ROOT).
 # Sets CMAKE_EXTRA (an array) and exports LD_LIBRARY_PATH, CUDNN_ROOT, PATH.
 DEB_DIR="${1:-.debs}"
 DEBROOT=/tmp/debroot
@@ -50,3 +51,16 @@ if [[ ! -e /usr/local/cuda/include/cudnn.h ]]; then
         echo "gpu_env: cuDNN from $wheel"
     fi
 fi
+if [[ ! -e /usr/local/cuda/include/nccl.h ]]; then
+    nccl=$(python3 -c 'import nvidia.nccl as m; print(list(m.__path__)[0])' 2>/dev/null || true)
+    if [[ -n "$nccl" ]]; then
+        mkdir -p /tmp/nccl
+        ln -sfn "$nccl/lib" /tmp/nccl/lib
+        if [[ -e "$nccl/include/nccl.h" ]]; then ln -sfn "$nccl/include" /tmp/nccl/include
+        else ln -sfn "$(realpath "$DEB_DIR/nccl-include")" /tmp/nccl/include; fi
+        export NCCL_ROOT=/tmp/nccl
+        export LD_LIBRARY_PATH="/tmp/nccl/lib:$LD_LIBRARY_PATH"
+        echo "gpu_env: NCCL from $nccl"
+    fi
+fi
+
