@@ -31,6 +31,7 @@ static void dev_free(struct fastclip *l);
 void fastclip_free(struct fastclip *l)
 {
     dev_free(l);
+    free(l->dist_buf);
     gcl_bi_state_free(&l->st);
     gcl_bi_ws_free(&l->ws);
     memset(l, 0, sizeof *l);

@@ -68,6 +68,8 @@ struct fastclip {
     struct gcl_bi_sched sched;
     struct gcl_bi_ws ws;
     struct gcl_bi_dev *dev; /* device side (gcl_bimodal_dev.h); NULL until the first CUDA step */
+    float *dist_buf;        /* losses/gcl_bimodal_dist.c workspace (grown on demand), or NULL */
+    size_t dist_cap;        /* floats in dist_buf */
 };
 
 struct fastclip_out {

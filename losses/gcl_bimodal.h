@@ -59,7 +59,7 @@ struct gcl_bi_rows {
 };
 
 /* The u update of one anchor (see above): rs = sum_{j != i} e_ij over the batch's n - 1
- * negatives (n: the batch, or the global batch of losses/sogclr_dist.c); returns
+ * negatives (n: the batch, or the global batch of losses/gcl_bimodal_dist.c); returns
  * max(1e-20, (1-gamma) u_old exp(b_old - b_new) + gamma rs / (n-1)), or the fresh estimate
  * when u_old == 0 (never written). */
 float gcl_bi_u_update(float u_old, float b_old, float b_new, double rs, int64_t n, float gamma);

@@ -1,6 +1,6 @@
 /*
- * tests/test_dist_loss.c — the distributed two-way SogCLR step (losses/sogclr_dist.h) against the
- * single-process step (losses/sogclr.h) on the concatenated global batch. Run by ctest under
+ * tests/test_dist_loss.c — the distributed two-way SogCLR step (losses/gcl_bimodal_dist.h) against
+ * the single-process step (losses/sogclr.h) on the concatenated global batch. Run by ctest under
  * `mpirun -np 2` (and alone: world 1). Every rank builds the same global batch (G = world x B
  * random unit features, txt = normalise(img + 0.5 noise)), feeds its slice to the distributed
  * step and the whole batch to a single-process sogclr object, for 4 steps whose sample ids
@@ -12,7 +12,9 @@
  *   - the whole replicated state u/b (N each) against the single-process state (relative 1e-5),
  *     and bit equality of the state across ranks (all-reduce of a checksum);
  *   - bad input on one rank (a NaN feature on the last rank) makes every rank return -1 with the
- *     same message and leaves every state unchanged.
+ *     same message and leaves every state unchanged;
+ *   - FastCLIP-v3 (fastclip_step_dist) the same way, with a temperature that changes per step,
+ *     plus its global temperature gradient (dtau, dlog_scale: relative 1e-5).
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,8 +24,9 @@
 #include "core/common.h"
 #include "core/dist.h"
 #include "core/rng.h"
+#include "losses/fastclip.h"
 #include "losses/sogclr.h"
-#include "losses/sogclr_dist.h"
+#include "losses/gcl_bimodal_dist.h"
 #include "tests/testutil.h"
 
 #define B_LOCAL   24
@@ -65,12 +68,12 @@ static double max_err(const float *got, const float *want, int64_t n, double *rm
     return worst;
 }
 
-static int state_close(const struct sogclr *a, const struct sogclr *b)
+static int state_close(const struct gcl_bi_state *a, const struct gcl_bi_state *b)
 {
-    const float *x[4] = {a->st.u_img, a->st.u_txt, a->st.b_img, a->st.b_txt};
-    const float *y[4] = {b->st.u_img, b->st.u_txt, b->st.b_img, b->st.b_txt};
+    const float *x[4] = {a->u_img, a->u_txt, a->b_img, a->b_txt};
+    const float *y[4] = {b->u_img, b->u_txt, b->b_img, b->b_txt};
     for (int k = 0; k < 4; k++)
-        for (int64_t i = 0; i < a->st.N; i++)
+        for (int64_t i = 0; i < a->N; i++)
             if (fabs((double)x[k][i] - y[k][i]) > 1e-5 * fabs((double)y[k][i]) + 1e-30) {
                 printf("  state %d[%lld]: dist %.9g single %.9g\n", k, (long long)i, x[k][i],
                        y[k][i]);
@@ -86,6 +89,60 @@ static double checksum(const struct sogclr *l)
         s += (i + 1) * ((double)l->st.u_img[i] + 2 * l->st.u_txt[i] + 3 * l->st.b_img[i] +
                         5 * l->st.b_txt[i]);
     return s;
+}
+
+static int rel_close(double a, double b)
+{
+    return fabs(a - b) <= 1e-5 * fabs(b) + 1e-8;
+}
+
+/* FastCLIP-v3: 3 steps with a changing tau, everything against fastclip_step on the whole batch. */
+static void test_fastclip(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_t G, int64_t off)
+{
+    struct fastclip ld, ls;
+    struct fastclip_config cfg = {.N = N_SAMPLES, .gamma = 0.8f, .rho = 6.5f};
+    SG_CHECK(fastclip_init(&ld, &cfg) == 0 && fastclip_init(&ls, &cfg) == 0, "%s", sg_last_error());
+    float *zi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *zt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *gi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *gt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *di = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
+    float *dt = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
+    int64_t *idx = sg_xmalloc(sizeof(int64_t) * (size_t)G);
+    char label[240];
+    for (int step = 0; step < 3; step++) {
+        float tau = 0.07f - 0.01f * step;
+        make_batch(20 + step, G, zi, zt, idx);
+        struct fastclip_out od, os;
+        int rd = fastclip_step_dist(d, c, &ld, tau, zi + off * DIM, zt + off * DIM, idx + off,
+                                    (int)B, DIM, di, dt, &od);
+        int rs = fastclip_step(c, &ls, tau, zi, zt, idx, (int)G, DIM, gi, gt, &os);
+        snprintf(label, sizeof label, "rank %d fastclip step %d: both steps succeed", d->rank,
+                 step);
+        if (!sg_test_true(label, rd == 0 && rs == 0)) {
+            printf("  %s\n", sg_last_error());
+            break;
+        }
+        snprintf(label, sizeof label,
+                 "rank %d fastclip step %d: loss %.7g objective %.7g dtau %.7g dlog_scale %.7g "
+                 "equal single %.7g %.7g %.7g %.7g",
+                 d->rank, step, od.loss, od.objective, od.dtau, od.dlog_scale, os.loss,
+                 os.objective, os.dtau, os.dlog_scale);
+        sg_test_true(label, rel_close(od.loss, os.loss) && rel_close(od.objective, os.objective) &&
+                                rel_close(od.dtau, os.dtau) &&
+                                rel_close(od.dlog_scale, os.dlog_scale));
+        double ri, rt;
+        double ei = max_err(di, gi + off * DIM, B * DIM, &ri);
+        double et = max_err(dt, gt + off * DIM, B * DIM, &rt);
+        snprintf(label, sizeof label,
+                 "rank %d fastclip step %d: local gradient rows and the u/b state equal single "
+                 "(max excess %.2g / %.2g)",
+                 d->rank, step, ei, et);
+        sg_test_true(label, ei <= 1e-4 * ri && et <= 1e-4 * rt && state_close(&ld.st, &ls.st));
+    }
+    fastclip_free(&ld);
+    fastclip_free(&ls);
+    free(zi), free(zt), free(gi), free(gt), free(di), free(dt), free(idx);
 }
 
 int main(void)
@@ -138,7 +195,7 @@ int main(void)
         sg_test_true(label, ei <= 1e-4 * ri && et <= 1e-4 * rt);
         snprintf(label, sizeof label, "rank %d step %d: replicated u/b state equals single", d.rank,
                  step);
-        sg_test_true(label, state_close(&ld, &ls));
+        sg_test_true(label, state_close(&ld.st, &ls.st));
     }
     /* the state is bit-identical on every rank */
     double cs[2] = {checksum(&ld), -checksum(&ld)};
@@ -159,6 +216,7 @@ int main(void)
     sogclr_free(&ld);
     sogclr_free(&ls);
     free(zi), free(zt), free(gi), free(gt), free(di), free(dt), free(idx);
+    test_fastclip(&d, &c, B, G, off);
     int fails = sg_test_failures();
     double f = fails;
     sg_dist_allreduce_sum_f64(&d, &f, 1);

@@ -23,7 +23,10 @@
  *      process with 2 threads instead of 1 already differs by 3e-4 after 4 steps; at 0.02 both
  *      that and the 2-rank run stay at 1.9e-6. Without dist.sync_bn the 2-rank run must differ
  *      (each rank normalises with its own 8 samples: ~1e5 values out of tolerance), which shows
- *      that the comparison sees the BatchNorm statistics.
+ *      that the comparison sees the BatchNorm statistics;
+ *   7. FastCLIP-v3 (loss fastclip, cosine gamma): the learnable temperature's gradient is added by
+ *      rank 0 only before the sum over ranks; losses and every tensor (logit_scale included)
+ *      equal the one-process run within the same tolerances.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -207,6 +210,26 @@ static void batchnorm_runs(const struct sg_dist *d)
     sg_test_true(label, bad > 0);
 }
 
+/* Section 7: FastCLIP-v3 (learnable global temperature through logit_scale: its gradient is
+ * added once, by rank 0, then summed with the others). */
+static void fastclip_runs(const struct sg_dist *d)
+{
+    char name[64], label[200];
+    const char *fast[2] = {"loss.name=fastclip", "loss.gamma_schedule=cosine"};
+    snprintf(name, sizeof name, "fc_single_%d", d->rank);
+    struct sg_train_result one, two;
+    int r1 = train_with(name, "single", NULL, 0, fast, 2, &one);
+    int r2 = train_with("fc_dist", NULL, NULL, 0, fast, 2, &two);
+    snprintf(label, sizeof label,
+             "rank %d: FastCLIP runs finish: one process and %d ranks (%d, %d)", d->rank, d->world,
+             r1, r2);
+    sg_test_true(label, r1 == 0 && r2 == 0 && two.steps == STEPS);
+    if (d->rank != 0 || r1 || r2) return;
+    printf("  FastCLIP-v3:\n");
+    compare_losses(one.run_dir, two.run_dir, d->world);
+    compare_checkpoints(two.checkpoint, one.checkpoint, 1); /* logit_scale included */
+}
+
 int main(void)
 {
     struct sg_dist d;
@@ -253,6 +276,8 @@ int main(void)
     }
     SG_CHECK(sg_dist_barrier(&d) == 0, "%s", sg_last_error());
     batchnorm_runs(&d);
+    sg_dist_barrier(&d);
+    fastclip_runs(&d);
     sg_dist_barrier(&d);
     double fails = sg_test_failures();
     sg_dist_allreduce_sum_f64(&d, &fails, 1);

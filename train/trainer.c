@@ -29,7 +29,7 @@
 #include "text/tokenizer.h"
 #include "eval/clip_eval.h"
 #include "core/dist.h"
-#include "losses/sogclr_dist.h"
+#include "losses/gcl_bimodal_dist.h"
 #include "train/checkpoint.h"
 #include "train/runlog.h"
 #include "train/ssl.h"
@@ -426,10 +426,11 @@ static int open_dist(struct trainer *t)
         return sg_err("train.batch_size %d is the global batch: it must be a multiple of the %d "
                       "ranks",
                       c->train.batch_size, W);
-    if (c->train.mode != SG_MODE_CLIP || c->loss.name != SG_LOSS_SOGCLR)
+    if (c->train.mode != SG_MODE_CLIP ||
+        (c->loss.name != SG_LOSS_SOGCLR && c->loss.name != SG_LOSS_FASTCLIP))
         return sg_err("distributed training (%d ranks) supports image-text training with loss "
-                      "sogclr (the FastCLIP pattern, losses/sogclr_dist.h); this run asks for "
-                      "another mode or loss: run it with one process",
+                      "sogclr or fastclip (the FastCLIP pattern, losses/gcl_bimodal_dist.h); this "
+                      "run asks for another mode or loss: run it with one process",
                       W);
     if (t->ctx.dev != SG_DEVICE_CPU)
         return sg_err("distributed training on cuda is not available yet (the collectives "
@@ -529,6 +530,30 @@ static int resume(struct trainer *t, const char *what, struct sg_loader_pos *pos
 
 /* ---- the step ----------------------------------------------------------------------------- */
 
+/* The distributed loss (losses/gcl_bimodal_dist.h). FastCLIP's temperature gradient is the global
+ * one on every rank: rank 0 alone adds it, since the gradients are summed over ranks next. */
+static int dist_loss_step(struct trainer *t, struct sg_clip *m, const struct fed *b,
+                          struct sg_loss_values *v)
+{
+    int E = t->mcfg.embed_dim;
+    if (t->loss.kind == SG_LOSS_SOGCLR) {
+        struct sogclr_out o;
+        if (sogclr_step_dist(&t->dist, &t->ctx, &t->loss.sog, m->zi, m->zt, b->idx, b->n, E, t->dzi,
+                             t->dzt, &o))
+            return -1;
+        *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, t->loss.sog.cfg.tau};
+        return 0;
+    }
+    struct fastclip_out o;
+    float tau = expf(-m->logit_scale->data[0]);
+    if (fastclip_step_dist(&t->dist, &t->ctx, &t->loss.fast, tau, m->zi, m->zt, b->idx, b->n, E,
+                           t->dzi, t->dzt, &o))
+        return -1;
+    if (t->dist.rank == 0) m->logit_scale->grad[0] += o.dlog_scale;
+    *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, tau};
+    return 0;
+}
+
 /* Forward, loss and backward of either mode: gradients in t->ps. The next batch's upload is
  * queued once the forward is (feed_prefetch). */
 static int forward_backward(struct trainer *t, const struct fed *b, struct sg_loss_values *v)
@@ -547,12 +572,8 @@ static int forward_backward(struct trainer *t, const struct fed *b, struct sg_lo
     struct sg_clip *m = t->model;
     sg_clip_forward(m, &t->ctx, b->img, b->ids, 1);
     feed_prefetch(t);
-    if (t->dist.world > 1) { /* open_dist admitted sogclr on the CPU only */
-        struct sogclr_out o;
-        if (sogclr_step_dist(&t->dist, &t->ctx, &t->loss.sog, m->zi, m->zt, b->idx, b->n,
-                             t->mcfg.embed_dim, t->dzi, t->dzt, &o))
-            return -1;
-        *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, t->loss.sog.cfg.tau};
+    if (t->dist.world > 1) { /* open_dist admitted sogclr / fastclip on the CPU only */
+        if (dist_loss_step(t, m, b, v)) return -1;
     } else if (sg_train_loss_step(&t->loss, &t->ctx, m->zi, m->zt, b->idx, b->n, t->mcfg.embed_dim,
                                   m->logit_scale, t->dzi, t->dzt, v)) {
         return -1;
@@ -572,7 +593,7 @@ static int train_step(struct trainer *t, const struct fed *b, float lr, struct s
                       "is kept)",
                       (long long)t->step, v->loss);
     /* data parallel: each rank's gradients are those of the global loss through its own
-     * samples (losses/sogclr_dist.h), so the parameter gradient is their SUM */
+     * samples (losses/gcl_bimodal_dist.h), so the parameter gradient is their SUM */
     if (t->dist.world > 1 &&
         sg_dist_allreduce_sum_f32(&t->dist, t->ps->grad, (int64_t)t->ps->total))
         return sg_err("step %lld: %s", (long long)t->step, sg_last_error());

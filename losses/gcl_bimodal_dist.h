@@ -1,8 +1,9 @@
 /*
- * losses/sogclr_dist.h — two-way SogCLR (losses/sogclr.h) on a data-parallel batch, with the
- * FastCLIP communication pattern (docs/ALGORITHMS.md, "What this project implements" 5 and 2(c)
- * "Communication"). Rank r holds B local pairs; the global batch is G = world * B pairs in rank
- * order (rank r's rows are global rows off = r B .. r B + B - 1).
+ * losses/gcl_bimodal_dist.h — the bimodal GCL engine (losses/gcl_bimodal.h) on a data-parallel
+ * batch, and its two-way SogCLR (losses/sogclr.h) and FastCLIP-v3 (losses/fastclip.h) steps,
+ * with the FastCLIP communication pattern (docs/ALGORITHMS.md, "What this project implements" 5 and
+ * 2(c) "Communication"). Rank r holds B local pairs; the global batch is G = world * B pairs in
+ * rank order (rank r's rows are global rows off = r B .. r B + B - 1).
  *
  * Per step (every rank, same collectives in the same order):
  *   1. all-gather zi, zt (G x d each) and the sample ids (G); all ranks validate the same data;
@@ -25,13 +26,35 @@
  * B 4 (sent), G times that received. Host memory only (features are copied to the host on a CUDA
  * context).
  */
-#ifndef SG_LOSSES_SOGCLR_DIST_H
-#define SG_LOSSES_SOGCLR_DIST_H
+#ifndef SG_LOSSES_GCL_BIMODAL_DIST_H
+#define SG_LOSSES_GCL_BIMODAL_DIST_H
 
 #include <stdint.h>
 
 #include "core/dist.h"
+#include "losses/fastclip.h"
+#include "losses/gcl_bimodal.h"
 #include "losses/sogclr.h"
+
+/* Grow-on-demand host workspace of the distributed step (owned by the loss object). */
+struct gcl_bi_dist_buf {
+    float *buf;
+    size_t cap; /* floats */
+};
+
+/* The G = world B gathered per-anchor values of the last step (point into the workspace). */
+struct gcl_bi_dist_rows {
+    int64_t G;
+    const float *logU_img, *logU_txt; /* log u_new + b_new */
+    const float *pa_img, *pa_txt;     /* (1/(G-1)) sum_{j != i} p_ij A_ij */
+};
+
+/* The engine: one step with a global temperature tau and gamma; who names the loss in errors.
+ * Writes dzi, dzt (this rank's rows) and the replicated state st; rows for the summaries. */
+int gcl_bi_step_dist(struct sg_dist *d, struct gcl_bi_dist_buf *db, struct gcl_bi_state *st,
+                     const char *who, float tau, float gamma, const float *zi, const float *zt,
+                     const int64_t *idx, int B, int dim, float *dzi, float *dzt,
+                     struct gcl_bi_dist_rows *rows);
 
 /* zi, zt (B,d), idx (B) host; dzi, dzt (B,d) host, overwritten; out (global loss) may be NULL.
  * Returns 0, or -1 with sg_err (bad input on any rank: every rank returns -1 with the same
@@ -40,7 +63,13 @@ int sogclr_step_dist(struct sg_dist *d, struct sg_ctx *c, struct sogclr *l, cons
                      const float *zt, const int64_t *idx, int B, int dim, float *dzi, float *dzt,
                      struct sogclr_out *out);
 
+/* FastCLIP-v3 (tau = exp(-logit_scale)); out (required): global loss, objective, dtau,
+ * dlog_scale as fastclip_step's. */
+int fastclip_step_dist(struct sg_dist *d, struct sg_ctx *c, struct fastclip *l, float tau,
+                       const float *zi, const float *zt, const int64_t *idx, int B, int dim,
+                       float *dzi, float *dzt, struct fastclip_out *out);
+
 /* Bytes this rank sends per step (for the communication report). */
-uint64_t sogclr_dist_bytes_per_step(int B, int dim);
+uint64_t gcl_bi_dist_bytes_per_step(int B, int dim);
 
 #endif

@@ -1,10 +1,11 @@
 /*
- * losses/sogclr_dist.c — two-way SogCLR on a data-parallel batch (see sogclr_dist.h).
+ * losses/gcl_bimodal_dist.c — the bimodal GCL engine on a data-parallel batch and its two-way
+ * SogCLR and FastCLIP-v3 steps (see gcl_bimodal_dist.h).
  * Row passes in double (sums of exponentials), OpenMP over this rank's rows; the three GEMMs per
  * direction through sg_gemm. Every rank computes the gathered quantities identically, so the
  * replicated states stay bit-identical across ranks.
  */
-#include "losses/sogclr_dist.h"
+#include "losses/gcl_bimodal_dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -13,26 +14,24 @@
 #include "core/common.h"
 #include "ops/gemm.h"
 
-static const char WHO[] = "sogclr (distributed)";
-
 /* Per-anchor results exchanged after the local update (floats per anchor). */
 enum { A_UI, A_UT, A_BI, A_BT, A_LOGUI, A_LOGUT, A_PAI, A_PAT, A_N };
 
-/* Workspace layout in l->dist_buf (floats): zi_g, zt_g (G d), Si, St (B G), pos (G),
+/* Workspace layout in db->buf (floats): zi_g, zt_g (G d), Si, St (B G), pos (G),
  * anc_l (A_N B), anc_g (A_N G), rs (2 B). */
 struct dist_ws {
     float *zi_g, *zt_g, *Si, *St, *pos, *anc_l, *anc_g, *rsI, *rsT;
 };
 
-static struct dist_ws carve(struct sogclr *l, int64_t B, int64_t G, int64_t d)
+static struct dist_ws carve(struct gcl_bi_dist_buf *db, int64_t B, int64_t G, int64_t d)
 {
     size_t need = (size_t)(2 * G * d + 2 * B * G + G + A_N * B + A_N * G + 2 * B);
-    if (need > l->dist_cap) {
-        free(l->dist_buf);
-        l->dist_buf = sg_xmalloc(need * sizeof(float));
-        l->dist_cap = need;
+    if (need > db->cap) {
+        free(db->buf);
+        db->buf = sg_xmalloc(need * sizeof(float));
+        db->cap = need;
     }
-    float *p = l->dist_buf;
+    float *p = db->buf;
     struct dist_ws w;
     w.zi_g = p, p += G * d;
     w.zt_g = p, p += G * d;
@@ -53,26 +52,26 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* The same checks as the single-process step, on the gathered batch (same verdict everywhere). */
-static int check_global(const struct sogclr *l, const struct dist_ws *w, const int64_t *idx_g,
+static int check_global(const char *who, int64_t N, const struct dist_ws *w, const int64_t *idx_g,
                         int64_t B, int64_t G, int64_t d)
 {
     for (int64_t i = 0; i < G * d; i++)
         if (!isfinite(w->zi_g[i]) || !isfinite(w->zt_g[i]))
             return sg_err("%s: features of global row %lld (rank %lld) contain NaN or Inf; state "
                           "left unchanged",
-                          WHO, (long long)(i / d), (long long)(i / d / B));
+                          who, (long long)(i / d), (long long)(i / d / B));
     int64_t *s = sg_xmalloc(sizeof(int64_t) * (size_t)G);
     memcpy(s, idx_g, sizeof(int64_t) * (size_t)G);
     qsort(s, (size_t)G, sizeof(int64_t), cmp_i64);
     int rc = 0;
     for (int64_t i = 0; i < G && rc == 0; i++) {
-        if (s[i] < 0 || s[i] >= l->st.N)
-            rc = sg_err("%s: sample id %lld outside [0, N = %lld); pass dataset sample ids", WHO,
-                        (long long)s[i], (long long)l->st.N);
+        if (s[i] < 0 || s[i] >= N)
+            rc = sg_err("%s: sample id %lld outside [0, N = %lld); pass dataset sample ids", who,
+                        (long long)s[i], (long long)N);
         else if (i > 0 && s[i] == s[i - 1])
             rc = sg_err("%s: sample id %lld appears twice in the global batch; ranks must read "
                         "disjoint shards",
-                        WHO, (long long)s[i]);
+                        who, (long long)s[i]);
     }
     free(s);
     return rc;
@@ -130,12 +129,12 @@ static int gather_inputs(struct sg_dist *dd, const struct dist_ws *w, const floa
 }
 
 /* Steps 4-5: local anchors of both directions, then the all-gather of their results. */
-static int local_anchors(struct sg_dist *dd, struct sogclr *l, const struct dist_ws *w,
-                         const int64_t *idx, int64_t B, int64_t G, int64_t off)
+static int local_anchors(struct sg_dist *dd, const struct gcl_bi_state *st, float tau, float gamma,
+                         const struct dist_ws *w, const int64_t *idx, int64_t B, int64_t G,
+                         int64_t off)
 {
-    float a = 1.0f / l->cfg.tau, gamma = l->sched.gamma_cur;
+    float a = 1.0f / tau;
     float *q = w->anc_l;
-    const struct gcl_bi_state *st = &l->st;
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < B; k++) {
         int64_t gi = off + k, id = idx[k];
@@ -153,18 +152,18 @@ static int local_anchors(struct sg_dist *dd, struct sogclr *l, const struct dist
     return 0;
 }
 
-int sogclr_step_dist(struct sg_dist *dd, struct sg_ctx *c, struct sogclr *l, const float *zi,
-                     const float *zt, const int64_t *idx, int B, int dim, float *dzi, float *dzt,
-                     struct sogclr_out *out)
+int gcl_bi_step_dist(struct sg_dist *dd, struct gcl_bi_dist_buf *db, struct gcl_bi_state *st,
+                     const char *who, float tau, float gamma, const float *zi, const float *zt,
+                     const int64_t *idx, int B, int dim, float *dzi, float *dzt,
+                     struct gcl_bi_dist_rows *rows)
 {
-    (void)c;
-    if (B < 1 || dim < 1) return sg_err("%s: B = %d, d = %d", WHO, B, dim);
+    if (B < 1 || dim < 1) return sg_err("%s: B = %d, d = %d", who, B, dim);
     const int64_t b = B, d = dim, G = (int64_t)dd->world * B, off = (int64_t)dd->rank * B;
-    if (G < 2) return sg_err("%s: global batch of %lld pairs; need >= 2", WHO, (long long)G);
-    struct dist_ws w = carve(l, b, G, d);
+    if (G < 2) return sg_err("%s: global batch of %lld pairs; need >= 2", who, (long long)G);
+    struct dist_ws w = carve(db, b, G, d);
     int64_t *idx_g = sg_xmalloc(sizeof(int64_t) * (size_t)G);
     int rc = gather_inputs(dd, &w, zi, zt, idx, idx_g, b, d);
-    if (rc == 0) rc = check_global(l, &w, idx_g, b, G, d);
+    if (rc == 0) rc = check_global(who, st->N, &w, idx_g, b, G, d);
     if (rc) {
         free(idx_g);
         return -1;
@@ -177,11 +176,11 @@ int sogclr_step_dist(struct sg_dist *dd, struct sg_ctx *c, struct sogclr *l, con
     }
     sg_gemm(0, 1, b, G, d, 1.0f, zi, d, w.zt_g, d, 0.0f, w.Si, G); /* zi_loc zt_g^T */
     sg_gemm(0, 1, b, G, d, 1.0f, zt, d, w.zi_g, d, 0.0f, w.St, G); /* zt_loc zi_g^T */
-    if (local_anchors(dd, l, &w, idx, b, G, off)) {
+    if (local_anchors(dd, st, tau, gamma, &w, idx, b, G, off)) {
         free(idx_g);
         return -1;
     }
-    const float a = 1.0f / l->cfg.tau, *g = w.anc_g, *q = w.anc_l;
+    const float a = 1.0f / tau, *g = w.anc_g, *q = w.anc_l;
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < b; k++) {
         float diag = -(w.rsI[k] / q[A_UI * b + k] + w.rsT[k] / q[A_UT * b + k]);
@@ -196,26 +195,69 @@ int sogclr_step_dist(struct sg_dist *dd, struct sg_ctx *c, struct sogclr *l, con
     sg_gemm(0, 0, b, d, G, kscale, w.St, G, w.zi_g, d, 0.0f, dzt, d);
     for (int64_t j = 0; j < G; j++) { /* replicated state: every rank writes all G anchors */
         int64_t id = idx_g[j];
-        l->st.u_img[id] = g[A_UI * G + j];
-        l->st.u_txt[id] = g[A_UT * G + j];
-        l->st.b_img[id] = g[A_BI * G + j];
-        l->st.b_txt[id] = g[A_BT * G + j];
+        st->u_img[id] = g[A_UI * G + j];
+        st->u_txt[id] = g[A_UT * G + j];
+        st->b_img[id] = g[A_BI * G + j];
+        st->b_txt[id] = g[A_BT * G + j];
     }
-    if (out) {
-        double s = 0.0, o = 0.0, tau = l->cfg.tau;
-        for (int64_t j = 0; j < G; j++) {
-            s += tau * g[A_PAI * G + j] + tau * g[A_PAT * G + j];
-            o += tau * g[A_LOGUI * G + j] + tau * g[A_LOGUT * G + j];
-        }
-        out->loss = (float)(s / (2.0 * (double)G));
-        out->objective = (float)(o / (2.0 * (double)G));
-        out->gamma = l->sched.gamma_cur;
-    }
+    *rows = (struct gcl_bi_dist_rows){G, g + A_LOGUI * G, g + A_LOGUT * G, g + A_PAI * G,
+                                      g + A_PAT * G};
     free(idx_g);
     return 0;
 }
 
-uint64_t sogclr_dist_bytes_per_step(int B, int dim)
+int sogclr_step_dist(struct sg_dist *dd, struct sg_ctx *c, struct sogclr *l, const float *zi,
+                     const float *zt, const int64_t *idx, int B, int dim, float *dzi, float *dzt,
+                     struct sogclr_out *out)
+{
+    (void)c;
+    struct gcl_bi_dist_buf db = {l->dist_buf, l->dist_cap};
+    struct gcl_bi_dist_rows r;
+    int rc = gcl_bi_step_dist(dd, &db, &l->st, "sogclr (distributed)", l->cfg.tau,
+                              l->sched.gamma_cur, zi, zt, idx, B, dim, dzi, dzt, &r);
+    l->dist_buf = db.buf, l->dist_cap = db.cap;
+    if (rc || !out) return rc;
+    double s = 0.0, o = 0.0, tau = l->cfg.tau;
+    for (int64_t j = 0; j < r.G; j++) {
+        s += tau * r.pa_img[j] + tau * r.pa_txt[j];
+        o += tau * r.logU_img[j] + tau * r.logU_txt[j];
+    }
+    out->loss = (float)(s / (2.0 * (double)r.G));
+    out->objective = (float)(o / (2.0 * (double)r.G));
+    out->gamma = l->sched.gamma_cur;
+    return 0;
+}
+
+int fastclip_step_dist(struct sg_dist *dd, struct sg_ctx *c, struct fastclip *l, float tau,
+                       const float *zi, const float *zt, const int64_t *idx, int B, int dim,
+                       float *dzi, float *dzt, struct fastclip_out *out)
+{
+    (void)c;
+    if (!(tau > 0.0f && isfinite(tau)))
+        return sg_err("fastclip (distributed): tau = %g must be a finite positive temperature",
+                      (double)tau);
+    struct gcl_bi_dist_buf db = {l->dist_buf, l->dist_cap};
+    struct gcl_bi_dist_rows r;
+    int rc = gcl_bi_step_dist(dd, &db, &l->st, "fastclip (distributed)", tau, l->sched.gamma_cur,
+                              zi, zt, idx, B, dim, dzi, dzt, &r);
+    l->dist_buf = db.buf, l->dist_cap = db.cap;
+    if (rc) return rc;
+    /* as fastclip.c finish(), over the G global anchors (identical on every rank) */
+    double logU = 0.0, pa = 0.0;
+    for (int64_t j = 0; j < r.G; j++) {
+        logU += (double)r.logU_img[j] + r.logU_txt[j];
+        pa += (double)r.pa_img[j] + r.pa_txt[j];
+    }
+    double G2 = 2.0 * (double)r.G, rho = l->cfg.rho, dtau = rho + (logU - pa) / G2;
+    out->loss = (float)((double)tau * pa / G2);
+    out->objective = (float)((double)tau * logU / G2 + rho * tau);
+    out->gamma = l->sched.gamma_cur;
+    out->dtau = (float)dtau;
+    out->dlog_scale = (float)(-(double)tau * dtau);
+    return 0;
+}
+
+uint64_t gcl_bi_dist_bytes_per_step(int B, int dim)
 {
     return (uint64_t)B * (2u * (uint64_t)dim * 4u + 8u + A_N * 4u);
 }
