@@ -131,6 +131,8 @@ void sg_clip_loss_init(struct sg_clip_loss *l)
     l->cap = 0;
     l->logits = l->stats = NULL;
     l->rowacc = NULL;
+    l->dist_buf = NULL;
+    l->dist_cap = 0;
 }
 
 void sg_clip_loss_free(struct sg_clip_loss *l)
@@ -139,6 +141,7 @@ void sg_clip_loss_free(struct sg_clip_loss *l)
     sg_afree(l->logits);
     sg_afree(l->stats);
     free(l->rowacc);
+    free(l->dist_buf);
     sg_clip_loss_init(l);
 }
 

@@ -51,10 +51,12 @@
 #include "core/ctx.h"
 
 struct sg_clip_loss {
-    int cap;        /* batch size the workspace is sized for (0 before the first call) */
-    float *logits;  /* (cap, cap) logits, then G = dL/dlogits */
-    float *stats;   /* (2, cap): row lse, column lse */
-    double *rowacc; /* (2, cap): per-row dp partials and per-row loss terms */
+    int cap;         /* batch size the workspace is sized for (0 before the first call) */
+    float *logits;   /* (cap, cap) logits, then G = dL/dlogits */
+    float *stats;    /* (2, cap): row lse, column lse */
+    double *rowacc;  /* (2, cap): per-row dp partials and per-row loss terms */
+    float *dist_buf; /* losses/clip_dist.c workspace (grown on demand), or NULL */
+    size_t dist_cap; /* floats in dist_buf */
 };
 
 void sg_clip_loss_init(struct sg_clip_loss *l);

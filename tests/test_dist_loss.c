@@ -14,7 +14,10 @@
  *   - bad input on one rank (a NaN feature on the last rank) makes every rank return -1 with the
  *     same message and leaves every state unchanged;
  *   - FastCLIP-v3 (fastclip_step_dist) the same way, with a temperature that changes per step,
- *     plus its global temperature gradient (dtau, dlog_scale: relative 1e-5).
+ *     plus its global temperature gradient (dtau, dlog_scale: relative 1e-5);
+ *   - the CLIP InfoNCE baseline (sg_clip_loss_step_dist) at three logit scales: loss, dL/dp and
+ *     the local gradient rows against sg_clip_loss_compute on the whole batch (the loss is a
+ *     difference of log-sum-exps of size ~s = exp(p): absolute floors 1e-6 s, 1e-7 s on rows).
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +27,8 @@
 #include "core/common.h"
 #include "core/dist.h"
 #include "core/rng.h"
+#include "losses/clip.h"
+#include "losses/clip_dist.h"
 #include "losses/fastclip.h"
 #include "losses/sogclr.h"
 #include "losses/gcl_bimodal_dist.h"
@@ -145,6 +150,47 @@ static void test_fastclip(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_
     free(zi), free(zt), free(gi), free(gt), free(di), free(dt), free(idx);
 }
 
+/* CLIP InfoNCE against the one-process loss on the concatenated batch. */
+static void test_clip(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_t G, int64_t off)
+{
+    static const float ps[3] = {2.659260f, 4.6f, 0.3f}; /* ln(1/0.07), near ln 100, small */
+    struct sg_clip_loss ld, ls;
+    sg_clip_loss_init(&ld);
+    sg_clip_loss_init(&ls);
+    float *zi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *zt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *gi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *gt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
+    float *di = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
+    float *dt = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
+    int64_t *idx = sg_xmalloc(sizeof(int64_t) * (size_t)G);
+    char label[240];
+    for (int k = 0; k < 3; k++) {
+        make_batch(40 + k, G, zi, zt, idx);
+        float lossd = 0, losss = 0, dpd = 0, dps = 0;
+        int rd = sg_clip_loss_step_dist(d, &ld, zi + off * DIM, zt + off * DIM, (int)B, DIM, ps[k],
+                                        &lossd, di, dt, &dpd);
+        int rs = sg_clip_loss_compute(&ls, c, zi, zt, (int)G, DIM, ps[k], &losss, gi, gt, &dps);
+        double ri, rt;
+        double ei = rd ? 1 : max_err(di, gi + off * DIM, B * DIM, &ri);
+        double et = rd ? 1 : max_err(dt, gt + off * DIM, B * DIM, &rt);
+        snprintf(label, sizeof label,
+                 "rank %d clip p=%.2f: loss %.7g dp %.7g equal single %.7g %.7g; gradient rows "
+                 "(max excess %.2g / %.2g)",
+                 d->rank, ps[k], lossd, dpd, losss, dps, ei, et);
+        /* loss and dp are differences of log-sum-exps of size ~s = exp(p) (the one-process path
+         * uses a fast exp): absolute floors 1e-6 s and, for gradient rows, 1e-7 s */
+        double sc = exp((double)ps[k]);
+        sg_test_true(label, rd == 0 && rs == 0 &&
+                                fabs(lossd - losss) <= 1e-5 * fabs(losss) + 1e-6 * sc &&
+                                fabs(dpd - dps) <= 1e-5 * fabs(dps) + 1e-6 * sc &&
+                                ei <= 1e-4 * ri + 1e-7 * sc && et <= 1e-4 * rt + 1e-7 * sc);
+    }
+    sg_clip_loss_free(&ld);
+    sg_clip_loss_free(&ls);
+    free(zi), free(zt), free(gi), free(gt), free(di), free(dt), free(idx);
+}
+
 int main(void)
 {
     struct sg_dist d;
@@ -217,6 +263,7 @@ int main(void)
     sogclr_free(&ls);
     free(zi), free(zt), free(gi), free(gt), free(di), free(dt), free(idx);
     test_fastclip(&d, &c, B, G, off);
+    test_clip(&d, &c, B, G, off);
     int fails = sg_test_failures();
     double f = fails;
     sg_dist_allreduce_sum_f64(&d, &f, 1);

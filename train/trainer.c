@@ -29,6 +29,7 @@
 #include "text/tokenizer.h"
 #include "eval/clip_eval.h"
 #include "core/dist.h"
+#include "losses/clip_dist.h"
 #include "losses/gcl_bimodal_dist.h"
 #include "train/checkpoint.h"
 #include "train/runlog.h"
@@ -426,11 +427,11 @@ static int open_dist(struct trainer *t)
         return sg_err("train.batch_size %d is the global batch: it must be a multiple of the %d "
                       "ranks",
                       c->train.batch_size, W);
-    if (c->train.mode != SG_MODE_CLIP ||
-        (c->loss.name != SG_LOSS_SOGCLR && c->loss.name != SG_LOSS_FASTCLIP))
+    if (c->train.mode != SG_MODE_CLIP || c->loss.name == SG_LOSS_ISOGCLR)
         return sg_err("distributed training (%d ranks) supports image-text training with loss "
-                      "sogclr or fastclip (the FastCLIP pattern, losses/gcl_bimodal_dist.h); this "
-                      "run asks for another mode or loss: run it with one process",
+                      "sogclr, fastclip or clip (the FastCLIP pattern, losses/gcl_bimodal_dist.h, "
+                      "losses/clip_dist.h); this run asks for another mode or loss: run it with "
+                      "one process",
                       W);
     if (t->ctx.dev != SG_DEVICE_CPU)
         return sg_err("distributed training on cuda is not available yet (the collectives "
@@ -530,8 +531,9 @@ static int resume(struct trainer *t, const char *what, struct sg_loader_pos *pos
 
 /* ---- the step ----------------------------------------------------------------------------- */
 
-/* The distributed loss (losses/gcl_bimodal_dist.h). FastCLIP's temperature gradient is the global
- * one on every rank: rank 0 alone adds it, since the gradients are summed over ranks next. */
+/* The distributed loss (losses/gcl_bimodal_dist.h, losses/clip_dist.h). FastCLIP's temperature
+ * and CLIP's logit-scale gradients are the global ones on every rank: rank 0 alone adds them,
+ * since the gradients are summed over ranks next. */
 static int dist_loss_step(struct trainer *t, struct sg_clip *m, const struct fed *b,
                           struct sg_loss_values *v)
 {
@@ -542,6 +544,15 @@ static int dist_loss_step(struct trainer *t, struct sg_clip *m, const struct fed
                              t->dzt, &o))
             return -1;
         *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, t->loss.sog.cfg.tau};
+        return 0;
+    }
+    if (t->loss.kind == SG_LOSS_CLIP) {
+        float loss = 0.0f, dp = 0.0f, p = m->logit_scale->data[0];
+        if (sg_clip_loss_step_dist(&t->dist, &t->loss.clip, m->zi, m->zt, b->n, E, p, &loss, t->dzi,
+                                   t->dzt, &dp))
+            return -1;
+        if (t->dist.rank == 0) m->logit_scale->grad[0] += dp;
+        *v = (struct sg_loss_values){loss, loss, 0.0f, expf(-p)};
         return 0;
     }
     struct fastclip_out o;
@@ -572,7 +583,7 @@ static int forward_backward(struct trainer *t, const struct fed *b, struct sg_lo
     struct sg_clip *m = t->model;
     sg_clip_forward(m, &t->ctx, b->img, b->ids, 1);
     feed_prefetch(t);
-    if (t->dist.world > 1) { /* open_dist admitted sogclr / fastclip on the CPU only */
+    if (t->dist.world > 1) { /* open_dist admitted sogclr / fastclip / clip on the CPU */
         if (dist_loss_step(t, m, b, v)) return -1;
     } else if (sg_train_loss_step(&t->loss, &t->ctx, m->zi, m->zt, b->idx, b->n, t->mcfg.embed_dim,
                                   m->logit_scale, t->dzi, t->dzt, v)) {
