@@ -60,6 +60,30 @@ static void make_batch(int step, int64_t G, float *zi, float *zt, int64_t *idx)
     for (int64_t i = 0; i < G; i++) idx[i] = (step * 7 * G / 10 + i * 3) % N_SAMPLES;
 }
 
+/* The global batch (zi, zt, idx: G rows), the one-process gradients (gi, gt: G rows) and this
+ * rank's distributed gradients (di, dt: B rows). */
+struct bufs {
+    float *zi, *zt, *gi, *gt, *di, *dt;
+    int64_t *idx;
+};
+
+static struct bufs bufs_new(int64_t B, int64_t G)
+{
+    size_t g = sizeof(float) * (size_t)(G * DIM), b = sizeof(float) * (size_t)(B * DIM);
+    return (struct bufs){sg_xmalloc(g),
+                         sg_xmalloc(g),
+                         sg_xmalloc(g),
+                         sg_xmalloc(g),
+                         sg_xmalloc(b),
+                         sg_xmalloc(b),
+                         sg_xmalloc(sizeof(int64_t) * (size_t)G)};
+}
+
+static void bufs_free(struct bufs *u)
+{
+    free(u->zi), free(u->zt), free(u->gi), free(u->gt), free(u->di), free(u->dt), free(u->idx);
+}
+
 static double max_err(const float *got, const float *want, int64_t n, double *rms_out)
 {
     double r = 0, worst = 0;
@@ -107,13 +131,9 @@ static void test_fastclip(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_
     struct fastclip ld, ls;
     struct fastclip_config cfg = {.N = N_SAMPLES, .gamma = 0.8f, .rho = 6.5f};
     SG_CHECK(fastclip_init(&ld, &cfg) == 0 && fastclip_init(&ls, &cfg) == 0, "%s", sg_last_error());
-    float *zi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *zt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *gi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *gt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *di = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
-    float *dt = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
-    int64_t *idx = sg_xmalloc(sizeof(int64_t) * (size_t)G);
+    struct bufs u = bufs_new(B, G);
+    float *zi = u.zi, *zt = u.zt, *gi = u.gi, *gt = u.gt, *di = u.di, *dt = u.dt;
+    int64_t *idx = u.idx;
     char label[240];
     for (int step = 0; step < 3; step++) {
         float tau = 0.07f - 0.01f * step;
@@ -147,7 +167,7 @@ static void test_fastclip(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_
     }
     fastclip_free(&ld);
     fastclip_free(&ls);
-    free(zi), free(zt), free(gi), free(gt), free(di), free(dt), free(idx);
+    bufs_free(&u);
 }
 
 /* CLIP InfoNCE against the one-process loss on the concatenated batch. */
@@ -157,13 +177,9 @@ static void test_clip(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_t G,
     struct sg_clip_loss ld, ls;
     sg_clip_loss_init(&ld);
     sg_clip_loss_init(&ls);
-    float *zi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *zt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *gi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *gt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *di = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
-    float *dt = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
-    int64_t *idx = sg_xmalloc(sizeof(int64_t) * (size_t)G);
+    struct bufs u = bufs_new(B, G);
+    float *zi = u.zi, *zt = u.zt, *gi = u.gi, *gt = u.gt, *di = u.di, *dt = u.dt;
+    int64_t *idx = u.idx;
     char label[240];
     for (int k = 0; k < 3; k++) {
         make_batch(40 + k, G, zi, zt, idx);
@@ -188,7 +204,7 @@ static void test_clip(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_t G,
     }
     sg_clip_loss_free(&ld);
     sg_clip_loss_free(&ls);
-    free(zi), free(zt), free(gi), free(gt), free(di), free(dt), free(idx);
+    bufs_free(&u);
 }
 
 int main(void)
@@ -206,13 +222,9 @@ int main(void)
     struct sogclr ld, ls;
     struct sogclr_config cfg = {.N = N_SAMPLES, .tau = 0.1f, .gamma = 0.9f};
     SG_CHECK(sogclr_init(&ld, &cfg) == 0 && sogclr_init(&ls, &cfg) == 0, "%s", sg_last_error());
-    float *zi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *zt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *gi = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *gt = sg_xmalloc(sizeof(float) * (size_t)(G * DIM));
-    float *di = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
-    float *dt = sg_xmalloc(sizeof(float) * (size_t)(B * DIM));
-    int64_t *idx = sg_xmalloc(sizeof(int64_t) * (size_t)G);
+    struct bufs u = bufs_new(B, G);
+    float *zi = u.zi, *zt = u.zt, *gi = u.gi, *gt = u.gt, *di = u.di, *dt = u.dt;
+    int64_t *idx = u.idx;
     char label[200];
     for (int step = 0; step < STEPS; step++) {
         make_batch(step, G, zi, zt, idx);
@@ -261,7 +273,7 @@ int main(void)
     sg_test_true(label, rb == -1 && strstr(sg_last_error(), "NaN") && checksum(&ld) == before);
     sogclr_free(&ld);
     sogclr_free(&ls);
-    free(zi), free(zt), free(gi), free(gt), free(di), free(dt), free(idx);
+    bufs_free(&u);
     test_fastclip(&d, &c, B, G, off);
     test_clip(&d, &c, B, G, off);
     int fails = sg_test_failures();
