@@ -17,22 +17,26 @@
 /* Per-anchor results exchanged after the local update (floats per anchor). */
 enum { A_UI, A_UT, A_BI, A_BT, A_LOGUI, A_LOGUT, A_PAI, A_PAT, A_N };
 
-/* Workspace layout in db->buf (floats): zi_g, zt_g (G d), Si, St (B G), pos (G),
- * anc_l (A_N B), anc_g (A_N G), rs (2 B). */
+/* Workspace layout in db->buf: the sample ids idx_g and their sorted copy sidx (G int64 each,
+ * first: 8-byte aligned), then floats zi_g, zt_g (G d), Si, St (B G), pos (G), anc_l (A_N B),
+ * anc_g (A_N G), rs (2 B). Sized once; a step allocates nothing. */
 struct dist_ws {
+    int64_t *idx_g, *sidx;
     float *zi_g, *zt_g, *Si, *St, *pos, *anc_l, *anc_g, *rsI, *rsT;
 };
 
 static struct dist_ws carve(struct gcl_bi_dist_buf *db, int64_t B, int64_t G, int64_t d)
 {
-    size_t need = (size_t)(2 * G * d + 2 * B * G + G + A_N * B + A_N * G + 2 * B);
+    size_t need = (size_t)(4 * G + 2 * G * d + 2 * B * G + G + A_N * B + A_N * G + 2 * B);
     if (need > db->cap) {
         free(db->buf);
         db->buf = sg_xmalloc(need * sizeof(float));
         db->cap = need;
     }
-    float *p = db->buf;
     struct dist_ws w;
+    w.idx_g = (int64_t *)db->buf;
+    w.sidx = w.idx_g + G;
+    float *p = (float *)(w.sidx + G);
     w.zi_g = p, p += G * d;
     w.zt_g = p, p += G * d;
     w.Si = p, p += B * G;
@@ -52,16 +56,16 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* The same checks as the single-process step, on the gathered batch (same verdict everywhere). */
-static int check_global(const char *who, int64_t N, const struct dist_ws *w, const int64_t *idx_g,
-                        int64_t B, int64_t G, int64_t d)
+static int check_global(const char *who, int64_t N, const struct dist_ws *w, int64_t B, int64_t G,
+                        int64_t d)
 {
     for (int64_t i = 0; i < G * d; i++)
         if (!isfinite(w->zi_g[i]) || !isfinite(w->zt_g[i]))
             return sg_err("%s: features of global row %lld (rank %lld) contain NaN or Inf; state "
                           "left unchanged",
                           who, (long long)(i / d), (long long)(i / d / B));
-    int64_t *s = sg_xmalloc(sizeof(int64_t) * (size_t)G);
-    memcpy(s, idx_g, sizeof(int64_t) * (size_t)G);
+    int64_t *s = w->sidx;
+    memcpy(s, w->idx_g, sizeof(int64_t) * (size_t)G);
     qsort(s, (size_t)G, sizeof(int64_t), cmp_i64);
     int rc = 0;
     for (int64_t i = 0; i < G && rc == 0; i++) {
@@ -73,7 +77,6 @@ static int check_global(const char *who, int64_t N, const struct dist_ws *w, con
                         "disjoint shards",
                         who, (long long)s[i]);
     }
-    free(s);
     return rc;
 }
 
@@ -120,12 +123,12 @@ static void coef_row(float *row, int64_t gi, int64_t G, float pos_self, float a_
 }
 
 static int gather_inputs(struct sg_dist *dd, const struct dist_ws *w, const float *zi,
-                         const float *zt, const int64_t *idx, int64_t *idx_g, int64_t B, int64_t d)
+                         const float *zt, const int64_t *idx, int64_t B, int64_t d)
 {
     size_t fb = (size_t)(B * d) * sizeof(float);
     if (sg_dist_allgather(dd, w->zi_g, zi, fb)) return -1;
     if (sg_dist_allgather(dd, w->zt_g, zt, fb)) return -1;
-    return sg_dist_allgather(dd, idx_g, idx, (size_t)B * sizeof(int64_t));
+    return sg_dist_allgather(dd, w->idx_g, idx, (size_t)B * sizeof(int64_t));
 }
 
 /* Steps 4-5: local anchors of both directions, then the all-gather of their results. */
@@ -161,13 +164,9 @@ int gcl_bi_step_dist(struct sg_dist *dd, struct gcl_bi_dist_buf *db, struct gcl_
     const int64_t b = B, d = dim, G = (int64_t)dd->world * B, off = (int64_t)dd->rank * B;
     if (G < 2) return sg_err("%s: global batch of %lld pairs; need >= 2", who, (long long)G);
     struct dist_ws w = carve(db, b, G, d);
-    int64_t *idx_g = sg_xmalloc(sizeof(int64_t) * (size_t)G);
-    int rc = gather_inputs(dd, &w, zi, zt, idx, idx_g, b, d);
-    if (rc == 0) rc = check_global(who, st->N, &w, idx_g, b, G, d);
-    if (rc) {
-        free(idx_g);
-        return -1;
-    }
+    int rc = gather_inputs(dd, &w, zi, zt, idx, b, d);
+    if (rc == 0) rc = check_global(who, st->N, &w, b, G, d);
+    if (rc) return -1;
 #pragma omp parallel for schedule(static)
     for (int64_t j = 0; j < G; j++) {
         double s = 0.0;
@@ -176,10 +175,7 @@ int gcl_bi_step_dist(struct sg_dist *dd, struct gcl_bi_dist_buf *db, struct gcl_
     }
     sg_gemm(0, 1, b, G, d, 1.0f, zi, d, w.zt_g, d, 0.0f, w.Si, G); /* zi_loc zt_g^T */
     sg_gemm(0, 1, b, G, d, 1.0f, zt, d, w.zi_g, d, 0.0f, w.St, G); /* zt_loc zi_g^T */
-    if (local_anchors(dd, st, tau, gamma, &w, idx, b, G, off)) {
-        free(idx_g);
-        return -1;
-    }
+    if (local_anchors(dd, st, tau, gamma, &w, idx, b, G, off)) return -1;
     const float a = 1.0f / tau, *g = w.anc_g, *q = w.anc_l;
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < b; k++) {
@@ -194,7 +190,7 @@ int gcl_bi_step_dist(struct sg_dist *dd, struct gcl_bi_dist_buf *db, struct gcl_
     sg_gemm(0, 0, b, d, G, kscale, w.Si, G, w.zt_g, d, 0.0f, dzi, d);
     sg_gemm(0, 0, b, d, G, kscale, w.St, G, w.zi_g, d, 0.0f, dzt, d);
     for (int64_t j = 0; j < G; j++) { /* replicated state: every rank writes all G anchors */
-        int64_t id = idx_g[j];
+        int64_t id = w.idx_g[j];
         st->u_img[id] = g[A_UI * G + j];
         st->u_txt[id] = g[A_UT * G + j];
         st->b_img[id] = g[A_BI * G + j];
@@ -202,7 +198,6 @@ int gcl_bi_step_dist(struct sg_dist *dd, struct gcl_bi_dist_buf *db, struct gcl_
     }
     *rows = (struct gcl_bi_dist_rows){G, g + A_LOGUI * G, g + A_LOGUT * G, g + A_PAI * G,
                                       g + A_PAT * G};
-    free(idx_g);
     return 0;
 }
 

@@ -38,25 +38,11 @@ static struct sg_ctx cpu, gpu;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static float *rnd(int64_t n, uint64_t seed)
-{
-    float *x = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    sg_test_fill(x, n, seed, -1.0f, 1.0f);
-    return x;
-}
-
 static void *up(const void *h, size_t bytes)
 {
     void *d = sg_dev_alloc(&gpu, bytes ? bytes : 4);
     if (bytes) sg_memcpy_h2d(&gpu, d, h, bytes);
     return d;
-}
-
-static float *down(const float *d, int64_t n)
-{
-    float *h = sg_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
-    if (n) sg_memcpy_d2h(&gpu, h, d, sizeof(float) * (size_t)n);
-    return h;
 }
 
 static double rms(const float *x, int64_t n)
@@ -70,7 +56,7 @@ static double rms(const float *x, int64_t n)
 static int close_dev(const char *label, const float *dgot, const float *want, int64_t n, float rel,
                      float rtol)
 {
-    float *got = down(dgot, n);
+    float *got = sg_test_from_dev(&gpu, dgot, n);
     float atol = (float)(rel * rms(want, n)) + 1e-12f;
     int ok = sg_test_close(label, got, want, n, atol, rtol);
     free(got);
@@ -79,7 +65,7 @@ static int close_dev(const char *label, const float *dgot, const float *want, in
 
 static int equal_dev(const char *label, const float *dgot, const float *want, int64_t n)
 {
-    float *got = down(dgot, n);
+    float *got = sg_test_from_dev(&gpu, dgot, n);
     int64_t bad = -1;
     for (int64_t i = 0; i < n && bad < 0; i++)
         if (memcmp(&got[i], &want[i], sizeof(float))) bad = i;
@@ -99,7 +85,7 @@ static void test_patchify(int B, int Cin, int S, int p)
 {
     int G = S / p;
     int64_t n = (int64_t)B * Cin * S * S;
-    float *img = rnd(n, 1), *pt = sg_xmalloc(sizeof(float) * (size_t)n);
+    float *img = sg_test_rand(n, 1, -1.0f, 1.0f), *pt = sg_xmalloc(sizeof(float) * (size_t)n);
     float *back = sg_xmalloc(sizeof(float) * (size_t)n);
     float *dimg = up(img, sizeof(float) * (size_t)n), *dpt = sg_dev_alloc(&gpu, sizeof(float) * n);
     float *dback = sg_dev_alloc(&gpu, sizeof(float) * (size_t)n);
@@ -119,8 +105,11 @@ static void test_patchify(int B, int Cin, int S, int p)
 static void test_tokens(int B, int T, int C, int has_cls, int with_pos)
 {
     int64_t tc = (int64_t)T * C, ne = (int64_t)B * (T - has_cls) * C;
-    float *cls = rnd(C, 2), *emb = rnd(ne, 3), *pos = rnd(tc, 4), *x = rnd((int64_t)B * tc, 5);
-    float *dx = rnd((int64_t)B * tc, 6), *dpos = rnd(tc, 7), *dcls = rnd(C, 8);
+    float *cls = sg_test_rand(C, 2, -1.0f, 1.0f), *emb = sg_test_rand(ne, 3, -1.0f, 1.0f),
+          *pos = sg_test_rand(tc, 4, -1.0f, 1.0f),
+          *x = sg_test_rand((int64_t)B * tc, 5, -1.0f, 1.0f);
+    float *dx = sg_test_rand((int64_t)B * tc, 6, -1.0f, 1.0f),
+          *dpos = sg_test_rand(tc, 7, -1.0f, 1.0f), *dcls = sg_test_rand(C, 8, -1.0f, 1.0f);
     float *demb = sg_xmalloc(sizeof(float) * (size_t)ne);
     float *g_cls = up(cls, 4 * (size_t)C), *g_emb = up(emb, 4 * (size_t)ne);
     float *g_pos = up(pos, 4 * (size_t)tc), *g_x = up(x, 4 * (size_t)(B * tc));
@@ -142,7 +131,8 @@ static void test_tokens(int B, int T, int C, int has_cls, int with_pos)
     equal_dev(l, g_dcls, dcls, C);
     /* in place without a class token (the text encoder's use) */
     if (!has_cls) {
-        float *y = rnd((int64_t)B * tc, 9), *g_y = up(y, 4 * (size_t)(B * tc));
+        float *y = sg_test_rand((int64_t)B * tc, 9, -1.0f, 1.0f),
+              *g_y = up(y, 4 * (size_t)(B * tc));
         op_tokens_forward(&cpu, y, NULL, y, pos, B, T, C);
         op_tokens_forward(&gpu, g_y, NULL, g_y, g_pos, B, T, C);
         snprintf(l, sizeof l, "tokens B%d T%d C%d in place", B, T, C);
@@ -161,7 +151,8 @@ static void test_gather(int B, int T, int C, int with_idx)
     int64_t n = (int64_t)B * T * C;
     int32_t *idx = sg_xmalloc(sizeof(int32_t) * (size_t)B);
     for (int b = 0; b < B; b++) idx[b] = (b * 7 + 3) % T;
-    float *x = rnd(n, 10), *dout = rnd((int64_t)B * C, 11);
+    float *x = sg_test_rand(n, 10, -1.0f, 1.0f),
+          *dout = sg_test_rand((int64_t)B * C, 11, -1.0f, 1.0f);
     float *out = sg_xmalloc(sizeof(float) * (size_t)B * C), *dx = sg_xmalloc(sizeof(float) * n);
     int32_t *g_idx = up(idx, sizeof(int32_t) * (size_t)B);
     float *g_x = up(x, 4 * (size_t)n), *g_dout = up(dout, 4 * (size_t)B * C);
@@ -183,7 +174,7 @@ static void test_gather(int B, int T, int C, int with_idx)
 static void test_nchw_tokens(int B, int C, int HW)
 {
     int64_t nx = (int64_t)B * C * HW, nt = (int64_t)B * (HW + 1) * C;
-    float *x = rnd(nx, 12), *dtok = rnd(nt, 13);
+    float *x = sg_test_rand(nx, 12, -1.0f, 1.0f), *dtok = sg_test_rand(nt, 13, -1.0f, 1.0f);
     float *tok = sg_xmalloc(sizeof(float) * (size_t)nt), *dx = sg_xmalloc(sizeof(float) * nx);
     float *g_x = up(x, 4 * (size_t)nx), *g_dtok = up(dtok, 4 * (size_t)nt);
     float *g_tok = sg_dev_alloc(&gpu, 4 * (size_t)nt), *g_dx = sg_dev_alloc(&gpu, 4 * (size_t)nx);
@@ -217,7 +208,7 @@ static void make_inputs(struct inputs *in, const struct sg_clip_config *cfg, int
     in->T = cfg->text.context_length;
     in->E = cfg->embed_dim;
     int64_t ni = (int64_t)B * 3 * in->S * in->S;
-    in->img = rnd(ni, 20);
+    in->img = sg_test_rand(ni, 20, -1.0f, 1.0f);
     in->ids = sg_xcalloc((size_t)B * in->T, sizeof(int32_t));
     int V = cfg->text.vocab_size;
     for (int b = 0; b < B; b++) {
@@ -258,7 +249,7 @@ static void compare_params(const char *model, const struct sg_clip *g, const str
         int is_buf = (pc->flags & SG_PARAM_BUFFER) != 0;
         if (is_buf != buffers) continue;
         const float *want = buffers ? pc->data : pc->grad;
-        float *got = down(buffers ? pg->data : pg->grad, pc->numel);
+        float *got = sg_test_from_dev(&gpu, buffers ? pg->data : pg->grad, pc->numel);
         double r = rms(want, pc->numel), worst = 0;
         int64_t wi = 0;
         for (int64_t k = 0; k < pc->numel; k++) {
@@ -330,7 +321,7 @@ static void run_model(const char *name, int B)
     gpu.precision = SG_PREC_BF16;
     sg_clip_forward(mg, &gpu, in.g_img, in.ids, 0);
     sg_clip_encode_image(mc, &cpu, in.img, 0);
-    float *zi = down(mg->zi, be), *zt = down(mg->zt, be);
+    float *zi = sg_test_from_dev(&gpu, mg->zi, be), *zt = sg_test_from_dev(&gpu, mg->zt, be);
     double worst = 1.0;
     for (int b = 0; b < B; b++) {
         double ci = 0, ct = 0;

@@ -299,27 +299,6 @@ static void check_loss_state_close(const char *label, const char *ref, const cha
     sg_st_close(&fb);
 }
 
-/* Every tensor of two checkpoints equal byte for byte (metadata aside). */
-static int same_checkpoints(const char *a, const char *b)
-{
-    struct sg_st_file fa, fb;
-    if (sg_st_open(&fa, a)) return 0;
-    if (sg_st_open(&fb, b)) {
-        sg_st_close(&fa);
-        return 0;
-    }
-    int same = fa.n == fb.n;
-    for (int i = 0; same && i < fa.n; i++) {
-        const struct sg_st_entry *ea = &fa.entries[i], *eb = sg_st_find(&fb, ea->name);
-        size_t n = ea->end - ea->begin;
-        same = eb && eb->end - eb->begin == n && !memcmp(sg_st_raw(&fa, ea), sg_st_raw(&fb, eb), n);
-        if (!same) fprintf(stderr, "  differs: %s\n", ea->name);
-    }
-    sg_st_close(&fa);
-    sg_st_close(&fb);
-    return same;
-}
-
 /* ---- 1. input path ------------------------------------------------------------------------ */
 
 static int32_t float_bits(float f)
@@ -506,7 +485,7 @@ static void check_cross_resume(void)
     sg_train_result_free(&r);
     ok = ok && train("g2g", g_gpu, NULL, 0, "latest", 0, &w) == 0 && w.steps == MAX_STEPS;
     sg_test_true("device 10 + 10 steps == 20 uninterrupted device steps, bit for bit",
-                 ok && g_gpu_ckpt[0] && same_checkpoints(g_gpu_ckpt, w.checkpoint));
+                 ok && g_gpu_ckpt[0] && sg_test_same_tensors(g_gpu_ckpt, w.checkpoint));
     sg_train_result_free(&w);
 }
 

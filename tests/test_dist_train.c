@@ -99,23 +99,6 @@ static int train(const char *name, const char *backend, const char *resume,
     return train_n(name, backend, resume, 0, res);
 }
 
-/* Two checkpoint files hold the same bytes for every tensor. */
-static int same_tensors(const char *pa, const char *pb)
-{
-    struct sg_st_file a, b;
-    SG_CHECK(sg_st_open(&a, pa) == 0 && sg_st_open(&b, pb) == 0, "%s", sg_last_error());
-    int same = a.n == b.n;
-    for (int i = 0; same && i < a.n; i++) {
-        const struct sg_st_entry *e = &a.entries[i], *f = sg_st_find(&b, e->name);
-        same = f && e->end - e->begin == f->end - f->begin &&
-               memcmp(sg_st_raw(&a, e), sg_st_raw(&b, f), e->end - e->begin) == 0;
-        if (!same) printf("  tensor %s differs\n", e->name);
-    }
-    sg_st_close(&a);
-    sg_st_close(&b);
-    return same;
-}
-
 /* "loss" values of metrics.jsonl, in order. */
 static int read_losses(const char *run_dir, double *loss, int max)
 {
@@ -267,7 +250,7 @@ int main(void)
     SG_CHECK(sg_dist_barrier(&d) == 0, "%s", sg_last_error());
     if (d.rank == 0 && r4 == 0 && r5 == 0)
         sg_test_true("2 + 2 steps with a resume equal 4 steps, byte for byte (every tensor)",
-                     same_tensors(rest.checkpoint, two.checkpoint));
+                     sg_test_same_tensors(rest.checkpoint, two.checkpoint));
     if (d.rank == 0 && r1 == 0 && r2 == 0) {
         compare_losses(one.run_dir, two.run_dir, d.world);
         compare_checkpoints(two.checkpoint, one.checkpoint, 1);

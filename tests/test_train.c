@@ -141,23 +141,6 @@ static void check_config_errors(void)
 
 /* ---- resume equality ---------------------------------------------------------------------- */
 
-/* Every tensor of two checkpoints equal byte for byte (metadata aside). */
-static int same_checkpoints(const char *a, const char *b)
-{
-    struct sg_st_file fa, fb;
-    if (sg_st_open(&fa, a) || sg_st_open(&fb, b)) return 0;
-    int same = fa.n == fb.n;
-    for (int i = 0; same && i < fa.n; i++) {
-        const struct sg_st_entry *ea = &fa.entries[i], *eb = sg_st_find(&fb, ea->name);
-        size_t n = ea->end - ea->begin;
-        same = eb && eb->end - eb->begin == n && !memcmp(sg_st_raw(&fa, ea), sg_st_raw(&fb, eb), n);
-        if (!same) fprintf(stderr, "  differs: %s\n", ea->name);
-    }
-    sg_st_close(&fa);
-    sg_st_close(&fb);
-    return same;
-}
-
 static struct sg_train_result g_whole;
 
 static void check_resume(void)
@@ -168,7 +151,7 @@ static void check_resume(void)
     sg_test_true("first 4 steps", run("split", NULL, 4, 0, &b, NULL) == 0 && b.steps == 4);
     sg_test_true("resume: 8 more", run("split", "latest", 0, 0, &b, NULL) == 0 && b.steps == 12);
     sg_test_true("4 + 8 steps == 12 steps, bit for bit",
-                 same_checkpoints(a.checkpoint, b.checkpoint));
+                 sg_test_same_tensors(a.checkpoint, b.checkpoint));
     sg_test_true("report.html written", access(a.report, R_OK) == 0);
     g_whole = a;
 }
@@ -186,7 +169,8 @@ static void check_resume_ssl(void)
     sg_test_true("ssl: first 5 steps", run_n("ssl_split", NULL, 5, &b, extra, n) == 0);
     sg_test_true("ssl: resume 7 more", run_n("ssl_split", "latest", 0, &b, extra, n) == 0);
     sg_test_true("ssl: 5 + 7 steps == 12 steps, bit for bit",
-                 a.steps == 12 && b.steps == 12 && same_checkpoints(a.checkpoint, b.checkpoint));
+                 a.steps == 12 && b.steps == 12 &&
+                     sg_test_same_tensors(a.checkpoint, b.checkpoint));
 }
 
 /* ---- logs ------------------------------------------------------------------------------------ */
@@ -380,7 +364,7 @@ static void check_cpu_bf16(void)
     int ok = run("fp32_2", NULL, 2, 0, &a, NULL) == 0;
     ok &= run("bf16_2", NULL, 2, 0, &b, "run.precision=bf16") == 0;
     sg_test_true("run.precision bf16 on the CPU: 2 steps equal fp32's bit for bit",
-                 ok && same_checkpoints(a.checkpoint, b.checkpoint));
+                 ok && sg_test_same_tensors(a.checkpoint, b.checkpoint));
 }
 
 /* The loader's uint8 output normalised by op_normalize_u8 (CPU) equals its float output. */

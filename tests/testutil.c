@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "core/safetensors.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/synth.h"
@@ -357,4 +358,24 @@ int64_t sg_test_u8_vs_float(struct sg_ctx *g, const char *tsv, int preset, int v
     sg_loader_close(lu);
     sg_dataset_free(ds);
     return worst;
+}
+
+int sg_test_same_tensors(const char *a, const char *b)
+{
+    struct sg_st_file fa, fb;
+    if (sg_st_open(&fa, a)) return 0;
+    if (sg_st_open(&fb, b)) {
+        sg_st_close(&fa);
+        return 0;
+    }
+    int same = fa.n == fb.n;
+    for (int i = 0; same && i < fa.n; i++) {
+        const struct sg_st_entry *ea = &fa.entries[i], *eb = sg_st_find(&fb, ea->name);
+        size_t n = ea->end - ea->begin;
+        same = eb && eb->end - eb->begin == n && !memcmp(sg_st_raw(&fa, ea), sg_st_raw(&fb, eb), n);
+        if (!same) fprintf(stderr, "  differs: %s\n", ea->name);
+    }
+    sg_st_close(&fa);
+    sg_st_close(&fb);
+    return same;
 }
