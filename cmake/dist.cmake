@@ -35,21 +35,25 @@ cmake_language(DEFER CALL target_compile_definitions test_dist_train PRIVATE
                SG_TEST_DATA_DIR="${CMAKE_SOURCE_DIR}/tests/data")
 
 # The MPI tests run under `mpirun -np 2` (test_dist also alone: environment parsing, single
-# backend; test_dist_loss and test_syncbn alone: world 1; test_dist_train alone skips). The environment lets
+# backend; test_dist_loss and test_syncbn alone: world 1; test_dist_train alone: NCCL on one GPU,
+# else skips; test_dist_train also under `mpirun -np 1`: the data-parallel path). The environment lets
 # Open MPI run as root and oversubscribed in a container (shared-memory transport without CMA,
 # no UCX).
 set(SG_MPI_TEST_ENV "OMP_NUM_THREADS=1;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;OMPI_MCA_btl=self,vader;OMPI_MCA_btl_vader_single_copy_mechanism=none;OMPI_MCA_pml=ob1")
-function(sg_add_mpi2_test target timeout)
+function(sg_add_mpi_test target np timeout)
   execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE version ERROR_QUIET)
   set(flags)
   if(version MATCHES "Open MPI|OpenRTE")
     set(flags --oversubscribe) # MPICH's mpiexec has no such flag (and needs none)
   endif()
-  add_test(NAME ${target}_mpi2
-           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 ${flags} ${MPIEXEC_PREFLAGS}
+  add_test(NAME ${target}_mpi${np}
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} ${flags} ${MPIEXEC_PREFLAGS}
                    $<TARGET_FILE:${target}> ${MPIEXEC_POSTFLAGS})
-  set_tests_properties(${target}_mpi2 PROPERTIES LABELS mpi TIMEOUT ${timeout} ENVIRONMENT
+  set_tests_properties(${target}_mpi${np} PROPERTIES LABELS mpi TIMEOUT ${timeout} ENVIRONMENT
                        "${SG_MPI_TEST_ENV}")
+endfunction()
+function(sg_add_mpi2_test target timeout)
+  sg_add_mpi_test(${target} 2 ${timeout})
 endfunction()
 function(sg_add_dist_mpi_tests)
   set_tests_properties(test_dist test_dist_loss test_dist_train test_syncbn PROPERTIES LABELS mpi)
@@ -60,5 +64,6 @@ function(sg_add_dist_mpi_tests)
   sg_add_mpi2_test(test_dist_loss 60)
   sg_add_mpi2_test(test_syncbn 60)
   sg_add_mpi2_test(test_dist_train 300)
+  sg_add_mpi_test(test_dist_train 1 120) # the data-parallel path with one rank
 endfunction()
 cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL sg_add_dist_mpi_tests)

@@ -45,7 +45,9 @@ struct dist_impl {
     MPI_Comm comm;       /* MPI_Comm_idup of MPI_COMM_WORLD, MPI_ERRORS_RETURN */
     MPI_Request pending; /* the timed-out collective still in flight, else MPI_REQUEST_NULL */
 #endif
-    void *nccl; /* core/dist_nccl.c state */
+    void *nccl;       /* core/dist_nccl.c state */
+    void *stage;      /* staging buffer of coll_staged: device (NCCL) or host (MPI) memory */
+    size_t stage_cap; /* bytes */
 };
 
 /* ---- environment ------------------------------------------------------------------------- */
@@ -481,6 +483,8 @@ static int pick_backend(const char *name, struct sg_ctx *ctx, enum sg_dist_backe
     return 0;
 }
 
+static void stage_free(struct sg_dist *d);
+
 int sg_dist_init(struct sg_dist *d, const char *backend, struct sg_ctx *ctx, double timeout_s)
 {
     memset(d, 0, sizeof *d);
@@ -507,6 +511,7 @@ void sg_dist_finalize(struct sg_dist *d)
 {
     struct dist_impl *im = d->impl;
     if (!im) return;
+    stage_free(d);
 #ifdef SG_HAVE_NCCL
     if (im->nccl) sg_dist_nccl_close(im->nccl, d->timeout_s);
     im->nccl = NULL;
@@ -518,47 +523,165 @@ void sg_dist_finalize(struct sg_dist *d)
 
 /* ---- collectives -------------------------------------------------------------------------- */
 
-int sg_dist_allgather(struct sg_dist *d, void *recv, const void *send, size_t bytes_per_rank)
+enum coll_op { COLL_ALLGATHER, COLL_ALLREDUCE, COLL_BROADCAST };
+
+/* One collective: buf is the receive buffer (allgather: world * bytes) or the in-place buffer. */
+struct coll {
+    enum coll_op op;
+    const char *what;
+    void *buf;
+    const void *send; /* allgather: this rank's bytes */
+    size_t bytes;     /* allgather: per rank; allreduce, broadcast: the whole buffer */
+    size_t esize;     /* allreduce: sizeof(float) or sizeof(double) */
+    int root;         /* broadcast */
+};
+
+static size_t coll_total(const struct sg_dist *d, const struct coll *c)
 {
-    SG_CHECK(bytes_per_rank == 0 || (recv && send), "allgather: NULL buffer");
-    if (begin(d, "allgather", bytes_per_rank)) return -1;
-    if (d->backend == SG_DIST_SINGLE) {
-        if (recv != send && bytes_per_rank) memmove(recv, send, bytes_per_rank);
-        return 0;
-    }
-    if (d->backend == SG_DIST_MPI) return mpi_allgather(d, recv, send, bytes_per_rank);
-    return nccl_run(d, "allgather", recv, send, bytes_per_rank, 0, "allgather",
-                    bytes_per_rank * (size_t)d->world);
+    return c->op == COLL_ALLGATHER ? c->bytes * (size_t)d->world : c->bytes;
 }
 
-static int allreduce(struct sg_dist *d, void *buf, int64_t n, size_t esize)
+/* On the backend's own memory: host for MPI, d->ctx's device memory for NCCL. */
+static int coll_native(struct sg_dist *d, const struct coll *c)
+{
+    size_t n = c->esize ? c->bytes / c->esize : 0, total = coll_total(d, c);
+    if (d->backend == SG_DIST_MPI) {
+        if (c->op == COLL_ALLGATHER) return mpi_allgather(d, c->buf, c->send, c->bytes);
+        if (c->op == COLL_ALLREDUCE) return mpi_allreduce(d, c->buf, (int64_t)n, c->esize);
+        return mpi_broadcast(d, c->buf, c->bytes, c->root);
+    }
+    if (c->op == COLL_ALLGATHER)
+        return nccl_run(d, "allgather", c->buf, c->send, c->bytes, 0, c->what, total);
+    if (c->op == COLL_ALLREDUCE)
+        return nccl_run(d, c->esize == sizeof(float) ? "allreduce_f32" : "allreduce_f64", c->buf,
+                        c->buf, n, 0, c->what, total);
+    return nccl_run(d, "broadcast", c->buf, c->buf, c->bytes, c->root, c->what, total);
+}
+
+/* The staging buffer, in the backend's memory (NCCL: device, MPI: host), grown on demand. After
+ * a time-out it is left alone (the collective still in flight may write it). */
+static void *stage_get(struct sg_dist *d, size_t bytes)
+{
+    struct dist_impl *im = d->impl;
+    if (bytes <= im->stage_cap) return im->stage;
+    if (d->backend == SG_DIST_NCCL) {
+        if (im->stage) sg_dev_free(d->ctx, im->stage);
+        im->stage = sg_dev_alloc(d->ctx, bytes);
+    } else {
+        im->stage = sg_xrealloc(im->stage, bytes);
+    }
+    im->stage_cap = bytes;
+    return im->stage;
+}
+
+static void stage_free(struct sg_dist *d)
+{
+    struct dist_impl *im = d->impl;
+    if (!im->stage || im->broken) return;
+    if (d->backend == SG_DIST_NCCL)
+        sg_dev_free(d->ctx, im->stage);
+    else
+        free(im->stage);
+    im->stage = NULL, im->stage_cap = 0;
+}
+
+/* Buffers in the other memory than the backend's: copied into the staging buffer, the collective
+ * run there in place, the result copied back (NCCL: host buffers; MPI: device buffers). */
+static int coll_staged(struct sg_dist *d, const struct coll *c)
+{
+    int to_dev = d->backend == SG_DIST_NCCL; /* the stage is device memory */
+    size_t total = coll_total(d, c);
+    char *st = stage_get(d, total ? total : 1);
+    size_t in_off = c->op == COLL_ALLGATHER ? (size_t)d->rank * c->bytes : 0;
+    const void *in = c->op == COLL_ALLGATHER ? c->send : c->buf;
+    if (to_dev)
+        sg_memcpy_h2d(d->ctx, st + in_off, in, c->bytes);
+    else
+        sg_memcpy_d2h(d->ctx, st + in_off, in, c->bytes);
+    struct coll s = *c;
+    s.buf = st;
+    s.send = st + in_off;
+    if (coll_native(d, &s)) return -1;
+    if (to_dev)
+        sg_memcpy_d2h(d->ctx, c->buf, st, total);
+    else
+        sg_memcpy_h2d(d->ctx, c->buf, st, total);
+    return 0;
+}
+
+/* on_dev: the buffers are in d->ctx's memory (device memory on a CUDA context), else host. */
+static int collective(struct sg_dist *d, const struct coll *c, int on_dev)
+{
+    int buf_dev = on_dev && d->ctx && d->ctx->dev == SG_DEVICE_CUDA;
+    if (d->backend == SG_DIST_SINGLE) { /* world 1: allgather copies, the rest is identity */
+        if (c->op != COLL_ALLGATHER || c->buf == c->send || !c->bytes) return 0;
+        if (buf_dev)
+            sg_memcpy_d2d(d->ctx, c->buf, c->send, c->bytes);
+        else
+            memmove(c->buf, c->send, c->bytes);
+        return 0;
+    }
+    return buf_dev == (d->backend == SG_DIST_NCCL) ? coll_native(d, c) : coll_staged(d, c);
+}
+
+static int allgather(struct sg_dist *d, void *recv, const void *send, size_t bytes, int on_dev)
+{
+    SG_CHECK(bytes == 0 || (recv && send), "allgather: NULL buffer");
+    if (begin(d, "allgather", bytes)) return -1;
+    struct coll c = {COLL_ALLGATHER, "allgather", recv, send, bytes, 0, 0};
+    return collective(d, &c, on_dev);
+}
+
+static int allreduce(struct sg_dist *d, void *buf, int64_t n, size_t esize, int on_dev)
 {
     SG_CHECK(n >= 0 && (n == 0 || buf), "allreduce: n = %lld, buf = %p", (long long)n, buf);
     if (begin(d, "allreduce", (uint64_t)n * esize)) return -1;
-    if (d->backend == SG_DIST_SINGLE) return 0;
-    if (d->backend == SG_DIST_MPI) return mpi_allreduce(d, buf, n, esize);
-    return nccl_run(d, esize == sizeof(float) ? "allreduce_f32" : "allreduce_f64", buf, buf,
-                    (size_t)n, 0, "allreduce", (size_t)n * esize);
+    struct coll c = {COLL_ALLREDUCE, "allreduce", buf, buf, (size_t)n * esize, esize, 0};
+    return collective(d, &c, on_dev);
 }
 
-int sg_dist_allreduce_sum_f32(struct sg_dist *d, float *buf, int64_t n)
-{
-    return allreduce(d, buf, n, sizeof(float));
-}
-
-int sg_dist_allreduce_sum_f64(struct sg_dist *d, double *buf, int64_t n)
-{
-    return allreduce(d, buf, n, sizeof(double));
-}
-
-int sg_dist_broadcast(struct sg_dist *d, void *buf, size_t bytes, int root)
+static int broadcast(struct sg_dist *d, void *buf, size_t bytes, int root, int on_dev)
 {
     SG_CHECK(root >= 0 && root < d->world, "broadcast: root %d of world %d", root, d->world);
     SG_CHECK(bytes == 0 || buf, "broadcast: NULL buffer");
     if (begin(d, "broadcast", d->rank == root ? bytes : 0)) return -1;
-    if (d->backend == SG_DIST_SINGLE) return 0;
-    if (d->backend == SG_DIST_MPI) return mpi_broadcast(d, buf, bytes, root);
-    return nccl_run(d, "broadcast", buf, buf, bytes, root, "broadcast", bytes);
+    struct coll c = {COLL_BROADCAST, "broadcast", buf, buf, bytes, 0, root};
+    return collective(d, &c, on_dev);
+}
+
+int sg_dist_allgather(struct sg_dist *d, void *recv, const void *send, size_t bytes_per_rank)
+{
+    return allgather(d, recv, send, bytes_per_rank, 0);
+}
+
+int sg_dist_allreduce_sum_f32(struct sg_dist *d, float *buf, int64_t n)
+{
+    return allreduce(d, buf, n, sizeof(float), 0);
+}
+
+int sg_dist_allreduce_sum_f64(struct sg_dist *d, double *buf, int64_t n)
+{
+    return allreduce(d, buf, n, sizeof(double), 0);
+}
+
+int sg_dist_broadcast(struct sg_dist *d, void *buf, size_t bytes, int root)
+{
+    return broadcast(d, buf, bytes, root, 0);
+}
+
+int sg_dist_allgather_dev(struct sg_dist *d, void *recv, const void *send, size_t bytes_per_rank)
+{
+    return allgather(d, recv, send, bytes_per_rank, 1);
+}
+
+int sg_dist_allreduce_sum_f32_dev(struct sg_dist *d, float *buf, int64_t n)
+{
+    return allreduce(d, buf, n, sizeof(float), 1);
+}
+
+int sg_dist_broadcast_dev(struct sg_dist *d, void *buf, size_t bytes, int root)
+{
+    return broadcast(d, buf, bytes, root, 1);
 }
 
 int sg_dist_barrier(struct sg_dist *d)

@@ -3,8 +3,8 @@
  * backends:
  *   SG_DIST_SINGLE  one process (world 1): every collective is a copy / no-op;
  *   SG_DIST_MPI     MPI (OpenMPI / MPICH), host memory; launch with mpirun or srun;
- *   SG_DIST_NCCL    NCCL, buffers in the CUDA context's device memory (one GPU per rank: the
- *                   caller creates ctx on the local rank's GPU); the NCCL unique id travels
+ *   SG_DIST_NCCL    NCCL on the CUDA context's device memory (one GPU per rank: the caller
+ *                   creates ctx on the local rank's GPU); the NCCL unique id travels
  *                   through MPI (MPI_Ibcast), or through a file when SOGCLIP_NCCL_ID_FILE is set
  *                   (rank 0 writes it atomically, the others poll for it; use a fresh path per
  *                   job on a file system every rank sees, e.g. one naming $SLURM_JOB_ID).
@@ -78,12 +78,22 @@ int sg_dist_init(struct sg_dist *d, const char *backend, struct sg_ctx *ctx, dou
 void sg_dist_finalize(struct sg_dist *d);
 const char *sg_dist_backend_name(enum sg_dist_backend b);
 
-/* Collectives: 0, or -1 with sg_err (timeout, library error). Buffers: host memory for
- * SINGLE/MPI, d->ctx's device memory for NCCL. */
+/* Collectives: 0, or -1 with sg_err (timeout, library error).
+ * Buffers in host memory, on every backend: the NCCL backend copies them into a device staging
+ * buffer (grown on demand, freed by sg_dist_finalize), runs the collective there and copies the
+ * result back (the distributed losses and SyncBN work on host values of a few MB at most). */
 int sg_dist_allgather(struct sg_dist *d, void *recv, const void *send, size_t bytes_per_rank);
 int sg_dist_allreduce_sum_f32(struct sg_dist *d, float *buf, int64_t n);
 int sg_dist_allreduce_sum_f64(struct sg_dist *d, double *buf, int64_t n);
 int sg_dist_broadcast(struct sg_dist *d, void *buf, size_t bytes, int root);
 int sg_dist_barrier(struct sg_dist *d);
+
+/* The same on buffers in d->ctx's memory (sg_dev_alloc: device memory on a CUDA context, host
+ * memory on a CPU context or without ctx): NCCL works on them in place; MPI stages device buffers
+ * through a host buffer (several GPU ranks without NCCL, or sharing one GPU); the single backend
+ * copies (allgather) or leaves them as they are. Same semantics and counters as above. */
+int sg_dist_allgather_dev(struct sg_dist *d, void *recv, const void *send, size_t bytes_per_rank);
+int sg_dist_allreduce_sum_f32_dev(struct sg_dist *d, float *buf, int64_t n);
+int sg_dist_broadcast_dev(struct sg_dist *d, void *buf, size_t bytes, int root);
 
 #endif

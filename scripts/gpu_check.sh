@@ -10,7 +10,8 @@
 # - Builds in build-gpu (Release, -DCMAKE_CUDA_ARCHITECTURES=90 for H100/H200; override with
 #   SG_CUDA_ARCH=...), runs nvidia-smi, ctest for the CPU tests, then every GPU test
 #   (test_cuda_*: ops, losses, conv, pointwise, attention, optim, contrastive, model, train;
-#   test_dist_nccl: the NCCL backend on one GPU).
+#   test_dist_nccl: the NCCL backend on one GPU; test_dist_train alone: data-parallel training
+#   through the nccl backend with one rank on CUDA against one CUDA process).
 # - SG_SANITIZE=1 additionally runs test_cuda_ops under compute-sanitizer memcheck (slow).
 # - A GPU test exits 77 (skip) without a GPU: here that counts as a failure (rc=77 in the
 #   summary), since this script is meant for a GPU machine.
@@ -57,7 +58,8 @@ source scripts/gpu_env.sh "$DEB_DIR"
 
 # ---- 3. configure and build -------------------------------------------------------------------
 GPU_TESTS=(test_cuda_ops test_cuda_losses test_cuda_conv test_cuda_pointwise test_cuda_attention
-           test_cuda_optim test_cuda_contrastive test_cuda_model test_cuda_train test_dist_nccl)
+           test_cuda_optim test_cuda_contrastive test_cuda_model test_cuda_train test_dist_nccl
+           test_dist_train)
 if step configure 120 configure.log cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
     -DSOGCLIP_CUDA=ON -DSOGCLIP_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${CMAKE_EXTRA[@]}" &&
     { step build 300 build.log cmake --build "$BUILD" -j "$JOBS" --target "${GPU_TESTS[@]}" \

@@ -230,6 +230,25 @@ static void test_collectives(struct sg_dist *d)
           (unsigned long long)(d->ncoll - n0));
 }
 
+/* The _dev collectives without a CUDA context work on host memory, as the plain ones. */
+static void test_dev_variants(struct sg_dist *d)
+{
+    int W = d->world, R = d->rank, bad = 0;
+    unsigned char send[5], *recv = sg_xcalloc((size_t)W * 5, 1), buf[9];
+    float v[4] = {(float)R, 1.0f, -2.0f * (float)R, 0.5f};
+    for (int i = 0; i < 5; i++) send[i] = pat(R, (size_t)i);
+    for (int i = 0; i < 9; i++) buf[i] = R == 0 ? pat(9, (size_t)i) : 0;
+    int rc = sg_dist_allgather_dev(d, recv, send, 5) | sg_dist_allreduce_sum_f32_dev(d, v, 4) |
+             sg_dist_broadcast_dev(d, buf, 9, 0);
+    for (int r = 0; r < W; r++)
+        for (int i = 0; i < 5; i++) bad += recv[r * 5 + i] != pat(r, (size_t)i);
+    for (int i = 0; i < 9; i++) bad += buf[i] != pat(9, (size_t)i);
+    float s = (float)(W * (W - 1) / 2);
+    bad += v[0] != s || v[1] != (float)W || v[2] != -2.0f * s || v[3] != 0.5f * (float)W;
+    check(rc == 0 && bad == 0, "_dev collectives on host memory: rc %d, %d wrong", rc, bad);
+    free(recv);
+}
+
 /* Rank 1 joins 3 s late; the others time out after 1 s. v must outlive sg_dist_finalize. */
 static void test_timeout(struct sg_dist *d, float *v)
 {
@@ -278,6 +297,7 @@ int main(void)
     test_env();
     test_single(1);
     test_collectives(&d);
+    test_dev_variants(&d);
     float v[3];
     test_timeout(&d, v);
     sg_dist_finalize(&d);

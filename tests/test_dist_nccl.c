@@ -1,10 +1,11 @@
 /*
  * tests/test_dist_nccl.c — the NCCL backend of core/dist.h on one GPU (world 1: a one-rank
  * communicator; the H200 machines have one GPU, and NCCL refuses two ranks on one device).
- * The NCCL id goes through SOGCLIP_NCCL_ID_FILE (no MPI launcher). Checks, on device buffers:
- * allgather (odd byte counts, in place too), allreduce f32 / f64 (a one-rank sum is the identity,
- * exactly), broadcast from rank 0, barrier, the byte / collective counters, and that a CPU context
- * is refused with a message. Exits 77 without a GPU or without NCCL in the build.
+ * The NCCL id goes through SOGCLIP_NCCL_ID_FILE (no MPI launcher). Checks, on device buffers
+ * (the _dev collectives): allgather (odd byte counts, in place too), allreduce f32 (a one-rank sum
+ * is the identity, exactly), broadcast from rank 0; on host buffers (staged through the device):
+ * allgather, allreduce f32 / f64, broadcast; barrier, the byte / collective counters, and that a
+ * CPU context is refused with a message. Exits 77 without a GPU or without NCCL in the build.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -24,6 +25,24 @@ static int bytes_equal_dev(struct sg_ctx *g, const void *d, const void *want, si
     int same = memcmp(h, want, n) == 0;
     free(h);
     return same;
+}
+
+/* Host buffers on the NCCL backend: staged through device memory (the distributed losses). */
+static void host_buffers(struct sg_dist *d)
+{
+    unsigned char a[333], b[333];
+    for (int i = 0; i < 333; i++) a[i] = (unsigned char)(i * 11 + 5);
+    memset(b, 0, sizeof b);
+    sg_test_true("host allgather 333 bytes (staged)",
+                 sg_dist_allgather(d, b, a, sizeof a) == 0 && !memcmp(a, b, sizeof a));
+    float f[65], want[65];
+    for (int i = 0; i < 65; i++) f[i] = want[i] = (float)i * -0.25f + 3.0f;
+    sg_test_true("host allreduce f32 (staged)",
+                 sg_dist_allreduce_sum_f32(d, f, 65) == 0 && !memcmp(f, want, sizeof f));
+    memset(b, 0, sizeof b);
+    memcpy(b, a, 100);
+    sg_test_true("host broadcast (staged)",
+                 sg_dist_broadcast(d, b, 100, 0) == 0 && !memcmp(a, b, 100));
 }
 
 int main(void)
@@ -55,32 +74,31 @@ int main(void)
     for (int i = 0; i < 1001; i++) h[i] = (unsigned char)(i * 7 + 3);
     void *src = sg_dev_alloc(&g, sizeof h), *dst = sg_dev_alloc(&g, sizeof h);
     sg_memcpy_h2d(&g, src, h, sizeof h);
-    sg_test_true("allgather 1001 bytes", sg_dist_allgather(&d, dst, src, sizeof h) == 0 &&
+    sg_test_true("allgather 1001 bytes", sg_dist_allgather_dev(&d, dst, src, sizeof h) == 0 &&
                                              bytes_equal_dev(&g, dst, h, sizeof h));
-    sg_test_true("allgather in place", sg_dist_allgather(&d, src, src, sizeof h) == 0 &&
+    sg_test_true("allgather in place", sg_dist_allgather_dev(&d, src, src, sizeof h) == 0 &&
                                            bytes_equal_dev(&g, src, h, sizeof h));
     /* allreduce: identity on one rank, exactly */
     float f[257];
-    double x[129];
+    double x[129], x0[129];
     for (int i = 0; i < 257; i++) f[i] = (float)i * 0.37f - 11.0f;
-    for (int i = 0; i < 129; i++) x[i] = (double)i * 1e-3 - 0.05;
+    for (int i = 0; i < 129; i++) x[i] = x0[i] = (double)i * 1e-3 - 0.05;
     float *df = sg_dev_alloc(&g, sizeof f);
-    double *dx = sg_dev_alloc(&g, sizeof x);
     sg_memcpy_h2d(&g, df, f, sizeof f);
-    sg_memcpy_h2d(&g, dx, x, sizeof x);
-    sg_test_true("allreduce f32 (257 values)", sg_dist_allreduce_sum_f32(&d, df, 257) == 0 &&
+    sg_test_true("allreduce f32 (257 values)", sg_dist_allreduce_sum_f32_dev(&d, df, 257) == 0 &&
                                                    bytes_equal_dev(&g, df, f, sizeof f));
-    sg_test_true("allreduce f64 (129 values)", sg_dist_allreduce_sum_f64(&d, dx, 129) == 0 &&
-                                                   bytes_equal_dev(&g, dx, x, sizeof x));
+    sg_test_true("allreduce f64 (129 values, host buffer: staged through the device)",
+                 sg_dist_allreduce_sum_f64(&d, x, 129) == 0 && !memcmp(x, x0, sizeof x));
+    host_buffers(&d);
     sg_test_true("broadcast from rank 0",
-                 sg_dist_broadcast(&d, dst, 777, 0) == 0 && bytes_equal_dev(&g, dst, h, 777));
+                 sg_dist_broadcast_dev(&d, dst, 777, 0) == 0 && bytes_equal_dev(&g, dst, h, 777));
     sg_test_true("barrier", sg_dist_barrier(&d) == 0);
     char label[160];
     snprintf(label, sizeof label, "counters: %llu collectives, %llu bytes out",
              (unsigned long long)d.ncoll, (unsigned long long)d.bytes_out);
     sg_test_true(label, d.ncoll >= 6 && d.bytes_out >= 2 * 1001 + 257 * 4 + 129 * 8 + 777);
     sg_dist_finalize(&d);
-    sg_dev_free(&g, src), sg_dev_free(&g, dst), sg_dev_free(&g, df), sg_dev_free(&g, dx);
+    sg_dev_free(&g, src), sg_dev_free(&g, dst), sg_dev_free(&g, df);
     unlink(idfile);
     sg_ctx_free(&cpu);
     sg_ctx_free(&g);

@@ -1,6 +1,7 @@
 /*
  * tests/test_dist_train.c — data-parallel training (`mpirun -np 2`) against one process on the
- * same global batch. Run by ctest as `mpirun -np 2 test_dist_train` (alone it skips: exit 77).
+ * same global batch. Run by ctest as `mpirun -np 2 test_dist_train` and `mpirun -np 1
+ * test_dist_train`; alone it runs the NCCL backend on one GPU (sections 8-10), else skips (77).
  *
  * Fixture (rank 0 builds it, the path is broadcast): 96 synthetic captioned images of 16 px, a
  * 100-piece tokenizer, the tiny ViT CLIP of tests/data/models/train-vit.yaml, two-way SogCLR
@@ -26,7 +27,16 @@
  *      that the comparison sees the BatchNorm statistics;
  *   7. FastCLIP-v3 (loss fastclip, cosine gamma) and CLIP (loss clip): the learnable temperature's
  *      gradient is added by rank 0 only before the sum over ranks; losses and every tensor
- *      (logit_scale included) equal the one-process run within the same tolerances.
+ *      (logit_scale included) equal the one-process run within the same tolerances;
+ *   8. `mpirun -np 1`: the data-parallel code path with one rank (backend mpi: the distributed
+ *      loss with G = B, the gradient "sum") equals the one-process run for sogclr, fastclip and
+ *      clip (same tolerances), on the CPU and, when a GPU is visible, on CUDA;
+ *   9. CUDA ranks (a GPU visible, `mpirun -np 2`): the three losses with run.device cuda, the
+ *      ranks sharing the GPU(s) (MPI stages the gradients through host memory), against one CUDA
+ *      process; same tolerances (fp32 without TF32: only the loss's summation order differs);
+ *  10. alone with a GPU and NCCL: dist.backend nccl with one rank on CUDA (the NCCL id through
+ *      SOGCLIP_NCCL_ID_FILE; host collectives staged through the device, the gradient all-reduce
+ *      on device memory) against one CUDA process, the three losses.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -36,6 +46,7 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "core/ctx.h"
 #include "core/dist.h"
 #include "core/safetensors.h"
 #include "data/synth.h"
@@ -216,62 +227,133 @@ static void temperature_runs(const struct sg_dist *d)
     }
 }
 
-int main(void)
+/* Sections 8-10: the three losses on `device`, one process against the data-parallel run on
+ * `backend` (NULL: auto, from the launcher) with d->world ranks — world 1 included: the
+ * data-parallel code path (distributed loss, gradient sum) with one rank. */
+static void loss_runs(const struct sg_dist *d, const char *device, const char *backend)
 {
-    struct sg_dist d;
-    if (sg_dist_init(&d, "auto", NULL, 60.0)) {
-        fprintf(stderr, "FAIL: %s\n", sg_last_error());
-        return 1;
+    static const char *const loss[3] = {"sogclr", "fastclip", "clip"};
+    char dev[64], los[64], name[96], label[240];
+    snprintf(dev, sizeof dev, "run.device=%s", device);
+    for (int k = 0; k < 3; k++) {
+        snprintf(los, sizeof los, "loss.name=%s", loss[k]);
+        const char *over[2] = {los, dev};
+        struct sg_train_result one, two;
+        snprintf(name, sizeof name, "%s_%s_single_%d", device, loss[k], d->rank);
+        int r1 = train_with(name, "single", NULL, 0, over, 2, &one);
+        snprintf(name, sizeof name, "%s_%s_dp", device, loss[k]);
+        int r2 = train_with(name, backend, NULL, 0, over, 2, &two);
+        snprintf(label, sizeof label,
+                 "rank %d: %s on %s: one process and %d data-parallel rank(s) (%s) finish (%d, "
+                 "%d)%s%s",
+                 d->rank, loss[k], device, d->world, backend ? backend : "auto", r1, r2,
+                 r1 || r2 ? ": " : "", r1 || r2 ? sg_last_error() : "");
+        sg_test_true(label, r1 == 0 && r2 == 0 && two.steps == STEPS);
+        if (d->rank != 0 || r1 || r2) continue;
+        printf("  %s on %s, %d rank(s), backend %s:\n", loss[k], device, d->world,
+               backend ? backend : "auto");
+        compare_losses(one.run_dir, two.run_dir, d->world);
+        compare_checkpoints(two.checkpoint, one.checkpoint, 1);
     }
-    if (d.world < 2) {
-        printf("SKIP: run under mpirun -np 2 (world size is 1)\n");
-        sg_dist_finalize(&d);
+}
+
+static void remove_fixture(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0) printf("  could not remove %s\n", g_dir);
+}
+
+/* Without a launcher: the NCCL backend with one rank on the GPU (dist.backend nccl, the NCCL id
+ * through SOGCLIP_NCCL_ID_FILE) against one CUDA process; skipped without a GPU and NCCL. */
+static int alone(void)
+{
+    if (!sg_cuda_available() || !sg_dist_have_nccl()) {
+        printf("SKIP: alone, this test runs the nccl backend on one GPU (%s); run it under "
+               "mpirun -np 1 or -np 2 for the MPI runs\n",
+               sg_cuda_available() ? "this build has no NCCL" : "no CUDA GPU");
         return SG_TEST_SKIP;
     }
-    if (d.rank == 0) make_fixture();
-    SG_CHECK(sg_dist_broadcast(&d, g_dir, sizeof g_dir, 0) == 0, "%s", sg_last_error());
-    snprintf(g_cfg, sizeof g_cfg, "%s/train.yaml", g_dir);
+    struct sg_dist d;
+    SG_CHECK(sg_dist_init(&d, "single", NULL, 60.0) == 0, "%s", sg_last_error());
+    make_fixture();
+    char idfile[300];
+    snprintf(idfile, sizeof idfile, "%s/nccl.id", g_dir);
+    setenv("SOGCLIP_NCCL_ID_FILE", idfile, 1);
+    loss_runs(&d, "cuda", "nccl");
+    if (sg_test_failures() == 0) remove_fixture();
+    sg_dist_finalize(&d);
+    return sg_test_summary("test_dist_train (nccl, 1 GPU)");
+}
+
+/* mpirun -np 1: the data-parallel path with one MPI rank on the CPU (and the GPU if any). */
+static void world_one(const struct sg_dist *d)
+{
+    loss_runs(d, "cpu", "mpi");
+    if (sg_cuda_available()) loss_runs(d, "cuda", "mpi");
+}
+
+/* mpirun -np 2 (and more): sections 1-7, then the GPU runs if a GPU is visible (all ranks on
+ * GPU device_id + local rank modulo the GPUs: one GPU is shared; MPI stages through the host). */
+static void world_many(struct sg_dist *d)
+{
     char name[64];
-    snprintf(name, sizeof name, "single_%d", d.rank);
+    snprintf(name, sizeof name, "single_%d", d->rank);
     struct sg_train_result one, two, again;
     int r1 = train(name, "single", NULL, &one);
     int r2 = train("dist", NULL, NULL, &two);
     char label[200];
-    snprintf(label, sizeof label, "rank %d: one-process and %d-rank runs finish (%d, %d)", d.rank,
-             d.world, r1, r2);
+    snprintf(label, sizeof label, "rank %d: one-process and %d-rank runs finish (%d, %d)", d->rank,
+             d->world, r1, r2);
     sg_test_true(label, r1 == 0 && r2 == 0 && two.steps == STEPS);
     /* 2 steps, then every rank resumes from rank 0's checkpoint: the same bytes as one go */
     struct sg_train_result half, rest;
     int r4 = train_n("dist_resumed", NULL, NULL, 2, &half);
     int r5 = r4 == 0 ? train("dist_resumed", NULL, "latest", &rest) : -1;
     snprintf(label, sizeof label, "rank %d: the %d-rank run stopped after 2 steps resumes (%d, %d)",
-             d.rank, d.world, r4, r5);
+             d->rank, d->world, r4, r5);
     sg_test_true(label, r4 == 0 && r5 == 0 && rest.steps == STEPS);
-    SG_CHECK(sg_dist_barrier(&d) == 0, "%s", sg_last_error());
-    if (d.rank == 0 && r4 == 0 && r5 == 0)
+    SG_CHECK(sg_dist_barrier(d) == 0, "%s", sg_last_error());
+    if (d->rank == 0 && r4 == 0 && r5 == 0)
         sg_test_true("2 + 2 steps with a resume equal 4 steps, byte for byte (every tensor)",
                      sg_test_same_tensors(rest.checkpoint, two.checkpoint));
-    if (d.rank == 0 && r1 == 0 && r2 == 0) {
-        compare_losses(one.run_dir, two.run_dir, d.world);
+    if (d->rank == 0 && r1 == 0 && r2 == 0) {
+        compare_losses(one.run_dir, two.run_dir, d->world);
         compare_checkpoints(two.checkpoint, one.checkpoint, 1);
         /* a 2-rank checkpoint does not resume in one process */
         int r3 = train("dist", "single", "latest", &again);
         snprintf(label, sizeof label, "resuming the %d-rank run with one process is refused: %s",
-                 d.world, r3 ? sg_last_error() : "accepted");
+                 d->world, r3 ? sg_last_error() : "accepted");
         sg_test_true(label, r3 != 0 && strstr(sg_last_error(), "ranks"));
     }
-    SG_CHECK(sg_dist_barrier(&d) == 0, "%s", sg_last_error());
-    batchnorm_runs(&d);
-    sg_dist_barrier(&d);
-    temperature_runs(&d);
+    SG_CHECK(sg_dist_barrier(d) == 0, "%s", sg_last_error());
+    batchnorm_runs(d);
+    sg_dist_barrier(d);
+    temperature_runs(d);
+    sg_dist_barrier(d);
+    if (sg_cuda_available()) loss_runs(d, "cuda", NULL);
+}
+
+int main(void)
+{
+    int er, ew, el;
+    if (!sg_dist_env(&er, &ew, &el)) return alone();
+    struct sg_dist d;
+    if (sg_dist_init(&d, ew > 1 ? "auto" : "mpi", NULL, 60.0)) {
+        fprintf(stderr, "FAIL: %s\n", sg_last_error());
+        return 1;
+    }
+    if (d.rank == 0) make_fixture();
+    SG_CHECK(sg_dist_broadcast(&d, g_dir, sizeof g_dir, 0) == 0, "%s", sg_last_error());
+    snprintf(g_cfg, sizeof g_cfg, "%s/train.yaml", g_dir);
+    if (d.world == 1)
+        world_one(&d);
+    else
+        world_many(&d);
     sg_dist_barrier(&d);
     double fails = sg_test_failures();
     sg_dist_allreduce_sum_f64(&d, &fails, 1);
-    if (d.rank == 0) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-        if (system(cmd) != 0) printf("  could not remove %s\n", g_dir);
-    }
+    if (d.rank == 0) remove_fixture();
     sg_dist_finalize(&d);
     int rc = sg_test_summary("test_dist_train");
     return rc ? rc : (fails > 0 ? 1 : 0);

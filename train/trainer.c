@@ -29,8 +29,6 @@
 #include "text/tokenizer.h"
 #include "eval/clip_eval.h"
 #include "core/dist.h"
-#include "losses/clip_dist.h"
-#include "losses/gcl_bimodal_dist.h"
 #include "train/checkpoint.h"
 #include "train/runlog.h"
 #include "train/ssl.h"
@@ -397,23 +395,45 @@ static int loader_seek(struct trainer *t, const struct sg_loader_pos *pos)
     return 0;
 }
 
+/* The GPU of this process: run.device_id + the launcher's local rank (one GPU per rank on a
+ * node), modulo the GPUs visible (one visible GPU per rank, e.g. Slurm --gpus-per-task: 0). */
+static int local_device_id(const struct sg_train_config *c)
+{
+    int r, w, local, id = c->run.device_id;
+    if (!sg_dist_env(&r, &w, &local) || w < 2) return id;
+#ifdef SG_CUDA
+    int n = sg_cuda_device_count();
+    if (n > 0) id = (id + local) % n;
+#endif
+    return id;
+}
+
 static int open_device(struct trainer *t)
 {
     const struct sg_train_config *c = t->cfg;
     enum sg_device dev = c->run.device ? SG_DEVICE_CUDA : SG_DEVICE_CPU;
-    if (sg_ctx_init(&t->ctx, dev, c->run.device_id, c->run.threads)) return -1;
+    int id = dev == SG_DEVICE_CUDA ? local_device_id(c) : c->run.device_id;
+    if (sg_ctx_init(&t->ctx, dev, id, c->run.threads)) return -1;
     if (dev == SG_DEVICE_CUDA)
         t->ctx.precision = c->run.precision ? SG_PREC_BF16 : SG_PREC_FP32;
     else if (c->run.precision && !t->opts->quiet)
         fprintf(stderr, "sogclip train: note: run.precision bf16 applies to device cuda; the CPU "
                         "computes in fp32\n");
     if (!t->opts->quiet && dev == SG_DEVICE_CUDA)
-        fprintf(stderr, "sogclip train: device cuda:%d, %s\n", c->run.device_id,
+        fprintf(stderr, "sogclip train: device cuda:%d, %s\n", id,
                 c->run.precision ? "bf16 mixed precision" : "fp32");
     return 0;
 }
 
-/* Ranks from the launcher (mpirun / srun); world > 1 needs what the distributed loss covers. */
+/* Data-parallel step (distributed loss, gradient sum) whenever a distributed backend runs, also
+ * with one rank (mpirun -np 1, or dist.backend nccl on one GPU: the same code path). */
+static int data_parallel(const struct trainer *t)
+{
+    return t->dist.backend != SG_DIST_SINGLE;
+}
+
+/* Ranks from the launcher (mpirun / srun); a distributed backend needs what the distributed loss
+ * covers. */
 static int open_dist(struct trainer *t)
 {
     const struct sg_train_config *c = t->cfg;
@@ -422,7 +442,7 @@ static int open_dist(struct trainer *t)
     if (sg_dist_init(&t->dist, be, &t->ctx, c->dist.timeout_s)) return -1;
     int W = t->dist.world;
     t->B = c->train.batch_size / W;
-    if (W == 1) return 0;
+    if (!data_parallel(t)) return 0;
     if (c->train.batch_size % W)
         return sg_err("train.batch_size %d is the global batch: it must be a multiple of the %d "
                       "ranks",
@@ -433,14 +453,13 @@ static int open_dist(struct trainer *t)
                       "losses/clip_dist.h); this run asks for another mode or loss: run it with "
                       "one process",
                       W);
-    if (t->ctx.dev != SG_DEVICE_CPU)
-        return sg_err("distributed training on cuda is not available yet (the collectives "
-                      "build, the distributed loss runs on the CPU): use run.device cpu or one "
-                      "process");
-    if (c->dist.sync_bn) t->ctx.bn_sync = &t->dist; /* SyncBN (ops/norm.h); world 1: no-op */
+    if (c->dist.sync_bn && t->ctx.dev == SG_DEVICE_CUDA)
+        return sg_err("dist.sync_bn is available on CPU ranks only (run.device cpu); on cuda "
+                      "set dist.sync_bn false (each rank then normalises with its own batch)");
+    if (c->dist.sync_bn) t->ctx.bn_sync = &t->dist; /* SyncBN (ops/norm.h) */
     if (!t->opts->quiet && t->dist.rank == 0)
-        fprintf(stderr, "sogclip train: %d ranks (%s), %d pairs per rank, global batch %d\n", W,
-                sg_dist_backend_name(t->dist.backend), t->B, c->train.batch_size);
+        fprintf(stderr, "sogclip train: %d rank%s (%s), %d pairs per rank, global batch %d\n", W,
+                W > 1 ? "s" : "", sg_dist_backend_name(t->dist.backend), t->B, c->train.batch_size);
     return 0;
 }
 
@@ -531,40 +550,6 @@ static int resume(struct trainer *t, const char *what, struct sg_loader_pos *pos
 
 /* ---- the step ----------------------------------------------------------------------------- */
 
-/* The distributed loss (losses/gcl_bimodal_dist.h, losses/clip_dist.h). FastCLIP's temperature
- * and CLIP's logit-scale gradients are the global ones on every rank: rank 0 alone adds them,
- * since the gradients are summed over ranks next. */
-static int dist_loss_step(struct trainer *t, struct sg_clip *m, const struct fed *b,
-                          struct sg_loss_values *v)
-{
-    int E = t->mcfg.embed_dim;
-    if (t->loss.kind == SG_LOSS_SOGCLR) {
-        struct sogclr_out o;
-        if (sogclr_step_dist(&t->dist, &t->ctx, &t->loss.sog, m->zi, m->zt, b->idx, b->n, E, t->dzi,
-                             t->dzt, &o))
-            return -1;
-        *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, t->loss.sog.cfg.tau};
-        return 0;
-    }
-    if (t->loss.kind == SG_LOSS_CLIP) {
-        float loss = 0.0f, dp = 0.0f, p = m->logit_scale->data[0];
-        if (sg_clip_loss_step_dist(&t->dist, &t->loss.clip, m->zi, m->zt, b->n, E, p, &loss, t->dzi,
-                                   t->dzt, &dp))
-            return -1;
-        if (t->dist.rank == 0) m->logit_scale->grad[0] += dp;
-        *v = (struct sg_loss_values){loss, loss, 0.0f, expf(-p)};
-        return 0;
-    }
-    struct fastclip_out o;
-    float tau = expf(-m->logit_scale->data[0]);
-    if (fastclip_step_dist(&t->dist, &t->ctx, &t->loss.fast, tau, m->zi, m->zt, b->idx, b->n, E,
-                           t->dzi, t->dzt, &o))
-        return -1;
-    if (t->dist.rank == 0) m->logit_scale->grad[0] += o.dlog_scale;
-    *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, tau};
-    return 0;
-}
-
 /* Forward, loss and backward of either mode: gradients in t->ps. The next batch's upload is
  * queued once the forward is (feed_prefetch). */
 static int forward_backward(struct trainer *t, const struct fed *b, struct sg_loss_values *v)
@@ -583,10 +568,13 @@ static int forward_backward(struct trainer *t, const struct fed *b, struct sg_lo
     struct sg_clip *m = t->model;
     sg_clip_forward(m, &t->ctx, b->img, b->ids, 1);
     feed_prefetch(t);
-    if (t->dist.world > 1) { /* open_dist admitted sogclr / fastclip / clip on the CPU */
-        if (dist_loss_step(t, m, b, v)) return -1;
-    } else if (sg_train_loss_step(&t->loss, &t->ctx, m->zi, m->zt, b->idx, b->n, t->mcfg.embed_dim,
-                                  m->logit_scale, t->dzi, t->dzt, v)) {
+    int E = t->mcfg.embed_dim;
+    if (data_parallel(t)) { /* open_dist admitted sogclr / fastclip / clip */
+        if (sg_train_loss_step_dist(&t->loss, &t->dist, &t->ctx, m->zi, m->zt, b->idx, b->n, E,
+                                    m->logit_scale, t->dzi, t->dzt, v))
+            return -1;
+    } else if (sg_train_loss_step(&t->loss, &t->ctx, m->zi, m->zt, b->idx, b->n, E, m->logit_scale,
+                                  t->dzi, t->dzt, v)) {
         return -1;
     }
     sg_clip_backward(m, &t->ctx, t->dzi, t->dzt);
@@ -605,8 +593,8 @@ static int train_step(struct trainer *t, const struct fed *b, float lr, struct s
                       (long long)t->step, v->loss);
     /* data parallel: each rank's gradients are those of the global loss through its own
      * samples (losses/gcl_bimodal_dist.h), so the parameter gradient is their SUM */
-    if (t->dist.world > 1 &&
-        sg_dist_allreduce_sum_f32(&t->dist, t->ps->grad, (int64_t)t->ps->total))
+    if (data_parallel(t) &&
+        sg_dist_allreduce_sum_f32_dev(&t->dist, t->ps->grad, (int64_t)t->ps->total))
         return sg_err("step %lld: %s", (long long)t->step, sg_last_error());
     *gnorm = sg_optim_step(&t->optim, t->ps, &t->ctx, lr);
     if (!isfinite(*gnorm))
