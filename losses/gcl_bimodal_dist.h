@@ -23,8 +23,8 @@
  *      hold the whole state.
  * Equals sogclr_step on the concatenated batch up to float summation order
  * (tests/test_dist_loss.c). Bytes per rank and step: features 2 B d 4 + ids 8 B + anchor results 8
- * B 4 (sent), G times that received. Host memory only (features are copied to the host on a CUDA
- * context).
+ * B 4 (sent), G times that received. Host memory only (on a CUDA context sg_train_loss_step_dist,
+ * train/train_loss.h, copies the features to the host and the gradients back).
  */
 #ifndef SG_LOSSES_GCL_BIMODAL_DIST_H
 #define SG_LOSSES_GCL_BIMODAL_DIST_H

@@ -293,8 +293,9 @@ static void world_one(const struct sg_dist *d)
     if (sg_cuda_available()) loss_runs(d, "cuda", "mpi");
 }
 
-/* mpirun -np 2 (and more): sections 1-7, then the GPU runs if a GPU is visible (all ranks on
- * GPU device_id + local rank modulo the GPUs: one GPU is shared; MPI stages through the host). */
+/* mpirun -np 2 (and more): sections 1-7, then the GPU runs if a GPU is visible (rank on GPU
+ * device_id + local rank modulo the GPUs, so one GPU may be shared; backend mpi, which stages the
+ * device gradients through the host, as NCCL refuses two ranks on one GPU). */
 static void world_many(struct sg_dist *d)
 {
     char name[64];
@@ -331,7 +332,7 @@ static void world_many(struct sg_dist *d)
     sg_dist_barrier(d);
     temperature_runs(d);
     sg_dist_barrier(d);
-    if (sg_cuda_available()) loss_runs(d, "cuda", NULL);
+    if (sg_cuda_available()) loss_runs(d, "cuda", "mpi"); /* NCCL refuses ranks sharing a GPU */
 }
 
 int main(void)
