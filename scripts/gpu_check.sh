@@ -11,7 +11,8 @@
 #   SG_CUDA_ARCH=...), runs nvidia-smi, ctest for the CPU tests, then every GPU test
 #   (test_cuda_*: ops, losses, conv, pointwise, attention, optim, contrastive, model, train;
 #   test_dist_nccl: the NCCL backend on one GPU; test_dist_train alone: data-parallel training
-#   through the nccl backend with one rank on CUDA against one CUDA process).
+#   through the nccl backend with one rank on CUDA against one CUDA process; where mpirun exists,
+#   also under mpirun -np 1 and -np 2: GPU ranks over MPI sharing the GPU).
 # - SG_SANITIZE=1 additionally runs test_cuda_ops under compute-sanitizer memcheck (slow).
 # - A GPU test exits 77 (skip) without a GPU: here that counts as a failure (rc=77 in the
 #   summary), since this script is meant for a GPU machine.
@@ -76,6 +77,16 @@ if step configure 120 configure.log cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Re
         [[ -x "$BUILD/$t" ]] || { summary "$t: NOT BUILT"; status=1; continue; }
         step "$t" "${SG_TEST_TIMEOUT:-60}" "$t.log" "$BUILD/$t"
     done
+    # GPU ranks over MPI (sharing the GPU), when the machine has Open MPI: the build found it
+    if command -v mpirun >/dev/null && [[ -x "$BUILD/test_dist_train" ]]; then
+        for np in 1 2; do
+            step "test_dist_train_mpi$np" 120 test_dist_train.log env OMP_NUM_THREADS=4 \
+                OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+                mpirun -np "$np" --oversubscribe "$BUILD/test_dist_train"
+        done
+    else
+        summary "test_dist_train under mpirun: skipped (no mpirun on this machine)"
+    fi
     if [[ "${SG_SANITIZE:-0}" == 1 ]]; then
         step sanitize 240 sanitize.log compute-sanitizer --tool memcheck --error-exitcode 1 \
             "$BUILD/test_cuda_ops"
