@@ -609,6 +609,15 @@ static int coll_staged(struct sg_dist *d, const struct coll *c)
     return 0;
 }
 
+/* Test hook (declared in tests/test_dist.c, not in dist.h): stage every collective, so that the
+ * staging arithmetic runs on machines without a GPU (MPI backend: host-to-host copies). */
+static int g_force_staging;
+void sg_dist_force_staging(int on);
+void sg_dist_force_staging(int on)
+{
+    g_force_staging = on;
+}
+
 /* on_dev: the buffers are in d->ctx's memory (device memory on a CUDA context), else host. */
 static int collective(struct sg_dist *d, const struct coll *c, int on_dev)
 {
@@ -621,7 +630,8 @@ static int collective(struct sg_dist *d, const struct coll *c, int on_dev)
             memmove(c->buf, c->send, c->bytes);
         return 0;
     }
-    return buf_dev == (d->backend == SG_DIST_NCCL) ? coll_native(d, c) : coll_staged(d, c);
+    int native = buf_dev == (d->backend == SG_DIST_NCCL) && !g_force_staging;
+    return native ? coll_native(d, c) : coll_staged(d, c);
 }
 
 static int allgather(struct sg_dist *d, void *recv, const void *send, size_t bytes, int on_dev)

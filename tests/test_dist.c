@@ -249,6 +249,33 @@ static void test_dev_variants(struct sg_dist *d)
     free(recv);
 }
 
+void sg_dist_force_staging(int on); /* test hook in core/dist.c */
+
+/* The staging path (NCCL with host buffers, MPI with device buffers) forced on host memory: a
+ * second MPI sg_dist with a CPU context, every collective copied through the staging buffer. */
+static void test_staging(int rank)
+{
+    struct sg_ctx cpu;
+    struct sg_dist s;
+    SG_CHECK(sg_ctx_init(&cpu, SG_DEVICE_CPU, 0, 1) == 0, "%s", sg_last_error());
+    if (!check(sg_dist_init(&s, "mpi", &cpu, 10.0) == 0, "second MPI sg_dist: %s",
+               sg_last_error()))
+        return;
+    sg_dist_force_staging(1);
+    uint64_t b0 = s.bytes_out;
+    test_allgather(&s, 29, 0);
+    test_allgather(&s, 1001, 1); /* in place; larger than the stage so far: it grows */
+    test_allgather(&s, 3, 0);
+    test_allreduce(&s, 333);
+    test_dev_variants(&s);
+    check(s.bytes_out - b0 == 29 + 1001 + 3 + 333 * 12 + 5 + 16 + (rank == 0 ? 9 : 0),
+          "staged collectives count their bytes once (%llu)",
+          (unsigned long long)(s.bytes_out - b0));
+    sg_dist_force_staging(0);
+    sg_dist_finalize(&s);
+    sg_ctx_free(&cpu);
+}
+
 /* Rank 1 joins 3 s late; the others time out after 1 s. v must outlive sg_dist_finalize. */
 static void test_timeout(struct sg_dist *d, float *v)
 {
@@ -298,6 +325,7 @@ int main(void)
     test_single(1);
     test_collectives(&d);
     test_dev_variants(&d);
+    test_staging(r);
     float v[3];
     test_timeout(&d, v);
     sg_dist_finalize(&d);
