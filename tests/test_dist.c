@@ -258,8 +258,7 @@ static void test_staging(int rank)
     struct sg_ctx cpu;
     struct sg_dist s;
     SG_CHECK(sg_ctx_init(&cpu, SG_DEVICE_CPU, 0, 1) == 0, "%s", sg_last_error());
-    if (!check(sg_dist_init(&s, "mpi", &cpu, 10.0) == 0, "second MPI sg_dist: %s",
-               sg_last_error()))
+    if (!check(sg_dist_init(&s, "mpi", &cpu, 10.0) == 0, "second MPI sg_dist: %s", sg_last_error()))
         return;
     sg_dist_force_staging(1);
     uint64_t b0 = s.bytes_out;
