@@ -18,6 +18,9 @@
 enum sg_param_flags {
     SG_PARAM_DECAY = 1u << 0,  /* apply weight decay (weights of linear/conv layers) */
     SG_PARAM_BUFFER = 1u << 1, /* not trainable (running_mean, running_var, ...) */
+    /* the temperature (CLIP's logit_scale): the optimizer gives it its own learning rate,
+     * FastCLIP's lr_tau group (nn/optim.h sg_optim_step_tau) */
+    SG_PARAM_TEMPERATURE = 1u << 2,
     SG_PARAM_INIT_ZERO = 1u << 4,
     SG_PARAM_INIT_ONE = 1u << 5,
     SG_PARAM_INIT_NORMAL = 1u << 6,  /* normal(0, init_scale) */

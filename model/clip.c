@@ -77,7 +77,8 @@ void sg_clip_create(struct sg_clip *m, const struct sg_clip_config *cfg, struct 
     vision_init(m);
     text_init(m);
     m->logit_scale =
-        sg_params_add(&m->ps, "logit_scale", 0, NULL, SG_PARAM_INIT_CONST, cfg->init_logit_scale);
+        sg_params_add(&m->ps, "logit_scale", 0, NULL, SG_PARAM_INIT_CONST | SG_PARAM_TEMPERATURE,
+                      cfg->init_logit_scale);
     sg_params_alloc(&m->ps, c, with_optim);
     struct sg_rng rng;
     sg_rng_seed(&rng, seed);

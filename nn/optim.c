@@ -50,7 +50,14 @@ static double dec_double(float x)
     return (double)x;
 }
 
-static struct sg_optim_coef make_coef(const struct sg_optim *o, float lr, float gs)
+/* -lr / (1 - beta1^t) as torch's step_size, rounded to float. */
+static float adam_nstep(const struct sg_optim *o, float lr)
+{
+    double b1 = dec_double(o->cfg.beta1), t = (double)(o->step + 1);
+    return (float)(-((double)lr / (1.0 - pow(b1, t))));
+}
+
+static struct sg_optim_coef make_coef(const struct sg_optim *o, float lr, float lr_tau, float gs)
 {
     const struct sg_optim_config *cf = &o->cfg;
     struct sg_optim_coef k = {0};
@@ -64,13 +71,25 @@ static struct sg_optim_coef make_coef(const struct sg_optim *o, float lr, float 
     k.a2 = (float)(1.0 - b2);
     k.bc2s = (float)sqrt(1.0 - pow(b2, t));
     k.eps = cf->eps;
-    k.nstep = (float)(-((double)lr / (1.0 - pow(b1, t))));
+    k.nstep = adam_nstep(o, lr);
     k.wd = cf->weight_decay;
     k.mom = cf->momentum;
     k.nlr = -lr;
     k.trust = cf->trust_coef;
     k.nesterov = cf->nesterov;
+    k.decay_t = (float)(1.0 - (double)lr_tau * wd);
+    k.nstep_t = adam_nstep(o, lr_tau);
+    k.nlr_t = -lr_tau;
     return k;
+}
+
+/* The scalars of param p: the temperature group's learning rate for SG_PARAM_TEMPERATURE. */
+static struct sg_optim_coef coef_for(const struct sg_optim_coef *k, const struct sg_param *p)
+{
+    struct sg_optim_coef c = *k;
+    if (p->flags & SG_PARAM_TEMPERATURE)
+        c.decay = k->decay_t, c.nstep = k->nstep_t, c.nlr = k->nlr_t;
+    return c;
 }
 
 /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6) as float tensor ops
@@ -337,11 +356,12 @@ static float grad_norm(struct sg_optim *o, struct sg_params *ps, const struct sg
     return (float)sqrt(total);
 }
 
-static void check_step(const struct sg_optim *o, const struct sg_params *ps, float lr)
+static void check_step(const struct sg_optim *o, const struct sg_params *ps, float lr, float lr_tau)
 {
     SG_CHECK(o->part, "sg_optim_step before sg_optim_init");
     SG_CHECK(ps->m && ps->v, "parameter table has no optimizer arenas (sg_params_alloc with 1)");
     SG_CHECK(isfinite(lr) && lr >= 0.0f, "learning rate %g must be finite and >= 0", lr);
+    SG_CHECK(isfinite(lr_tau) && lr_tau >= 0.0f, "lr_tau %g must be finite and >= 0", lr_tau);
     for (int i = 0; i < ps->n; i++)
         SG_CHECK(!trainable(ps->items[i]) || n_chunks(ps->items[i]->numel) <= o->max_chunks,
                  "param '%s' grew since sg_optim_init; init the optimizer after registration",
@@ -349,25 +369,27 @@ static void check_step(const struct sg_optim *o, const struct sg_params *ps, flo
 }
 
 /* c == NULL: the reference loops. */
-static float optim_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr)
+static float optim_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr,
+                        float lr_tau)
 {
-    check_step(o, ps, lr);
+    check_step(o, ps, lr, lr_tau);
     float norm = grad_norm(o, ps, c);
     o->last_grad_norm = norm;
     if (!isfinite(norm)) return norm; /* skip: keep the parameters finite */
-    struct sg_optim_coef k = make_coef(o, lr, clip_scale(o->cfg.clip_grad_norm, norm));
+    struct sg_optim_coef k = make_coef(o, lr, lr_tau, clip_scale(o->cfg.clip_grad_norm, norm));
     for (int i = 0; i < ps->n; i++) {
         struct sg_param *p = ps->items[i];
         if (!trainable(p)) continue;
         float *m = ps->m + p->offset, *v = ps->v + p->offset;
+        struct sg_optim_coef kp = coef_for(&k, p);
         if (c) {
-            update_fast(o, ps, p, &k, sg_pointwise_threads(c, p->numel));
+            update_fast(o, ps, p, &kp, sg_pointwise_threads(c, p->numel));
         } else if (o->cfg.kind == SG_OPT_ADAMW) {
-            adamw_ref(p, m, v, &k);
+            adamw_ref(p, m, v, &kp);
         } else if (o->cfg.kind == SG_OPT_SGD) {
-            sgd_ref(p, m, &k);
+            sgd_ref(p, m, &kp);
         } else {
-            lars_ref(p, m, &k);
+            lars_ref(p, m, &kp);
         }
     }
     o->step++;
@@ -376,13 +398,14 @@ static float optim_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx 
 
 #ifdef SG_CUDA
 /* The same step on the GPU: norm there, scalars here, update there (nn/cuda/optim.cu). */
-static float optim_step_cuda(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr)
+static float optim_step_cuda(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr,
+                             float lr_tau)
 {
-    check_step(o, ps, lr);
+    check_step(o, ps, lr, lr_tau);
     float norm = sg_optim_grad_norm_cuda(o, ps, c); /* synchronises */
     o->last_grad_norm = norm;
     if (!isfinite(norm)) return norm; /* skip: keep the parameters finite */
-    struct sg_optim_coef k = make_coef(o, lr, clip_scale(o->cfg.clip_grad_norm, norm));
+    struct sg_optim_coef k = make_coef(o, lr, lr_tau, clip_scale(o->cfg.clip_grad_norm, norm));
     sg_optim_update_cuda(o, ps, c, &k);
     o->step++;
     return norm;
@@ -390,6 +413,12 @@ static float optim_step_cuda(struct sg_optim *o, struct sg_params *ps, struct sg
 #endif
 
 float sg_optim_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr)
+{
+    return sg_optim_step_tau(o, ps, c, lr, lr);
+}
+
+float sg_optim_step_tau(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr,
+                        float lr_tau)
 {
     SG_CHECK(!ps->ctx || ps->ctx->dev == c->dev,
              "sg_optim_step: parameter table on %s but context on %s (use the table's device)",
@@ -399,18 +428,23 @@ float sg_optim_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, 
         break;
     case SG_DEVICE_CUDA:
 #ifdef SG_CUDA
-        return optim_step_cuda(o, ps, c, lr);
+        return optim_step_cuda(o, ps, c, lr, lr_tau);
 #else
         SG_PANIC("sg_optim_step on a CUDA context: built without CUDA");
 #endif
     }
-    return optim_step(o, ps, c, lr);
+    return optim_step(o, ps, c, lr, lr_tau);
 }
 
 float sg_optim_step_ref(struct sg_optim *o, struct sg_params *ps, float lr)
 {
+    return sg_optim_step_ref_tau(o, ps, lr, lr);
+}
+
+float sg_optim_step_ref_tau(struct sg_optim *o, struct sg_params *ps, float lr, float lr_tau)
+{
     SG_CHECK(!ps->ctx || ps->ctx->dev == SG_DEVICE_CPU, "sg_optim_step_ref needs host params");
-    return optim_step(o, ps, NULL, lr);
+    return optim_step(o, ps, NULL, lr, lr_tau);
 }
 
 /* ---- init ---------------------------------------------------------------------------------- */
@@ -488,6 +522,20 @@ float sg_lr_cosine(float base_lr, float lr_min, int64_t warmup, int64_t total, i
     if (step >= total) return lr_min;
     double e = (double)(step - warmup), es = (double)(total - warmup);
     return (float)(lr_min + 0.5 * (1.0 + cos(M_PI * e / es)) * ((double)base_lr - lr_min));
+}
+
+float sg_lr_tau(enum sg_lr_tau_schedule s, float lr_tau, float lr_min, int64_t warmup,
+                int64_t total, int64_t step, float logit_scale)
+{
+    switch (s) {
+    case SG_LR_TAU_COSINE:
+        return sg_lr_cosine(lr_tau, lr_min, warmup, total, step);
+    case SG_LR_TAU_CONSTANT:
+        return lr_tau;
+    case SG_LR_TAU_STEP_THRESH:
+        return 1.0f / expf(logit_scale) <= 0.03f ? (float)((double)lr_tau * (1.0 / 3.0)) : lr_tau;
+    }
+    SG_PANIC("unknown lr_tau schedule %d", (int)s);
 }
 
 float sg_lr_scale(float lr, int batch, int mode)

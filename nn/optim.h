@@ -13,6 +13,8 @@
  *  - clip_grad_norm > 0: torch.nn.utils.clip_grad_norm_ over all trainable grads before the
  *    step: scale = min(1, max_norm / (norm + 1e-6)). The scale is folded into the update: the
  *    grad arena itself is left unscaled (torch scales p.grad in place).
+ *  - Temperature group: params flagged SG_PARAM_TEMPERATURE (CLIP's logit_scale) take their own
+ *    learning rate lr_tau (sg_optim_step_tau), as FastCLIP's third AdamW param group.
  * Every step computes the global L2 norm of the trainable grads (before clipping) and returns
  * it (also in o->last_grad_norm). When it is not finite (NaN/Inf in a grad) the step is skipped:
  * nothing is updated and o->step does not advance; the caller sees the non-finite return value
@@ -76,6 +78,7 @@ struct sg_optim_coef {
     float b1, a1, b2, a2, bc2s, eps, nstep; /* AdamW: beta, 1-beta, sqrt(bc2), -lr/bc1 */
     float wd, mom, nlr, trust;              /* SGD/LARS: decay, momentum, -lr, eta */
     int nesterov;
+    float decay_t, nstep_t, nlr_t; /* decay, nstep, nlr at lr_tau (SG_PARAM_TEMPERATURE) */
 };
 
 /* Validates cfg and sizes the scratch for ps (registered and allocated with with_optim = 1).
@@ -92,8 +95,15 @@ void sg_optim_free(struct sg_optim *o);
  * synchronises once (the norm comes back to the host) and leaves the update queued on c's
  * stream. Built without CUDA, a CUDA context panics. */
 float sg_optim_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr);
+/* The same step with learning rate lr_tau for the SG_PARAM_TEMPERATURE params (FastCLIP's
+ * logit_scale param group {wd 0, lr = lr_tau}): their update is the one above with lr_tau in
+ * place of lr (AdamW's step size lr_tau / bc1 and decay 1 - lr_tau wd, SGD's and LARS's -lr_tau);
+ * moments, clipping and the norm are shared. sg_optim_step is this with lr_tau = lr. */
+float sg_optim_step_tau(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, float lr,
+                        float lr_tau);
 /* The same step as plain single-threaded loops (reference for tests). */
 float sg_optim_step_ref(struct sg_optim *o, struct sg_params *ps, float lr);
+float sg_optim_step_ref_tau(struct sg_optim *o, struct sg_params *ps, float lr, float lr_tau);
 
 /* ---- CUDA backend (nn/cuda/optim.cu), called by sg_optim_step; ps and c on CUDA ---------- */
 
@@ -112,6 +122,17 @@ void sg_optim_free_cuda(struct sg_optim *o);
  * lr_min + 0.5*(1 + cos(pi*e/es))*(base_lr - lr_min), e = step - warmup, es = total - warmup.
  * Steps at or past total give lr_min (open_clip's formula would rise again). In double. */
 float sg_lr_cosine(float base_lr, float lr_min, int64_t warmup, int64_t total, int64_t step);
+
+/* The temperature's learning rate (FastCLIP's --lr_tau_scheduler, src/training/scheduler.py as its
+ * main.py calls it), for sg_optim_step_tau:
+ *   COSINE      sg_lr_cosine(lr_tau, lr_min, warmup, total, step): the model's warmup and cosine;
+ *   CONSTANT    lr_tau from the first step (no warmup);
+ *   STEP_THRESH lr_tau / 3 while the temperature tau = 1 / exp(logit_scale) is <= 0.03 at the
+ *               step (float32 as torch evaluates it; no warmup, no memory: it switches back if tau
+ *               rises above 0.03), else lr_tau. */
+enum sg_lr_tau_schedule { SG_LR_TAU_COSINE = 0, SG_LR_TAU_CONSTANT = 1, SG_LR_TAU_STEP_THRESH = 2 };
+float sg_lr_tau(enum sg_lr_tau_schedule s, float lr_tau, float lr_min, int64_t warmup,
+                int64_t total, int64_t step, float logit_scale);
 
 enum sg_lr_scaling { SG_LR_SCALE_NONE = 0, SG_LR_SCALE_LINEAR = 1, SG_LR_SCALE_SQRT = 2 };
 /* Batch-size scaling: NONE lr; LINEAR lr*B/256; SQRT lr*sqrt(B) (SogCLR: 0.075*sqrt(B)). */

@@ -6,7 +6,8 @@
  * BUFFER, 0-d / 1-d / 2-d / 4-d, a zero-valued matrix for LARS's ||p|| = 0 rule, a matrix with
  * zero grads) is built on a CPU context (2 threads) and on a CUDA context with identical values.
  * For AdamW, SGD, SGD + Nesterov, SGD without momentum and LARS, each without and with global
- * norm clipping (active: grad norm ~27, max 5), 5 steps with a different lr per step run on both;
+ * norm clipping (active: grad norm ~27, max 5), 5 steps with a different lr per step run on both
+ * (the two SG_PARAM_TEMPERATURE params at lr_tau = 0.37 lr: FastCLIP's logit_scale group);
  * after every step the returned grad norms and all parameters are compared, at the end the
  * moments (m; v for AdamW), the step counters, the untouched buffer and the unscaled grads.
  * The clipped AdamW and LARS runs are repeated on the GPU and must be bit-identical (no atomics).
@@ -61,8 +62,8 @@ static const struct pdef {
     {"zero.weight", 2, {5, 7}, SG_PARAM_DECAY},   /* data 0 at start: LARS ratio 1 */
     {"nograd.weight", 2, {6, 4}, SG_PARAM_DECAY}, /* grad 0: only decay moves it */
     {"ln.weight", 1, {33}, 0},
-    {"logit_scale", 0, {0}, 0},
-    {"scale", 1, {1}, 0},
+    {"logit_scale", 0, {0}, SG_PARAM_TEMPERATURE}, /* lr_tau = 0.37 lr (FastCLIP's group) */
+    {"scale", 1, {1}, SG_PARAM_TEMPERATURE},
     {"tail.weight", 2, {3, 3}, 0}, /* matrix without DECAY: LARS decays it, AdamW/SGD not */
 };
 #define NPARAMS ((int)(sizeof PARAMS / sizeof PARAMS[0]))
@@ -243,7 +244,8 @@ static void run_opt(struct sg_ctx *c, const struct sg_optim_config *cfg, struct 
     for (int k = 0; k < STEPS; k++) {
         grads_for(&ps, k, hg);
         sg_memcpy_h2d(c, ps.grad, hg, ps.total * sizeof(float));
-        r->norm[k] = sg_optim_step(&o, &ps, c, cfg->lr * (float)(k + 1) / (float)STEPS);
+        float lr = cfg->lr * (float)(k + 1) / (float)STEPS;
+        r->norm[k] = sg_optim_step_tau(&o, &ps, c, lr, 0.37f * lr);
         r->last[k] = o.last_grad_norm;
         r->data[k] = fetch(c, ps.data, ps.total);
     }

@@ -42,7 +42,7 @@ static const struct pdef {
     {"bn.running_mean", 1, {32}, SG_PARAM_BUFFER},
     {"zero.weight", 2, {5, 7}, SG_PARAM_DECAY},
     {"frozen.weight", 2, {6, 4}, SG_PARAM_DECAY},
-    {"logit_scale", 0, {0}, 0},
+    {"logit_scale", 0, {0}, SG_PARAM_TEMPERATURE},
 };
 #define NPARAMS ((int)(sizeof PARAMS / sizeof PARAMS[0]))
 
@@ -51,6 +51,7 @@ static const struct optcase {
     const char *name;
     struct sg_optim_config cfg;
     const char *m_ref, *v_ref; /* final state names in the reference, NULL if not stored */
+    int tau;                   /* the logit_scale group has its own rate (<name>.lr_tau) */
 } CASES[] = {
     {"adamw",
      {.kind = SG_OPT_ADAMW,
@@ -60,15 +61,18 @@ static const struct optcase {
       .beta2 = 0.999f,
       .eps = 1e-8f},
      "adamw.exp_avg",
-     "adamw.exp_avg_sq"},
+     "adamw.exp_avg_sq",
+     0},
     {"sgd",
      {.kind = SG_OPT_SGD, .lr = 0.1f, .weight_decay = 0.01f, .momentum = 0.9f},
      "sgd.momentum_buffer",
-     NULL},
+     NULL,
+     0},
     {"sgd_nesterov",
      {.kind = SG_OPT_SGD, .lr = 0.1f, .weight_decay = 0.01f, .momentum = 0.9f, .nesterov = 1},
      NULL,
-     NULL},
+     NULL,
+     0},
     {"lars",
      {.kind = SG_OPT_LARS,
       .lr = 1.2f,
@@ -76,7 +80,8 @@ static const struct optcase {
       .momentum = 0.9f,
       .trust_coef = 0.001f},
      "lars.mu",
-     NULL},
+     NULL,
+     0},
     {"adamw_clip",
      {.kind = SG_OPT_ADAMW,
       .lr = 5e-3f,
@@ -86,7 +91,24 @@ static const struct optcase {
       .eps = 1e-6f,
       .clip_grad_norm = 5.0f},
      NULL,
-     NULL},
+     NULL,
+     0},
+    {"adamw_tau",
+     {.kind = SG_OPT_ADAMW,
+      .lr = 1e-2f,
+      .weight_decay = 0.1f,
+      .beta1 = 0.9f,
+      .beta2 = 0.98f,
+      .eps = 1e-6f,
+      .clip_grad_norm = 5.0f},
+     NULL,
+     NULL,
+     1},
+    {"sgd_tau",
+     {.kind = SG_OPT_SGD, .lr = 0.1f, .weight_decay = 0.01f, .momentum = 0.9f},
+     NULL,
+     NULL,
+     1},
 };
 #define NCASES ((int)(sizeof CASES / sizeof CASES[0]))
 
@@ -154,9 +176,10 @@ static int buffer_intact(struct sg_params *ps)
     return 1;
 }
 
-static float do_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, int ref, float lr)
+static float do_step(struct sg_optim *o, struct sg_params *ps, struct sg_ctx *c, int ref, float lr,
+                     float lr_tau)
 {
-    return ref ? sg_optim_step_ref(o, ps, lr) : sg_optim_step(o, ps, c, lr);
+    return ref ? sg_optim_step_ref_tau(o, ps, lr, lr_tau) : sg_optim_step_tau(o, ps, c, lr, lr_tau);
 }
 
 /* Steps [from, STEPS) of case oc, comparing parameters and grad norms after each step. */
@@ -170,12 +193,14 @@ static void run_steps(const struct sg_st_file *f, const struct optcase *oc, stru
     float *lrs = sg_test_ref(f, name, STEPS);
     snprintf(name, sizeof name, "%s.norm", oc->name);
     float *norms = sg_test_ref(f, name, STEPS);
+    snprintf(name, sizeof name, "%s.lr_tau", oc->name);
+    float *lrs_tau = oc->tau ? sg_test_ref(f, name, STEPS) : NULL;
     for (int k = from; k < STEPS; k++) {
         snprintf(name, sizeof name, "grad.%d", k);
         float *g = sg_test_ref(f, name, n);
         put_flat(ps, g, 1);
         poison_buffer(ps, 0);
-        float norm = do_step(o, ps, c, ref, lrs[k]);
+        float norm = do_step(o, ps, c, ref, lrs[k], lrs_tau ? lrs_tau[k] : lrs[k]);
         snprintf(label, sizeof label, "%s %s step %d grad norm", oc->name, tag, k);
         sg_test_close(label, &norm, &norms[k], 1, 0.0f, 3e-7f);
         snprintf(name, sizeof name, "%s.%d", oc->name, k);
@@ -188,6 +213,7 @@ static void run_steps(const struct sg_st_file *f, const struct optcase *oc, stru
     }
     sg_afree(lrs);
     sg_afree(norms);
+    if (lrs_tau) sg_afree(lrs_tau);
     free(got);
 }
 
@@ -281,7 +307,7 @@ static void build_big(struct sg_params *ps, struct sg_ctx *c)
     sg_params_add(ps, "big.bias", 1, s1, 0, 0);
     sg_params_add(ps, "conv.weight", 4, s2, SG_PARAM_DECAY, 0);
     sg_params_add(ps, "bn.running_var", 1, s1, SG_PARAM_BUFFER, 0);
-    sg_params_add(ps, "scale", 1, s3, 0, 0);
+    sg_params_add(ps, "scale", 1, s3, SG_PARAM_TEMPERATURE, 0); /* its own rate: lr * 0.37 */
     sg_params_alloc(ps, c, 1);
     sg_test_fill(ps->data, (int64_t)ps->total, 11, -1.0f, 1.0f);
 }
@@ -295,7 +321,8 @@ static void run_big(struct sg_ctx *c, const struct sg_optim_config *cfg, int ref
     SG_CHECK(sg_optim_init(&o, cfg, &ps) == 0, "%s", sg_last_error());
     for (int k = 0; k < 3; k++) {
         sg_test_fill(ps.grad, (int64_t)ps.total, 100 + (uint64_t)k, -0.1f, 0.1f);
-        do_step(&o, &ps, c, ref, cfg->lr * (float)(k + 1) / 3.0f);
+        float lr = cfg->lr * (float)(k + 1) / 3.0f;
+        do_step(&o, &ps, c, ref, lr, lr * 0.37f);
     }
     memcpy(out, ps.data, ps.total * sizeof(float));
     sg_optim_free(&o);
@@ -452,6 +479,28 @@ static void test_schedules(const struct sg_st_file *f)
     free(mine);
     sg_afree(lr);
     sg_afree(args);
+    /* FastCLIP's lr_tau schedules; logit scales of tau 0.07, 0.0301, 0.0299, 0.01 */
+    const float l07 = logf(1.0f / 0.07f), l0301 = logf(1.0f / 0.0301f);
+    const float l0299 = logf(1.0f / 0.0299f), l01 = logf(100.0f);
+    float tg[7] = {
+        sg_lr_tau(SG_LR_TAU_COSINE, 2e-4f, 1e-5f, 10, 110, 35, l07),
+        sg_lr_tau(SG_LR_TAU_COSINE, 2e-4f, 0.0f, 10, 110, 0, l07),
+        sg_lr_tau(SG_LR_TAU_CONSTANT, 2e-4f, 1e-5f, 10, 110, 0, l01),
+        sg_lr_tau(SG_LR_TAU_STEP_THRESH, 2e-4f, 0.0f, 10, 110, 0, l07),
+        sg_lr_tau(SG_LR_TAU_STEP_THRESH, 2e-4f, 0.0f, 10, 110, 50, l0301),
+        sg_lr_tau(SG_LR_TAU_STEP_THRESH, 2e-4f, 0.0f, 10, 110, 50, l0299),
+        sg_lr_tau(SG_LR_TAU_STEP_THRESH, 2e-4f, 0.0f, 10, 110, 3, l01),
+    };
+    const float tw[7] = {sg_lr_cosine(2e-4f, 1e-5f, 10, 110, 35),
+                         2e-5f,
+                         2e-4f,
+                         2e-4f,
+                         2e-4f,
+                         2e-4f / 3.0f,
+                         2e-4f / 3.0f};
+    sg_test_close("sg_lr_tau: cosine (warmup too), constant (no warmup), step_thresh at tau "
+                  "0.07 / 0.0301 / 0.0299 / 0.01 (no warmup)",
+                  tg, tw, 7, 0.0f, 1e-6f);
 }
 
 int main(void)

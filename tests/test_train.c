@@ -357,6 +357,87 @@ static void check_device_config(void)
                  rc == SG_TRAIN_FAILED && strstr(sg_last_error(), "cuda") != NULL);
 }
 
+/* Every recipe in configs/ loads (typed keys, enums, model names); its data need not exist. */
+static void check_recipes(void)
+{
+    char dir[400], path[700], label[800];
+    snprintf(dir, sizeof dir, "%s/../../configs", SG_TEST_DATA_DIR);
+    DIR *d = opendir(dir);
+    SG_CHECK(d, "opendir %s", dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".yaml")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct sg_train_config cfg;
+        int rc = sg_train_config_load(&cfg, path, NULL, 0);
+        snprintf(label, sizeof label, "recipe configs/%s loads%s%s", e->d_name, rc ? ": " : "",
+                 rc ? sg_last_error() : "");
+        sg_test_true(label, rc == 0);
+        n++;
+    }
+    closedir(d);
+    snprintf(label, sizeof label, "%d recipes in configs/", n);
+    sg_test_true(label, n >= 10);
+}
+
+/* logit_scale of a checkpoint. */
+static float ckpt_logit_scale(const char *path)
+{
+    struct sg_st_file f;
+    int64_t n = 0;
+    SG_CHECK(sg_st_open(&f, path) == 0, "%s", sg_last_error());
+    float *p = sg_st_load_f32(&f, "model.logit_scale", &n, NULL, NULL);
+    SG_CHECK(p && n == 1, "logit_scale in %s", path);
+    float v = p[0];
+    sg_afree(p);
+    sg_st_close(&f);
+    return v;
+}
+
+/* The last "train/lr_tau" of a run's metrics.jsonl (-1 when absent). */
+static double last_lr_tau(const char *run_dir)
+{
+    char path[600], line[4096];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    FILE *f = fopen(path, "r");
+    double v = -1.0;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "\"train/lr_tau\": ");
+        if (p) v = atof(p + strlen("\"train/lr_tau\": "));
+    }
+    if (f) fclose(f);
+    return v;
+}
+
+/* optim.lr_tau (FastCLIP's logit_scale group): one FastCLIP step with lr_tau = lr / 4 moves
+ * logit_scale a quarter as far as with lr_tau = lr (AdamW's first step is linear in the rate)
+ * and leaves every other tensor, optimizer moments included, bit for bit the same. */
+static void check_lr_tau(void)
+{
+    const char *same[2] = {"loss.name=fastclip", "optim.lr_tau=0"};
+    const char *quarter[2] = {"loss.name=fastclip", "optim.lr_tau=2.5e-4"};
+    struct sg_train_result a, b;
+    int ok = run_n("tau_same", NULL, 1, &a, same, 2) == 0;
+    ok &= run_n("tau_quarter", NULL, 1, &b, quarter, 2) == 0;
+    sg_test_true("lr_tau runs: 1 FastCLIP step each", ok);
+    if (!ok) return;
+    sg_test_true("lr_tau changes logit_scale only (every other tensor bit-equal)",
+                 sg_test_same_tensors_except(a.checkpoint, b.checkpoint, "model.logit_scale"));
+    const float p0 = logf(1.0f / 0.07f); /* the model's initial logit scale */
+    double da = ckpt_logit_scale(a.checkpoint) - p0, db = ckpt_logit_scale(b.checkpoint) - p0;
+    char label[200];
+    snprintf(label, sizeof label, "logit_scale moved %.3g with lr_tau = lr, %.3g with lr / 4", da,
+             db);
+    sg_test_true(label, fabs(da) > 1e-5 && fabs(db / da - 0.25) < 2e-3);
+    /* warmup 2: step 0 runs at half the base rates (lr 5e-4, lr_tau 1.25e-4) */
+    double la = last_lr_tau(a.run_dir), lb = last_lr_tau(b.run_dir);
+    snprintf(label, sizeof label, "metrics.jsonl train/lr_tau: %g and %g (want 5e-4, 1.25e-4)", la,
+             lb);
+    sg_test_true(label, fabs(la - 5e-4) < 1e-9 && fabs(lb - 1.25e-4) < 1e-9);
+}
+
 /* bf16 is a CUDA setting: the CPU computes in fp32, the same bits. */
 static void check_cpu_bf16(void)
 {
@@ -475,6 +556,8 @@ int main(void)
     check_eval(&g_whole);
     check_device_config();
     check_cpu_bf16();
+    check_lr_tau();
+    check_recipes();
     check_loader_u8(SG_AUG_CLIP, 1);
     check_loader_u8(SG_AUG_SIMCLR, 2);
     check_nan_stop();

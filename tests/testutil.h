@@ -80,6 +80,8 @@ int64_t sg_test_u8_vs_float(struct sg_ctx *g, const char *tsv, int preset, int v
 /* 1 when two safetensors files (checkpoints) hold the same tensors with the same bytes (metadata
  * aside); a differing tensor is named on stderr. 0 also when a file cannot be opened. */
 int sg_test_same_tensors(const char *a, const char *b);
+/* The same, ignoring the tensor named skip (NULL: none). */
+int sg_test_same_tensors_except(const char *a, const char *b, const char *skip);
 
 /* The training tests' fixture: a fresh folder /tmp/<tag>_XXXXXX (written to dir) holding data/:
  * 96 synthetic captioned training images and 8 val images of 16 px (data/synth.h: train.tsv,

@@ -49,6 +49,7 @@ static const char *const modes[] = {"clip", "ssl", NULL};
 static const char *const schedules[] = {"constant", "cosine", NULL};
 static const char *const optims[] = {"adamw", "sgd", "lars", NULL};
 static const char *const scalings[] = {"none", "linear", "sqrt", NULL};
+static const char *const lr_tau_schedules[] = {"cosine", "constant", "step_thresh", NULL};
 static const char *const precisions[] = {"fp32", "bf16", NULL};
 static const char *const progress[] = {"auto", "bar", "lines", NULL};
 static const char *const dist_backends[] = {"auto", "single", "mpi", "nccl", NULL};
@@ -116,7 +117,11 @@ static const struct sg_cfg_key optim_keys[] = {
     INT("warmup_steps", optim.warmup_steps, 0, 100000000, "linear warmup steps"),
     FLT("clip_grad_norm", optim.clip_grad_norm, 0, 1e6, "global gradient-norm clip (0: off)"),
     ENUM("lr_scaling", optim.lr_scaling, scalings, "none, linear (B/256) or sqrt (sqrt B)"),
-    FLT("lr_tau", optim.lr_tau, 0, 100, "fastclip: temperature learning rate (0: lr)"),
+    FLT("lr_tau", optim.lr_tau, 0, 100,
+        "learning rate of the temperature (logit_scale; losses clip, fastclip) (0: lr)"),
+    ENUM("lr_tau_schedule", optim.lr_tau_schedule, lr_tau_schedules,
+         "cosine (the model's warmup and cosine), constant, or step_thresh (lr_tau / 3 while tau "
+         "<= 0.03)"),
     {0}};
 
 static const struct sg_cfg_key ssl_keys[] = {

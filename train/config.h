@@ -18,7 +18,8 @@
  *               (constant | cosine), gamma_decay_epochs, rho, tau_min, tau_max, eta, beta
  *   optim:      name (adamw | sgd | lars), lr, lr_min, weight_decay, beta1, beta2, eps,
  *               momentum, nesterov, trust_coef, warmup_steps, clip_grad_norm, lr_scaling
- *               (none | linear | sqrt), lr_tau (fastclip's temperature)
+ *               (none | linear | sqrt), lr_tau (the temperature's learning rate: FastCLIP's
+ *               logit_scale param group), lr_tau_schedule (cosine | constant | step_thresh)
  *   train:      mode (clip | ssl), batch_size, epochs, max_steps (0: epochs decide), log_every,
  *               precision (deprecated: bf16 there moves to run.precision; always fp32 after
  *               loading)
@@ -86,7 +87,8 @@ struct sg_train_config {
     struct {
         int name, nesterov, warmup_steps, lr_scaling;
         float lr, lr_min, weight_decay, beta1, beta2, eps, momentum, trust_coef, clip_grad_norm;
-        float lr_tau;
+        float lr_tau;        /* the temperature's learning rate (0: lr) */
+        int lr_tau_schedule; /* enum sg_lr_tau_schedule (nn/optim.h) */
     } optim;
     struct {
         int mode, batch_size, epochs, max_steps, log_every, precision;

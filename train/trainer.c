@@ -112,7 +112,8 @@ struct trainer {
     struct feed feed;
     struct sg_loader_pos pos; /* loader position after the last trained batch */
     int64_t step, total_steps;
-    float base_lr;
+    float base_lr;     /* optim.lr after lr_scaling */
+    float base_lr_tau; /* the temperature's (optim.lr_tau, or base_lr), scaled alike */
     int progress_bar;
 };
 
@@ -218,6 +219,9 @@ static int open_optim(struct trainer *t)
                                  .trust_coef = c->optim.trust_coef,
                                  .clip_grad_norm = c->optim.clip_grad_norm};
     t->base_lr = sg_lr_scale(c->optim.lr, c->train.batch_size, c->optim.lr_scaling);
+    t->base_lr_tau = c->optim.lr_tau > 0.0f
+                         ? sg_lr_scale(c->optim.lr_tau, c->train.batch_size, c->optim.lr_scaling)
+                         : t->base_lr;
     return sg_optim_init(&t->optim, &oc, t->ps);
 }
 
@@ -581,8 +585,31 @@ static int forward_backward(struct trainer *t, const struct fed *b, struct sg_lo
     return 0;
 }
 
-static int train_step(struct trainer *t, const struct fed *b, float lr, struct sg_loss_values *v,
-                      float *gnorm)
+/* The learning rates of this step: the model's (warmup + cosine) and the temperature's
+ * (optim.lr_tau_schedule; its cosine floor is lr_min scaled by lr_tau / lr). */
+struct step_lr {
+    float lr, lr_tau;
+};
+
+static struct step_lr step_lr(struct trainer *t)
+{
+    const struct sg_train_config *c = t->cfg;
+    int64_t W = c->optim.warmup_steps, N = t->total_steps;
+    struct step_lr r;
+    r.lr = sg_lr_cosine(t->base_lr, c->optim.lr_min, W, N, t->step);
+    r.lr_tau = r.lr;
+    if (!t->model) return r; /* ssl: no temperature parameter */
+    float p = 0.0f,
+          floor = t->base_lr > 0.0f ? c->optim.lr_min * (t->base_lr_tau / t->base_lr) : 0.0f;
+    if (c->optim.lr_tau_schedule == SG_LR_TAU_STEP_THRESH) /* reads the temperature (4 bytes) */
+        sg_memcpy_d2h(&t->ctx, &p, t->model->logit_scale->data, sizeof p);
+    r.lr_tau = sg_lr_tau((enum sg_lr_tau_schedule)c->optim.lr_tau_schedule, t->base_lr_tau, floor,
+                         W, N, t->step, p);
+    return r;
+}
+
+static int train_step(struct trainer *t, const struct fed *b, struct step_lr lr,
+                      struct sg_loss_values *v, float *gnorm)
 {
     if (forward_backward(t, b, v))
         return sg_err("step %lld: %s", (long long)t->step, sg_last_error());
@@ -596,7 +623,7 @@ static int train_step(struct trainer *t, const struct fed *b, float lr, struct s
     if (data_parallel(t) &&
         sg_dist_allreduce_sum_f32_dev(&t->dist, t->ps->grad, (int64_t)t->ps->total))
         return sg_err("step %lld: %s", (long long)t->step, sg_last_error());
-    *gnorm = sg_optim_step(&t->optim, t->ps, &t->ctx, lr);
+    *gnorm = sg_optim_step_tau(&t->optim, t->ps, &t->ctx, lr.lr, lr.lr_tau);
     if (!isfinite(*gnorm))
         return sg_err("step %lld: gradient norm is %g (parameters left unchanged)",
                       (long long)t->step, *gnorm);
@@ -609,8 +636,8 @@ struct meter {
     int64_t steps, samples;
 };
 
-static void log_step(struct trainer *t, const struct sg_loss_values *v, float lr, float gnorm,
-                     struct meter *mt, int64_t epoch)
+static void log_step(struct trainer *t, const struct sg_loss_values *v, struct step_lr lr,
+                     float gnorm, struct meter *mt, int64_t epoch)
 {
     double elapsed = now_s() - mt->t_start;
     double sps = elapsed > 0 ? (double)mt->samples / elapsed : 0.0;
@@ -619,7 +646,9 @@ static void log_step(struct trainer *t, const struct sg_loss_values *v, float lr
     if (t->dist.rank != 0) return; /* rank 0 logs */
     sg_runlog_scalar(&t->log, "train/loss", t->step, v->loss);
     sg_runlog_scalar(&t->log, "train/objective", t->step, v->objective);
-    sg_runlog_scalar(&t->log, "train/lr", t->step, lr);
+    sg_runlog_scalar(&t->log, "train/lr", t->step, lr.lr);
+    if (t->model && (t->loss.kind == SG_LOSS_CLIP || t->loss.kind == SG_LOSS_FASTCLIP))
+        sg_runlog_scalar(&t->log, "train/lr_tau", t->step, lr.lr_tau);
     sg_runlog_scalar(&t->log, "train/tau", t->step, v->tau);
     sg_runlog_scalar(&t->log, "train/gamma", t->step, v->gamma);
     sg_runlog_scalar(&t->log, "train/grad_norm", t->step, gnorm);
@@ -632,8 +661,8 @@ static void log_step(struct trainer *t, const struct sg_loss_values *v, float lr
     snprintf(line, sizeof line,
              "epoch %lld step %lld/%lld  loss %.4f  lr %.2e  tau %.4f  %.1f samples/s  data "
              "%.0f%%  ETA %.0fs   ",
-             (long long)epoch, (long long)t->step, (long long)t->total_steps, v->loss, lr, v->tau,
-             sps, 100.0 * wait, eta);
+             (long long)epoch, (long long)t->step, (long long)t->total_steps, v->loss, lr.lr,
+             v->tau, sps, 100.0 * wait, eta);
     fprintf(stderr, fmt, line);
 }
 
@@ -722,8 +751,7 @@ static int run_epoch(struct trainer *t, int64_t epoch, struct meter *mt,
         int got = feed_next(t, &b);
         if (got < 0) return -1;
         if (got == 0) return 0;
-        float lr = sg_lr_cosine(t->base_lr, c->optim.lr_min, c->optim.warmup_steps, t->total_steps,
-                                t->step);
+        struct step_lr lr = step_lr(t);
         struct sg_loss_values v;
         float gnorm = 0.0f;
         int rc = train_step(t, &b, lr, &v, &gnorm);

@@ -50,6 +50,7 @@ struct tdesc {
     int nblk;   /* blocks: ceil(n / OPT_CHUNK) */
     int decay;  /* SG_PARAM_DECAY: AdamW decoupled / SGD coupled weight decay */
     int matrix; /* ndim > 1: LARS decay and trust ratio */
+    int temp;   /* SG_PARAM_TEMPERATURE: the lr_tau scalars (decay_t, nstep_t, nlr_t) */
 };
 
 enum upd_kind { UPD_ADAMW, UPD_SGD, UPD_NESTEROV, UPD_SGD0, UPD_LARS };
@@ -253,6 +254,11 @@ __global__ void __launch_bounds__(OPT_THREADS)
     int ti = blk[blockIdx.x];
     const tdesc t = tab[ti];
     float a, q = 1.0f;
+    if (t.temp) { /* the temperature group: its own learning rate (nn/optim.h) */
+        k.decay = k.decay_t;
+        k.nstep = k.nstep_t;
+        k.nlr = k.nlr_t;
+    }
     if (KIND == UPD_ADAMW) {
         a = t.decay ? k.decay : 1.0f;
     } else if (KIND == UPD_LARS) {
@@ -353,6 +359,7 @@ static struct optim_cuda *state_build(struct sg_params *ps)
         d.nblk = (int)CEIL_DIV(p->numel, (int64_t)OPT_CHUNK);
         d.decay = (p->flags & SG_PARAM_DECAY) != 0;
         d.matrix = p->ndim > 1;
+        d.temp = (p->flags & SG_PARAM_TEMPERATURE) != 0;
         SG_CHECK(aligned16(d.p) && aligned16(d.g) && aligned16(d.m) && aligned16(d.v),
                  "optimizer: param '%s' is not 16-byte aligned on the device", p->name);
         nblock += d.nblk;

@@ -7,6 +7,7 @@ buffer excluded):
   init                      F32 [N]   parameters before the first step
   grad.<k>                  F32 [N]   gradients fed at step k (k = 0..4)
   <opt>.lr                  F32 [5]   learning rate of each step (float32-exact values)
+  <opt>.lr_tau              F32 [5]   the logit_scale group's learning rate (the *_tau cases)
   <opt>.norm                F32 [5]   pre-clipping global grad norm of each step
   <opt>.<k>                 F32 [N]   parameters after step k
   adamw.exp_avg, adamw.exp_avg_sq, sgd.momentum_buffer, lars.mu   F32 [N]  final optimizer state
@@ -43,6 +44,11 @@ OPTS = [
     ("sgd_nesterov", "sgd", 0.1, 0, dict(wd=0.01, momentum=0.9, nesterov=True)),
     ("lars", "lars", 1.2, 2, dict(wd=0.05, momentum=0.9, trust=0.001)),
     ("adamw_clip", "adamw", 5e-3, 1, dict(wd=0.2, betas=(0.9, 0.98), eps=1e-6, clip=5.0)),
+    # FastCLIP's third param group {logit_scale: wd 0, lr = lr_tau}, lr_tau given per step
+    ("adamw_tau", "adamw", 1e-2, 2, dict(wd=0.1, betas=(0.9, 0.98), eps=1e-6, clip=5.0,
+                                         lr_tau=[3e-3, 1e-3, 1e-3 / 3, 0.0, 2e-3])),
+    ("sgd_tau", "sgd", 0.1, 2, dict(wd=0.01, momentum=0.9, nesterov=False,
+                                    lr_tau=[0.05, 0.02, 0.0, 0.01, 0.03])),
 ]
 
 
@@ -129,17 +135,23 @@ def flat(ts):
 
 
 def make_optimizer(kind, hp, ps):
-    train = [(p, d) for p, (_, _, d, b, _) in zip(ps, PARAMS) if not b]
-    dec = [p for p, d in train if d]
-    nodec = [p for p, d in train if not d]
+    """Param groups {decay: wd}, {no decay: 0}, and with lr_tau FastCLIP's third group
+    {logit_scale: wd 0} (its lr set per step)."""
+    tau = "lr_tau" in hp
+    train = [(p, d, n) for p, (n, _, d, b, _) in zip(ps, PARAMS) if not b]
+    dec = [p for p, d, _ in train if d]
+    nodec = [p for p, d, n in train if not d and not (tau and n == "logit_scale")]
     groups = [{"params": dec, "weight_decay": hp["wd"]}, {"params": nodec, "weight_decay": 0.0}]
+    if tau:
+        groups.append({"params": [p for p, _, n in train if n == "logit_scale"],
+                       "weight_decay": 0.0})
     if kind == "adamw":
         return torch.optim.AdamW(groups, lr=0.0, betas=hp["betas"], eps=hp["eps"],
                                  foreach=False)
     if kind == "sgd":
         return torch.optim.SGD(groups, lr=0.0, momentum=hp["momentum"],
                                nesterov=hp["nesterov"], foreach=False)
-    return LARS([p for p, _ in train], lr=0.0, weight_decay=hp["wd"], momentum=hp["momentum"],
+    return LARS([p for p, _, _ in train], lr=0.0, weight_decay=hp["wd"], momentum=hp["momentum"],
                 trust_coefficient=hp["trust"])
 
 
@@ -147,22 +159,26 @@ def run(name, kind, base_lr, warmup, hp, grads, out):
     ps = make_params()
     trainable = [p for p, q in zip(ps, PARAMS) if not q[3]]
     opt = make_optimizer(kind, hp, ps)
-    lrs, norms = [], []
+    lrs, lrs_tau, norms = [], [], []
     for k in range(STEPS):
         lr = f32(cosine_lr(base_lr, 0.0, warmup, STEPS, k))
+        lr_tau = f32(hp["lr_tau"][k]) if "lr_tau" in hp else lr
         for p, gr in zip(ps, grads[k]):
             p.grad = gr.clone() if p.requires_grad else None
         if hp.get("clip", 0.0) > 0:
             norm = torch.nn.utils.clip_grad_norm_(trainable, hp["clip"])
         else:
             norm = torch.norm(torch.stack([torch.norm(p.grad) for p in trainable]))
-        for gr in opt.param_groups:
-            gr["lr"] = lr
+        for gi, gr in enumerate(opt.param_groups):
+            gr["lr"] = lr_tau if gi == 2 else lr
         opt.step()
         lrs.append(lr)
+        lrs_tau.append(lr_tau)
         norms.append(norm.item())
         out[f"{name}.{k}"] = flat(ps)
     out[f"{name}.lr"] = torch.tensor(lrs, dtype=torch.float32)
+    if "lr_tau" in hp:
+        out[f"{name}.lr_tau"] = torch.tensor(lrs_tau, dtype=torch.float32)
     out[f"{name}.norm"] = torch.tensor(norms, dtype=torch.float32)
     return opt, ps
 
