@@ -44,6 +44,7 @@
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
+#include "train/ssl.h"
 #include "train/tfevents.h"
 #include "train/trainer.h"
 
@@ -171,6 +172,35 @@ static void check_resume_ssl(void)
     sg_test_true("ssl: 5 + 7 steps == 12 steps, bit for bit",
                  a.steps == 12 && b.steps == 12 &&
                      sg_test_same_tensors(a.checkpoint, b.checkpoint));
+}
+
+/* ssl.zero_init_residual reaches the backbone: the last BatchNorm of each block starts at 0. */
+static void check_zero_init_residual(void)
+{
+    for (int z = 0; z < 2; z++) {
+        const char *over[] = {"train.mode=ssl", "loss.name=sogclr_uni", "ssl.width=4",
+                              z ? "ssl.zero_init_residual=true" : "ssl.zero_init_residual=false"};
+        struct sg_train_config cfg;
+        struct sg_ctx c;
+        struct sg_ssl_model m;
+        SG_CHECK(sg_train_config_load(&cfg, g_cfg, over, 4) == 0, "%s", sg_last_error());
+        sg_ctx_init(&c, SG_DEVICE_CPU, 0, 1);
+        SG_CHECK(sg_ssl_model_create(&m, &cfg, &c, 1) == 0, "%s", sg_last_error());
+        int zeros = 0, ones = 0, blocks = 0;
+        for (int i = 0; i < m.ps.n; i++) {
+            const struct sg_param *p = m.ps.items[i];
+            if (!strstr(p->name, ".bn2.weight") || !strstr(p->name, "layer")) continue;
+            blocks++;
+            for (int64_t k = 0; k < p->numel; k++)
+                zeros += p->data[k] == 0.0f, ones += p->data[k] == 1.0f;
+        }
+        char label[160];
+        snprintf(label, sizeof label, "ssl.zero_init_residual %s: %d blocks' bn2 weights %s",
+                 z ? "true" : "false", blocks, z ? "all 0" : "all 1");
+        sg_test_true(label, blocks == 8 && (z ? ones == 0 && zeros > 0 : zeros == 0 && ones > 0));
+        sg_ssl_model_destroy(&m);
+        sg_ctx_free(&c);
+    }
 }
 
 /* ---- logs ------------------------------------------------------------------------------------ */
@@ -552,6 +582,7 @@ int main(void)
     check_config_errors();
     check_resume();
     check_resume_ssl();
+    check_zero_init_residual();
     check_logs();
     check_eval(&g_whole);
     check_device_config();

@@ -137,6 +137,8 @@ static const struct sg_cfg_key ssl_keys[] = {
     INT("width", ssl.width, 1, 4096, "ResNet base width"),
     BOOL("bottleneck", ssl.bottleneck, "Bottleneck blocks (ResNet-50)"),
     BOOL("cifar_stem", ssl.cifar_stem, "3x3 stride-1 stem without max-pool (CIFAR)"),
+    BOOL("zero_init_residual", ssl.zero_init_residual,
+         "last BatchNorm of every block starts at 0 (torchvision; SogCLR's ImageNet ResNet-50)"),
     INT("proj_layers", ssl.proj_layers, 1, 8, "projection head layers"),
     INT("proj_hidden", ssl.proj_hidden, 1, 65536, "projection head hidden width"),
     INT("proj_dim", ssl.proj_dim, 1, 65536, "projection output width"),

@@ -24,7 +24,8 @@
  *               precision (deprecated: bf16 there moves to run.precision; always fp32 after
  *               loading)
  *   ssl:        (mode ssl) image_size, layers [s1..s4], width, bottleneck, cifar_stem,
- *               proj_layers, proj_hidden, proj_dim — ResNet backbone + SogCLR projection head
+ *               zero_init_residual, proj_layers, proj_hidden, proj_dim — ResNet backbone +
+ *               SogCLR projection head
  *   checkpoint: every_steps, keep, export_weights
  *   log:        tensorboard, progress (auto | bar | lines)
  *   eval:       every_epochs, zeroshot_dir, zeroshot_classnames, zeroshot_templates,
@@ -94,7 +95,7 @@ struct sg_train_config {
         int mode, batch_size, epochs, max_steps, log_every, precision;
     } train;
     struct {
-        int image_size, layers[4], nlayers, width, bottleneck, cifar_stem;
+        int image_size, layers[4], nlayers, width, bottleneck, cifar_stem, zero_init_residual;
         int proj_layers, proj_hidden, proj_dim;
     } ssl;
     struct {

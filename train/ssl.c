@@ -19,7 +19,8 @@ int sg_ssl_model_create(struct sg_ssl_model *m, const struct sg_train_config *cf
     struct sg_resnet_config rc = {.base_width = cfg->ssl.width,
                                   .num_classes = 0,
                                   .cifar_stem = cfg->ssl.cifar_stem,
-                                  .bottleneck = cfg->ssl.bottleneck};
+                                  .bottleneck = cfg->ssl.bottleneck,
+                                  .zero_init_residual = cfg->ssl.zero_init_residual};
     memcpy(rc.layers, cfg->ssl.layers, sizeof rc.layers);
     m->B = cfg->train.batch_size;
     m->S = cfg->ssl.image_size;
