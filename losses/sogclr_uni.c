@@ -117,6 +117,7 @@ void sogclr_uni_free(struct sogclr_uni *l)
     sg_afree(l->ws_s);
     free(l->ws_row);
     free(l->ws_idx);
+    free(l->dist_buf);
     memset(l, 0, sizeof *l);
 }
 
@@ -209,6 +210,12 @@ static int check_duplicates(const int64_t *idx, int B, int64_t *sorted)
     return 0;
 }
 
+int sogclr_uni_check_batch(const struct sogclr_uni *l, const float *za, const float *zb,
+                           const int64_t *idx, int B, int d, int64_t *sorted)
+{
+    return check_ids_rows(l, za, zb, idx, B, d) || check_duplicates(idx, B, sorted) ? -1 : 0;
+}
+
 /* Validates everything a step reads; sizes the workspace (needed for the duplicate check). */
 static int check_inputs(struct sogclr_uni *l, const float *za, const float *zb, const int64_t *idx,
                         int B, int d, const float *dza, const float *dzb)
@@ -221,19 +228,24 @@ static int check_inputs(struct sogclr_uni *l, const float *za, const float *zb, 
 }
 
 /* u_r from the stored u (first touch: the fresh estimate). */
-static double moving_average(float u_old, double g, float gamma)
+double sogclr_uni_moving_average(float u_old, double g, float gamma)
 {
     return u_old == 0.0f ? g : (1.0 - gamma) * (double)u_old + (double)gamma * g;
+}
+
+void sogclr_uni_tau_step(const struct sogclr_uni_config *cf, float tau, float tau_m, double ga,
+                         double gb, float *tau_new, float *tau_m_new)
+{
+    float m = (float)((1.0 - cf->beta) * tau_m + cf->beta * 0.5 * (ga + gb));
+    float t = tau - cf->eta * m;
+    *tau_m_new = m;
+    *tau_new = t < cf->tau_min ? cf->tau_min : (t > cf->tau_max ? cf->tau_max : t);
 }
 
 /* iSogCLR tau step for sample k given the two views' G (pre-step tau was used in the step). */
 static void tau_update(struct sogclr_uni *l, int64_t k, double ga, double gb)
 {
-    const struct sogclr_uni_config *cf = &l->cfg;
-    float m = (float)((1.0 - cf->beta) * l->tau_m[k] + cf->beta * 0.5 * (ga + gb));
-    float t = l->tau[k] - cf->eta * m;
-    l->tau_m[k] = m;
-    l->tau[k] = t < cf->tau_min ? cf->tau_min : (t > cf->tau_max ? cf->tau_max : t);
+    sogclr_uni_tau_step(&l->cfg, l->tau[k], l->tau_m[k], ga, gb, &l->tau[k], &l->tau_m[k]);
 }
 
 /* ---- reference ------------------------------------------------------------------------------- */
@@ -275,7 +287,7 @@ int sogclr_uni_forward_backward_ref(struct sogclr_uni *l, const float *za, const
             g += exp(s / tau);
             h += exp(s / tau) * s;
         }
-        ur[r] = moving_average(l->u[k], g / K, l->gamma);
+        ur[r] = sogclr_uni_moving_average(l->u[k], g / K, l->gamma);
         hr[r] = h;
         itr[r] = 1.0 / tau;
         double inv = 1.0 / fmax(ur[r], (double)SOGCLR_UNI_EPS);
@@ -325,7 +337,8 @@ int sogclr_uni_forward_backward_ref(struct sogclr_uni *l, const float *za, const
 /* Row r of S (length R): masks self and partner (MASKED_SIM, so the mask is symmetric over
  * the matrix), returns the positive similarity; g = sum e, h = sum e*s over the negatives with
  * e = exp(s / tau_r). store: replace s by e (SogCLR; iSogCLR keeps s for the second pass). */
-static float row_stats(float *s, int R, int r, int pr, float itau, int store, double *g, double *h)
+float sogclr_uni_row_stats(float *s, int R, int r, int pr, float itau, int store, double *g,
+                           double *h)
 {
     float pos = s[pr];
     s[r] = MASKED_SIM;
@@ -359,8 +372,8 @@ static float row_stats(float *s, int R, int r, int pr, float itau, int store, do
  * needs only row r: SogCLR (one tau) M_rc = (a_r + a_c) e_rc from the stored e; iSogCLR
  * recomputes both exponentials from s. Masked entries give 0; the positive gets
  * C_{r,pr} + C_{pr,r} = -2/B. */
-static void row_coef(float *row, int R, int r, int pr, const float *a, const float *itau, int iso,
-                     float neg)
+void sogclr_uni_row_coef(float *row, int R, int r, int pr, const float *a, const float *itau,
+                         int iso, float neg)
 {
     float ar = a[r];
     if (iso) {
@@ -404,18 +417,19 @@ int sogclr_uni_forward_backward_cpu(struct sogclr_uni *l, struct sg_ctx *c, cons
             float t = iso ? tau[idx[r % B]] : l->cfg.tau;
             itf[r] = 1.0f / t;
             itr[r] = 1.0 / t;
-            pos[r] = row_stats(s + (int64_t)r * R, R, r, r < B ? r + B : r - B, itf[r], !iso, g + r,
-                               h + r);
+            pos[r] = sogclr_uni_row_stats(s + (int64_t)r * R, R, r, r < B ? r + B : r - B, itf[r],
+                                          !iso, g + r, h + r);
         }
 #pragma omp for schedule(static)
         for (int r = 0; r < R; r++) {
-            ur[r] = moving_average(u[idx[r % B]], g[r] / K, gamma);
+            ur[r] = sogclr_uni_moving_average(u[idx[r % B]], g[r] / K, gamma);
             a[r] = (float)(1.0 / (fmax(ur[r], (double)SOGCLR_UNI_EPS) * K * B));
         }
         if (grad) {
 #pragma omp for schedule(static)
             for (int r = 0; r < R; r++)
-                row_coef(s + (int64_t)r * R, R, r, r < B ? r + B : r - B, a, itf, iso, neg);
+                sogclr_uni_row_coef(s + (int64_t)r * R, R, r, r < B ? r + B : r - B, a, itf, iso,
+                                    neg);
         }
     }
     double total = 0.0;

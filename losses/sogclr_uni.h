@@ -128,6 +128,8 @@ struct sogclr_uni {
     float *dev_u;           /* device (N) */
     float *dev_tau;         /* device (N), isogclr only */
     float *dev_tau_m;       /* device (N), isogclr only */
+    float *dist_buf;        /* losses/sogclr_uni_dist.c workspace (grown on demand), or NULL */
+    size_t dist_cap;        /* floats in dist_buf */
 };
 
 /* Defaults: tau 0.1, gamma 0.9 constant, gamma_decay_epochs 0, isogclr 0, tau_min 0.05,
@@ -168,6 +170,26 @@ int sogclr_uni_cuda_run(struct sogclr_uni *l, struct sg_ctx *c, const float *za,
 #endif
 
 int sogclr_uni_state_save(const struct sogclr_uni *l, struct sg_st_writer *w, const char *prefix);
+
+/* ---- pieces of the CPU step, shared with the data-parallel step (losses/sogclr_uni_dist.c) -- */
+
+/* Ids in [0, N), every row finite and normalised, no id twice (sorted: B scratch ids). */
+int sogclr_uni_check_batch(const struct sogclr_uni *l, const float *za, const float *zb,
+                           const int64_t *idx, int B, int d, int64_t *sorted);
+/* Row r of the similarities (length R, self at column r, positive at pr): masks both, returns
+ * the positive similarity, g = sum e and h = sum e*s over the negatives, e = exp(s itau); store:
+ * replaces s by e. */
+float sogclr_uni_row_stats(float *s, int R, int r, int pr, float itau, int store, double *g,
+                           double *h);
+/* Row r of M = C + C^T in place (a: per-row coefficients, itau: per-row 1/tau, both of length R;
+ * the positive gets neg). */
+void sogclr_uni_row_coef(float *row, int R, int r, int pr, const float *a, const float *itau,
+                         int iso, float neg);
+/* u_r from the stored u (first touch: the fresh estimate g). */
+double sogclr_uni_moving_average(float u_old, double g, float gamma);
+/* iSogCLR's tau step of one sample from its pre-step tau, tau_m and the two views' G. */
+void sogclr_uni_tau_step(const struct sogclr_uni_config *cf, float tau, float tau_m, double ga,
+                         double gb, float *tau_new, float *tau_m_new);
 int sogclr_uni_state_load(struct sogclr_uni *l, const struct sg_st_file *f, const char *prefix);
 
 #endif

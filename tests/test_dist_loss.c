@@ -17,7 +17,11 @@
  *     plus its global temperature gradient (dtau, dlog_scale: relative 1e-5);
  *   - the CLIP InfoNCE baseline (sg_clip_loss_step_dist) at three logit scales: loss, dL/dp and
  *     the local gradient rows against sg_clip_loss_compute on the whole batch (the loss is a
- *     difference of log-sum-exps of size ~s = exp(p): absolute floors 1e-6 s, 1e-7 s on rows).
+ *     difference of log-sum-exps of size ~s = exp(p): absolute floors 1e-6 s, 1e-7 s on rows);
+ *   - unimodal SogCLR and iSogCLR (sogclr_uni_step_dist: the two views of each sample on its
+ *     rank) against sogclr_uni_forward_backward_cpu on the whole batch: loss (relative 1e-5),
+ *     the local rows of dza / dzb (as above), the replicated u (and tau, tau_m; relative 1e-5),
+ *     and a NaN on the last rank failing every rank with no state change.
  */
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +36,8 @@
 #include "losses/fastclip.h"
 #include "losses/sogclr.h"
 #include "losses/gcl_bimodal_dist.h"
+#include "losses/sogclr_uni.h"
+#include "losses/sogclr_uni_dist.h"
 #include "tests/testutil.h"
 
 #define B_LOCAL   24
@@ -207,6 +213,76 @@ static void test_clip(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_t G,
     bufs_free(&u);
 }
 
+static int uni_state_close(const struct sogclr_uni *a, const struct sogclr_uni *b)
+{
+    const float *x[3] = {a->u, a->tau, a->tau_m}, *y[3] = {b->u, b->tau, b->tau_m};
+    for (int k = 0; k < (a->cfg.isogclr ? 3 : 1); k++)
+        for (int64_t i = 0; i < a->cfg.N; i++)
+            if (fabs((double)x[k][i] - y[k][i]) > 1e-5 * fabs((double)y[k][i]) + 1e-12) {
+                printf("  state %d[%lld]: dist %.9g single %.9g\n", k, (long long)i, x[k][i],
+                       y[k][i]);
+                return 0;
+            }
+    return 1;
+}
+
+static double uni_checksum(const struct sogclr_uni *l)
+{
+    double s = 0;
+    for (int64_t i = 0; i < l->cfg.N; i++)
+        s += (i + 1) * ((double)l->u[i] + (l->cfg.isogclr ? 2.0 * l->tau[i] + l->tau_m[i] : 0.0));
+    return s;
+}
+
+/* Unimodal SogCLR (iso 0) / iSogCLR (iso 1): STEPS steps against the one-process CPU step. */
+static void test_unimodal(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_t G, int64_t off,
+                          int iso)
+{
+    struct sogclr_uni ld, ls;
+    struct sogclr_uni_config cfg;
+    sogclr_uni_config_default(&cfg, N_SAMPLES);
+    cfg.isogclr = iso;
+    cfg.eta = 0.05f;
+    SG_CHECK(sogclr_uni_init(&ld, &cfg) == 0 && sogclr_uni_init(&ls, &cfg) == 0, "%s",
+             sg_last_error());
+    struct bufs u = bufs_new(B, G);
+    const char *name = iso ? "iSogCLR (unimodal)" : "SogCLR (unimodal)";
+    char label[240];
+    for (int step = 0; step < STEPS; step++) {
+        make_batch(20 + step, G, u.zi, u.zt, u.idx);
+        float lossd = 0, losss = 0;
+        int rd = sogclr_uni_step_dist(d, &ld, u.zi + off * DIM, u.zt + off * DIM, u.idx + off,
+                                      (int)B, DIM, &lossd, u.di, u.dt);
+        int rs = sogclr_uni_forward_backward_cpu(&ls, c, u.zi, u.zt, u.idx, (int)G, DIM, &losss,
+                                                 u.gi, u.gt);
+        double ra, rb;
+        double ea = rd || rs ? 1 : max_err(u.di, u.gi + off * DIM, B * DIM, &ra);
+        double eb = rd || rs ? 1 : max_err(u.dt, u.gt + off * DIM, B * DIM, &rb);
+        snprintf(label, sizeof label,
+                 "rank %d %s step %d: loss %.7g equals single %.7g; local rows of dza / dzb (max "
+                 "excess %.2g / %.2g); replicated state",
+                 d->rank, name, step, lossd, losss, ea, eb);
+        sg_test_true(label, rd == 0 && rs == 0 &&
+                                fabs(lossd - losss) <= 1e-5 * fabs(losss) + 1e-7 &&
+                                ea <= 1e-4 * ra && eb <= 1e-4 * rb && uni_state_close(&ld, &ls));
+    }
+    double cs = uni_checksum(&ld), sum = cs;
+    SG_CHECK(sg_dist_allreduce_sum_f64(d, &sum, 1) == 0, "%s", sg_last_error());
+    snprintf(label, sizeof label, "rank %d %s: state identical across ranks", d->rank, name);
+    sg_test_true(label, fabs(sum - d->world * cs) <= 1e-12 * fabs(sum));
+    make_batch(29, G, u.zi, u.zt, u.idx);
+    if (d->rank == d->world - 1) u.zt[off * DIM + 5] = NAN;
+    float lossb = 0;
+    int rb = sogclr_uni_step_dist(d, &ld, u.zi + off * DIM, u.zt + off * DIM, u.idx + off, (int)B,
+                                  DIM, &lossb, u.di, u.dt);
+    snprintf(label, sizeof label, "rank %d %s: a NaN on rank %d fails every rank (%s)", d->rank,
+             name, d->world - 1, rb ? sg_last_error() : "no error");
+    sg_test_true(label, rb == -1 && strstr(sg_last_error(), "NaN") && uni_checksum(&ld) == cs);
+    sogclr_uni_free(&ld);
+    sogclr_uni_free(&ls);
+    bufs_free(&u);
+}
+
 int main(void)
 {
     struct sg_dist d;
@@ -276,6 +352,8 @@ int main(void)
     bufs_free(&u);
     test_fastclip(&d, &c, B, G, off);
     test_clip(&d, &c, B, G, off);
+    test_unimodal(&d, &c, B, G, off, 0);
+    test_unimodal(&d, &c, B, G, off, 1);
     int fails = sg_test_failures();
     double f = fails;
     sg_dist_allreduce_sum_f64(&d, &f, 1);
