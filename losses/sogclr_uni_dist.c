@@ -11,15 +11,15 @@
 
 /* Workspace views (host, carved from l->dist_buf; every piece 64-byte aligned). */
 struct uni_ws {
-    float *zg;              /* (2G, d) [za_g; zb_g] */
-    float *s;               /* (2B, 2G) local rows x global rows: similarities, e, then M */
-    int64_t *idx_g, *sorted; /* (G) gathered ids, sorted copy for the duplicate check */
-    float *itf;             /* (2G) 1 / tau of every global row (pre-step) */
+    float *zg;                /* (2G, d) [za_g; zb_g] */
+    float *s;                 /* (2B, 2G) local rows x global rows: similarities, e, then M */
+    int64_t *idx_g, *sorted;  /* (G) gathered ids, sorted copy for the duplicate check */
+    float *itf;               /* (2G) 1 / tau of every global row (pre-step) */
     float *a_l, *a_tmp, *a_g; /* (2B) local coefficients; (2G) gathered, rank-major / global */
-    double *g, *h, *ur;     /* (2B) per local row */
-    float *pos;             /* (2B) positive similarity per local row */
-    float *res_l, *res_g;   /* (3B) new u, tau, tau_m of the local samples; (3G) gathered */
-    double *part;           /* (world) the ranks' loss sums */
+    double *g, *h, *ur;       /* (2B) per local row */
+    float *pos;               /* (2B) positive similarity per local row */
+    float *res_l, *res_g;     /* (3B) new u, tau, tau_m of the local samples; (3G) gathered */
+    double *part;             /* (world) the ranks' loss sums */
 };
 
 static size_t pad16(size_t floats)
@@ -29,14 +29,12 @@ static size_t pad16(size_t floats)
 
 static struct uni_ws carve(struct sogclr_uni *l, int64_t B, int64_t G, int64_t d, int W)
 {
-    const size_t sz[] = {pad16((size_t)(2 * G * d)), pad16((size_t)(4 * B * G)),
-                         pad16((size_t)(2 * G)),     pad16((size_t)(2 * G)),
-                         pad16((size_t)(2 * G)),     pad16((size_t)(2 * B)),
-                         pad16((size_t)(2 * G)),     pad16((size_t)(2 * G)),
-                         pad16((size_t)(4 * B)),     pad16((size_t)(4 * B)),
-                         pad16((size_t)(4 * B)),     pad16((size_t)(2 * B)),
-                         pad16((size_t)(3 * B)),     pad16((size_t)(3 * G)),
-                         pad16((size_t)(2 * W))};
+    const size_t sz[] = {
+        pad16((size_t)(2 * G * d)), pad16((size_t)(4 * B * G)), pad16((size_t)(2 * G)),
+        pad16((size_t)(2 * G)),     pad16((size_t)(2 * G)),     pad16((size_t)(2 * B)),
+        pad16((size_t)(2 * G)),     pad16((size_t)(2 * G)),     pad16((size_t)(4 * B)),
+        pad16((size_t)(4 * B)),     pad16((size_t)(4 * B)),     pad16((size_t)(2 * B)),
+        pad16((size_t)(3 * B)),     pad16((size_t)(3 * G)),     pad16((size_t)(2 * W))};
     enum { N_PIECES = sizeof sz / sizeof sz[0] };
     size_t total = 0, off[N_PIECES];
     for (int i = 0; i < N_PIECES; i++) off[i] = total, total += sz[i];
@@ -84,8 +82,8 @@ static int gather_and_check(struct sg_dist *dd, struct sogclr_uni *l, const stru
         sg_dist_allgather(dd, w->idx_g, idx, (size_t)B * sizeof(int64_t)))
         return -1;
     if (sogclr_uni_check_batch(l, w->zg, w->zg + G * d, w->idx_g, (int)G, (int)d, w->sorted))
-        return sg_err_prefix("(distributed, global batch of %lld samples, rank %d) ",
-                             (long long)G, dd->rank);
+        return sg_err_prefix("(distributed, global batch of %lld samples, rank %d) ", (long long)G,
+                             dd->rank);
     return 0;
 }
 
@@ -153,16 +151,16 @@ static int update_state(struct sg_dist *dd, struct sogclr_uni *l, const struct u
     return 0;
 }
 
-int sogclr_uni_step_dist(struct sg_dist *dd, struct sogclr_uni *l, const float *za,
-                         const float *zb, const int64_t *idx, int B, int dim, float *loss,
-                         float *dza, float *dzb)
+int sogclr_uni_step_dist(struct sg_dist *dd, struct sogclr_uni *l, const float *za, const float *zb,
+                         const int64_t *idx, int B, int dim, float *loss, float *dza, float *dzb)
 {
     SG_CHECK(l && za && zb && idx && loss, "NULL argument");
     SG_CHECK((dza == NULL) == (dzb == NULL), "dza and dzb must both be NULL or both be set");
     SG_CHECK(l->dev_ctx == NULL, "sogclr_uni (distributed): the state lives on the GPU");
     if (B < 1 || dim < 1) return sg_err("sogclr_uni (distributed): B = %d, d = %d", B, dim);
     const int64_t b = B, d = dim, G = (int64_t)dd->world * B, off = (int64_t)dd->rank * B;
-    if (G < 2) return sg_err("sogclr_uni (distributed): global batch of %lld; need >= 2", (long long)G);
+    if (G < 2)
+        return sg_err("sogclr_uni (distributed): global batch of %lld; need >= 2", (long long)G);
     struct uni_ws w = carve(l, b, G, d, dd->world);
     if (gather_and_check(dd, l, &w, za, zb, idx, b, G, d)) return -1;
     for (int64_t c = 0; c < 2 * G; c++)

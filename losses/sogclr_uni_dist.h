@@ -37,8 +37,7 @@
 /* za, zb (B, d) this rank's normalised views, idx (B) their sample ids; loss: the global loss
  * (every rank); dza, dzb (B, d) overwritten (both NULL: no gradient). Returns 0, or -1 with
  * sg_err (bad input on any rank: -1 on every rank, state untouched; a collective failure). */
-int sogclr_uni_step_dist(struct sg_dist *d, struct sogclr_uni *l, const float *za,
-                         const float *zb, const int64_t *idx, int B, int dim, float *loss,
-                         float *dza, float *dzb);
+int sogclr_uni_step_dist(struct sg_dist *d, struct sogclr_uni *l, const float *za, const float *zb,
+                         const int64_t *idx, int B, int dim, float *loss, float *dza, float *dzb);
 
 #endif
