@@ -1,5 +1,5 @@
 # `sogclip train`: training config, loss interface, checkpoints, the training loop.
-list(APPEND SG_OP_SOURCES train/config.c train/train_loss.c train/ssl.c train/checkpoint.c train/trainer.c
+list(APPEND SG_OP_SOURCES train/config.c train/host_stage.c train/train_loss.c train/ssl.c train/checkpoint.c train/trainer.c
      tools/cmd_train.c)
 list(APPEND SG_OP_SOURCES tools/cmd_demo.c)
 set_source_files_properties(tools/cmd_demo.c PROPERTIES COMPILE_DEFINITIONS

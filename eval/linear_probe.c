@@ -56,7 +56,7 @@ static int ssl_open(struct ssl_net *n, const struct sg_st_file *f, const char *p
     if (!yaml) return sg_err("%s: no training config in the metadata (not a sogclip file?)", path);
     if (sg_train_config_load_string(&n->cfg, yaml, path)) return -1;
     if (sg_ctx_init(&n->ctx, SG_DEVICE_CPU, 0, threads)) return -1;
-    if (sg_ssl_model_create(&n->m, &n->cfg, &n->ctx, 0)) return -1;
+    if (sg_ssl_model_create(&n->m, &n->cfg, &n->ctx, n->cfg.train.batch_size, 0)) return -1;
     const char *fmt = sg_st_meta(f, "format");
     const char *prefix = fmt && !strcmp(fmt, "sogclip-checkpoint-1") ? "model." : "";
     if (sg_ckpt_read_arena(f, &n->m.ps, n->m.ps.data, prefix, 1)) return -1;

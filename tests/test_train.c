@@ -185,7 +185,8 @@ static void check_zero_init_residual(void)
         struct sg_ssl_model m;
         SG_CHECK(sg_train_config_load(&cfg, g_cfg, over, 4) == 0, "%s", sg_last_error());
         sg_ctx_init(&c, SG_DEVICE_CPU, 0, 1);
-        SG_CHECK(sg_ssl_model_create(&m, &cfg, &c, 1) == 0, "%s", sg_last_error());
+        SG_CHECK(sg_ssl_model_create(&m, &cfg, &c, cfg.train.batch_size, 1) == 0, "%s",
+                 sg_last_error());
         int zeros = 0, ones = 0, blocks = 0;
         for (int i = 0; i < m.ps.n; i++) {
             const struct sg_param *p = m.ps.items[i];

@@ -8,12 +8,13 @@
 
 #include "core/common.h"
 #include "core/rng.h"
+#include "losses/sogclr_uni_dist.h"
 #include "ops/elementwise.h"
 
 #define NORM_EPS 1e-12f
 
 int sg_ssl_model_create(struct sg_ssl_model *m, const struct sg_train_config *cfg, struct sg_ctx *c,
-                        uint64_t seed)
+                        int B, uint64_t seed)
 {
     memset(m, 0, sizeof *m);
     struct sg_resnet_config rc = {.base_width = cfg->ssl.width,
@@ -22,7 +23,7 @@ int sg_ssl_model_create(struct sg_ssl_model *m, const struct sg_train_config *cf
                                   .bottleneck = cfg->ssl.bottleneck,
                                   .zero_init_residual = cfg->ssl.zero_init_residual};
     memcpy(rc.layers, cfg->ssl.layers, sizeof rc.layers);
-    m->B = cfg->train.batch_size;
+    m->B = B;
     m->S = cfg->ssl.image_size;
     m->D = cfg->ssl.proj_dim;
     sg_params_init(&m->ps);
@@ -75,9 +76,22 @@ static void join_views(const struct sg_ssl_model *m, struct sg_ctx *c, const flo
     sg_memcpy2d_d2d(c, z + m->D, 2 * row, b, row, row, (size_t)m->B);
 }
 
+/* The data-parallel unimodal SogCLR step on host views of the model's buffers. */
+static int loss_step_dist(struct sg_ssl_loss *l, struct sg_ctx *c, struct sg_ssl_model *m,
+                          const int64_t *idx, float *loss)
+{
+    struct sg_pair_view v =
+        sg_stage_down(&l->stage, c, m->za, m->zb, idx, m->B, m->D, m->dza, m->dzb);
+    if (sogclr_uni_step_dist(l->dist, &l->uni, v.a, v.b, v.idx, m->B, m->D, loss, v.da, v.db))
+        return -1;
+    sg_stage_up(c, &v, m->B, m->D, m->dza, m->dzb);
+    return 0;
+}
+
 static int loss_step(struct sg_ssl_loss *l, struct sg_ctx *c, struct sg_ssl_model *m,
                      const int64_t *idx, float *loss)
 {
+    if (l->dist) return loss_step_dist(l, c, m, idx, loss);
     if (l->kind == SG_LOSS_SIMCLR)
         return sg_simclr_loss_compute(&l->simclr, c, m->za, m->zb, m->B, m->D, loss, m->dza,
                                       m->dzb);
@@ -135,6 +149,7 @@ int sg_ssl_loss_init(struct sg_ssl_loss *l, const struct sg_train_config *cfg, i
 
 void sg_ssl_loss_free(struct sg_ssl_loss *l)
 {
+    sg_host_stage_free(&l->stage);
     if (l->kind == SG_LOSS_SIMCLR)
         sg_simclr_loss_free(&l->simclr);
     else

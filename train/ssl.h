@@ -18,8 +18,10 @@
 #include "core/params.h"
 #include "core/safetensors.h"
 #include "losses/simclr.h"
+#include "core/dist.h"
 #include "losses/sogclr_uni.h"
 #include "train/config.h"
+#include "train/host_stage.h"
 #include "vision/proj_head.h"
 #include "vision/resnet.h"
 
@@ -39,12 +41,14 @@ struct sg_ssl_loss {
     int kind; /* SG_LOSS_SOGCLR_UNI or SG_LOSS_SIMCLR */
     struct sogclr_uni uni;
     struct sg_simclr_loss simclr;
+    struct sg_dist *dist;       /* set: the data-parallel step (losses/sogclr_uni_dist.h) */
+    struct sg_host_stage stage; /* its host copies on CUDA */
 };
 
 /* Builds the backbone + head from cfg->ssl, allocates parameters (+ optimizer slots) and plans
- * batch cfg->train.batch_size pairs. */
+ * batches of B images (this rank's share of cfg->train.batch_size). */
 int sg_ssl_model_create(struct sg_ssl_model *m, const struct sg_train_config *cfg, struct sg_ctx *c,
-                        uint64_t seed);
+                        int B, uint64_t seed);
 void sg_ssl_model_destroy(struct sg_ssl_model *m);
 /* img (B, 2, 3, S, S): forward both views, loss, backward (parameter grads accumulate). img and
  * idx (B) on c's device (the model's context); loss a host pointer. */

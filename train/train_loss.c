@@ -54,9 +54,7 @@ int sg_train_loss_init(struct sg_train_loss *l, const struct sg_train_config *cf
 
 void sg_train_loss_free(struct sg_train_loss *l)
 {
-    free(l->host);
-    free(l->host_idx);
-    l->host = NULL, l->host_idx = NULL, l->host_cap = 0;
+    sg_host_stage_free(&l->stage);
     switch (l->kind) {
     case SG_LOSS_SOGCLR:
         sogclr_free(&l->sog);
@@ -136,58 +134,22 @@ int sg_train_loss_step(struct sg_train_loss *l, struct sg_ctx *c, const float *z
     }
 }
 
-/* Host views of the distributed step's buffers: the buffers themselves on the CPU, copies on
- * CUDA (inputs downloaded here, gradients uploaded by host_view_done). */
-struct host_view {
-    const float *zi, *zt;
-    const int64_t *idx;
-    float *dzi, *dzt;
-};
-
-static struct host_view host_view(struct sg_train_loss *l, struct sg_ctx *c, const float *zi,
-                                  const float *zt, const int64_t *idx, int B, int E, float *dzi,
-                                  float *dzt)
-{
-    if (c->dev != SG_DEVICE_CUDA) return (struct host_view){zi, zt, idx, dzi, dzt};
-    size_t n = (size_t)B * (size_t)E;
-    if (n > l->host_cap) { /* B <= n: host_idx holds n ids too */
-        l->host = sg_xrealloc(l->host, 4 * n * sizeof(float));
-        l->host_idx = sg_xrealloc(l->host_idx, n * sizeof(int64_t));
-        l->host_cap = n;
-    }
-    float *h = l->host;
-    sg_memcpy_d2h(c, h, zi, n * sizeof(float));
-    sg_memcpy_d2h(c, h + n, zt, n * sizeof(float));
-    sg_memcpy_d2h(c, l->host_idx, idx, (size_t)B * sizeof(int64_t));
-    return (struct host_view){h, h + n, l->host_idx, h + 2 * n, h + 3 * n};
-}
-
-static void host_view_done(struct sg_ctx *c, const struct host_view *h, int B, int E, float *dzi,
-                           float *dzt)
-{
-    if (c->dev != SG_DEVICE_CUDA) return;
-    size_t bytes = (size_t)B * (size_t)E * sizeof(float);
-    sg_memcpy_h2d(c, dzi, h->dzi, bytes);
-    sg_memcpy_h2d(c, dzt, h->dzt, bytes);
-}
-
 /* One loss of the distributed step on host buffers; *dlog_scale: the global logit-scale
  * gradient (0 for sogclr). */
 static int step_dist_host(struct sg_train_loss *l, struct sg_dist *d, struct sg_ctx *c,
-                          const struct host_view *h, int B, int E, float p, float *dlog_scale,
+                          const struct sg_pair_view *h, int B, int E, float p, float *dlog_scale,
                           struct sg_loss_values *v)
 {
     *dlog_scale = 0.0f;
     if (l->kind == SG_LOSS_SOGCLR) {
         struct sogclr_out o;
-        if (sogclr_step_dist(d, c, &l->sog, h->zi, h->zt, h->idx, B, E, h->dzi, h->dzt, &o))
-            return -1;
+        if (sogclr_step_dist(d, c, &l->sog, h->a, h->b, h->idx, B, E, h->da, h->db, &o)) return -1;
         *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, l->sog.cfg.tau};
         return 0;
     }
     if (l->kind == SG_LOSS_CLIP) {
         float loss = 0.0f;
-        if (sg_clip_loss_step_dist(d, &l->clip, h->zi, h->zt, B, E, p, &loss, h->dzi, h->dzt,
+        if (sg_clip_loss_step_dist(d, &l->clip, h->a, h->b, B, E, p, &loss, h->da, h->db,
                                    dlog_scale))
             return -1;
         *v = (struct sg_loss_values){loss, loss, 0.0f, expf(-p)};
@@ -196,7 +158,7 @@ static int step_dist_host(struct sg_train_loss *l, struct sg_dist *d, struct sg_
     SG_CHECK(l->kind == SG_LOSS_FASTCLIP, "no distributed step for loss kind %d", l->kind);
     struct fastclip_out o;
     float tau = expf(-p);
-    if (fastclip_step_dist(d, c, &l->fast, tau, h->zi, h->zt, h->idx, B, E, h->dzi, h->dzt, &o))
+    if (fastclip_step_dist(d, c, &l->fast, tau, h->a, h->b, h->idx, B, E, h->da, h->db, &o))
         return -1;
     *dlog_scale = o.dlog_scale;
     *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, tau};
@@ -209,10 +171,10 @@ int sg_train_loss_step_dist(struct sg_train_loss *l, struct sg_dist *d, struct s
                             struct sg_loss_values *v)
 {
     memset(v, 0, sizeof *v);
-    struct host_view h = host_view(l, c, zi, zt, idx, B, E, dzi, dzt);
+    struct sg_pair_view h = sg_stage_down(&l->stage, c, zi, zt, idx, B, E, dzi, dzt);
     float p = l->kind == SG_LOSS_SOGCLR ? 0.0f : get1(c, logit_scale->data), dp = 0.0f;
     if (step_dist_host(l, d, c, &h, B, E, p, &dp, v)) return -1;
-    host_view_done(c, &h, B, E, dzi, dzt);
+    sg_stage_up(c, &h, B, E, dzi, dzt);
     if (d->rank == 0 && l->kind != SG_LOSS_SOGCLR)
         set1(c, logit_scale->grad, get1(c, logit_scale->grad) + dp);
     return 0;

@@ -23,6 +23,7 @@
 #include "losses/isogclr.h"
 #include "losses/sogclr.h"
 #include "train/config.h"
+#include "train/host_stage.h"
 
 struct sg_train_loss {
     int kind; /* enum sg_loss_kind */
@@ -31,9 +32,7 @@ struct sg_train_loss {
     struct isogclr isog;
     struct fastclip fast;
     struct sg_clip_loss clip;
-    float *host;       /* step_dist on CUDA: host copies of zi, zt, dzi, dzt (4 B E), grown */
-    int64_t *host_idx; /* (B) sample ids */
-    size_t host_cap;   /* B E: floats per buffer in host (and ids in host_idx) */
+    struct sg_host_stage stage; /* step_dist on CUDA: host copies of zi, zt, idx, dzi, dzt */
 };
 
 struct sg_loss_values {

@@ -451,11 +451,15 @@ static int open_dist(struct trainer *t)
         return sg_err("train.batch_size %d is the global batch: it must be a multiple of the %d "
                       "ranks",
                       c->train.batch_size, W);
-    if (c->train.mode != SG_MODE_CLIP || c->loss.name == SG_LOSS_ISOGCLR)
-        return sg_err("distributed training (%d ranks) supports image-text training with loss "
-                      "sogclr, fastclip or clip (the FastCLIP pattern, losses/gcl_bimodal_dist.h, "
-                      "losses/clip_dist.h); this run asks for another mode or loss: run it with "
-                      "one process",
+    int lk = c->loss.name;
+    int covered = c->train.mode == SG_MODE_CLIP
+                      ? lk == SG_LOSS_SOGCLR || lk == SG_LOSS_FASTCLIP || lk == SG_LOSS_CLIP
+                      : lk == SG_LOSS_SOGCLR_UNI || lk == SG_LOSS_ISOGCLR_UNI;
+    if (!covered)
+        return sg_err("distributed training (%d ranks) supports loss sogclr, fastclip or clip in "
+                      "clip mode and sogclr_uni or isogclr_uni in ssl mode (the FastCLIP pattern: "
+                      "losses/gcl_bimodal_dist.h, losses/clip_dist.h, losses/sogclr_uni_dist.h); "
+                      "this run asks for another loss: run it with one process",
                       W);
     if (c->dist.sync_bn && t->ctx.dev == SG_DEVICE_CUDA)
         return sg_err("dist.sync_bn is available on CPU ranks only (run.device cpu); on cuda "
@@ -475,10 +479,11 @@ static int setup(struct trainer *t)
     if (open_device(t) || open_dist(t)) return -1;
     if (c->train.mode == SG_MODE_SSL) {
         t->ssl = sg_xcalloc(1, sizeof *t->ssl);
-        if (sg_ssl_model_create(t->ssl, c, &t->ctx, (uint64_t)c->run.seed)) return -1;
+        if (sg_ssl_model_create(t->ssl, c, &t->ctx, t->B, (uint64_t)c->run.seed)) return -1;
         t->ps = &t->ssl->ps;
         if (open_data(t) || open_optim(t)) return -1;
         if (sg_ssl_loss_init(&t->ssl_loss, c, t->ds->n)) return -1;
+        if (data_parallel(t)) t->ssl_loss.dist = &t->dist; /* losses/sogclr_uni_dist.h */
     } else {
         if (open_tokenizer(t) || open_model(t)) return -1;
         t->ps = &t->model->ps;
