@@ -19,15 +19,16 @@ enum { A_UI, A_UT, A_BI, A_BT, A_LOGUI, A_LOGUT, A_PAI, A_PAT, A_N };
 
 /* Workspace layout in db->buf: the sample ids idx_g and their sorted copy sidx (G int64 each,
  * first: 8-byte aligned), then floats zi_g, zt_g (G d), Si, St (B G), pos (G), anc_l (A_N B),
- * anc_g (A_N G), rs (2 B). Sized once; a step allocates nothing. */
+ * anc_g (A_N G), rs (2 B), the global anchors' temperatures tI, tT and their inverses aI, aT
+ * (G each). Sized once; a step allocates nothing. */
 struct dist_ws {
     int64_t *idx_g, *sidx;
-    float *zi_g, *zt_g, *Si, *St, *pos, *anc_l, *anc_g, *rsI, *rsT;
+    float *zi_g, *zt_g, *Si, *St, *pos, *anc_l, *anc_g, *rsI, *rsT, *tI, *tT, *aI, *aT;
 };
 
 static struct dist_ws carve(struct gcl_bi_dist_buf *db, int64_t B, int64_t G, int64_t d)
 {
-    size_t need = (size_t)(4 * G + 2 * G * d + 2 * B * G + G + A_N * B + A_N * G + 2 * B);
+    size_t need = (size_t)(4 * G + 2 * G * d + 2 * B * G + G + A_N * B + A_N * G + 2 * B + 4 * G);
     if (need > db->cap) {
         free(db->buf);
         db->buf = sg_xmalloc(need * sizeof(float));
@@ -45,7 +46,11 @@ static struct dist_ws carve(struct gcl_bi_dist_buf *db, int64_t B, int64_t G, in
     w.anc_l = p, p += A_N * B;
     w.anc_g = p, p += A_N * G;
     w.rsI = p, p += B;
-    w.rsT = p;
+    w.rsT = p, p += B;
+    w.tI = p, p += G;
+    w.tT = p, p += G;
+    w.aI = p, p += G;
+    w.aT = p;
     return w;
 }
 
@@ -107,17 +112,17 @@ static void anchor(const float *row, int64_t i, int64_t G, float pos_i, float a,
 }
 
 /* Coefficients of one local row k (global column gi) over the G columns, written over row:
- * M[j] = exp((row[j] - pos_self) a - logU_self[k]) + exp((row[j] - pos[j]) a_other - logU_other[j])
- * for j != gi; M[gi] = diag. */
+ * M[j] = exp((row[j] - pos_self) a_self - logU_self) + exp((row[j] - pos[j]) a_other[j] -
+ * logU_other[j]) for j != gi (a: inverse temperatures of the anchors); M[gi] = diag. */
 static void coef_row(float *row, int64_t gi, int64_t G, float pos_self, float a_self,
-                     float logU_self, const float *pos, float a_other, const float *logU_other,
-                     float diag)
+                     float logU_self, const float *pos, const float *a_other,
+                     const float *logU_other, float diag)
 {
     for (int64_t j = 0; j < G; j++) {
         if (j == gi) continue;
         float s = row[j];
         row[j] = expf((s - pos_self) * a_self - logU_self) +
-                 expf((s - pos[j]) * a_other - logU_other[j]);
+                 expf((s - pos[j]) * a_other[j] - logU_other[j]);
     }
     row[gi] = diag;
 }
@@ -132,19 +137,18 @@ static int gather_inputs(struct sg_dist *dd, const struct dist_ws *w, const floa
 }
 
 /* Steps 4-5: local anchors of both directions, then the all-gather of their results. */
-static int local_anchors(struct sg_dist *dd, const struct gcl_bi_state *st, float tau, float gamma,
+static int local_anchors(struct sg_dist *dd, const struct gcl_bi_state *st, float gamma,
                          const struct dist_ws *w, const int64_t *idx, int64_t B, int64_t G,
                          int64_t off)
 {
-    float a = 1.0f / tau;
     float *q = w->anc_l;
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < B; k++) {
         int64_t gi = off + k, id = idx[k];
-        anchor(w->Si + k * G, gi, G, w->pos[gi], a, st->u_img[id], st->b_img[id], gamma,
+        anchor(w->Si + k * G, gi, G, w->pos[gi], w->aI[gi], st->u_img[id], st->b_img[id], gamma,
                &q[A_UI * B + k], &q[A_BI * B + k], &q[A_LOGUI * B + k], &q[A_PAI * B + k],
                &w->rsI[k]);
-        anchor(w->St + k * G, gi, G, w->pos[gi], a, st->u_txt[id], st->b_txt[id], gamma,
+        anchor(w->St + k * G, gi, G, w->pos[gi], w->aT[gi], st->u_txt[id], st->b_txt[id], gamma,
                &q[A_UT * B + k], &q[A_BT * B + k], &q[A_LOGUT * B + k], &q[A_PAT * B + k],
                &w->rsT[k]);
     }
@@ -155,10 +159,22 @@ static int local_anchors(struct sg_dist *dd, const struct gcl_bi_state *st, floa
     return 0;
 }
 
+/* The temperatures of the G global anchors (pre-step) and their inverses. */
+static void anchor_temps(const struct dist_ws *w, int64_t G, float tau, const float *tau_img,
+                         const float *tau_txt)
+{
+    for (int64_t j = 0; j < G; j++) {
+        w->tI[j] = tau_img ? tau_img[w->idx_g[j]] : tau;
+        w->tT[j] = tau_txt ? tau_txt[w->idx_g[j]] : tau;
+        w->aI[j] = 1.0f / w->tI[j];
+        w->aT[j] = 1.0f / w->tT[j];
+    }
+}
+
 int gcl_bi_step_dist(struct sg_dist *dd, struct gcl_bi_dist_buf *db, struct gcl_bi_state *st,
-                     const char *who, float tau, float gamma, const float *zi, const float *zt,
-                     const int64_t *idx, int B, int dim, float *dzi, float *dzt,
-                     struct gcl_bi_dist_rows *rows)
+                     const char *who, float tau, const float *tau_img, const float *tau_txt,
+                     float gamma, const float *zi, const float *zt, const int64_t *idx, int B,
+                     int dim, float *dzi, float *dzt, struct gcl_bi_dist_rows *rows)
 {
     if (B < 1 || dim < 1) return sg_err("%s: B = %d, d = %d", who, B, dim);
     const int64_t b = B, d = dim, G = (int64_t)dd->world * B, off = (int64_t)dd->rank * B;
@@ -167,6 +183,7 @@ int gcl_bi_step_dist(struct sg_dist *dd, struct gcl_bi_dist_buf *db, struct gcl_
     int rc = gather_inputs(dd, &w, zi, zt, idx, b, d);
     if (rc == 0) rc = check_global(who, st->N, &w, b, G, d);
     if (rc) return -1;
+    anchor_temps(&w, G, tau, tau_img, tau_txt);
 #pragma omp parallel for schedule(static)
     for (int64_t j = 0; j < G; j++) {
         double s = 0.0;
@@ -175,16 +192,16 @@ int gcl_bi_step_dist(struct sg_dist *dd, struct gcl_bi_dist_buf *db, struct gcl_
     }
     sg_gemm(0, 1, b, G, d, 1.0f, zi, d, w.zt_g, d, 0.0f, w.Si, G); /* zi_loc zt_g^T */
     sg_gemm(0, 1, b, G, d, 1.0f, zt, d, w.zi_g, d, 0.0f, w.St, G); /* zt_loc zi_g^T */
-    if (local_anchors(dd, st, tau, gamma, &w, idx, b, G, off)) return -1;
-    const float a = 1.0f / tau, *g = w.anc_g, *q = w.anc_l;
+    if (local_anchors(dd, st, gamma, &w, idx, b, G, off)) return -1;
+    const float *g = w.anc_g, *q = w.anc_l;
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < b; k++) {
         float diag = -(w.rsI[k] / q[A_UI * b + k] + w.rsT[k] / q[A_UT * b + k]);
         int64_t gi = off + k;
-        coef_row(w.Si + k * G, gi, G, w.pos[gi], a, q[A_LOGUI * b + k], w.pos, a, g + A_LOGUT * G,
-                 diag);
-        coef_row(w.St + k * G, gi, G, w.pos[gi], a, q[A_LOGUT * b + k], w.pos, a, g + A_LOGUI * G,
-                 diag);
+        coef_row(w.Si + k * G, gi, G, w.pos[gi], w.aI[gi], q[A_LOGUI * b + k], w.pos, w.aT,
+                 g + A_LOGUT * G, diag);
+        coef_row(w.St + k * G, gi, G, w.pos[gi], w.aT[gi], q[A_LOGUT * b + k], w.pos, w.aI,
+                 g + A_LOGUI * G, diag);
     }
     float kscale = 1.0f / (2.0f * (float)G * (float)(G - 1));
     sg_gemm(0, 0, b, d, G, kscale, w.Si, G, w.zt_g, d, 0.0f, dzi, d);
@@ -196,8 +213,8 @@ int gcl_bi_step_dist(struct sg_dist *dd, struct gcl_bi_dist_buf *db, struct gcl_
         st->b_img[id] = g[A_BI * G + j];
         st->b_txt[id] = g[A_BT * G + j];
     }
-    *rows = (struct gcl_bi_dist_rows){G, g + A_LOGUI * G, g + A_LOGUT * G, g + A_PAI * G,
-                                      g + A_PAT * G};
+    *rows = (struct gcl_bi_dist_rows){
+        G, w.idx_g, w.tI, w.tT, g + A_LOGUI * G, g + A_LOGUT * G, g + A_PAI * G, g + A_PAT * G};
     return 0;
 }
 
@@ -208,7 +225,7 @@ int sogclr_step_dist(struct sg_dist *dd, struct sg_ctx *c, struct sogclr *l, con
     (void)c;
     struct gcl_bi_dist_buf db = {l->dist_buf, l->dist_cap};
     struct gcl_bi_dist_rows r;
-    int rc = gcl_bi_step_dist(dd, &db, &l->st, "sogclr (distributed)", l->cfg.tau,
+    int rc = gcl_bi_step_dist(dd, &db, &l->st, "sogclr (distributed)", l->cfg.tau, NULL, NULL,
                               l->sched.gamma_cur, zi, zt, idx, B, dim, dzi, dzt, &r);
     l->dist_buf = db.buf, l->dist_cap = db.cap;
     if (rc || !out) return rc;
@@ -233,8 +250,8 @@ int fastclip_step_dist(struct sg_dist *dd, struct sg_ctx *c, struct fastclip *l,
                       (double)tau);
     struct gcl_bi_dist_buf db = {l->dist_buf, l->dist_cap};
     struct gcl_bi_dist_rows r;
-    int rc = gcl_bi_step_dist(dd, &db, &l->st, "fastclip (distributed)", tau, l->sched.gamma_cur,
-                              zi, zt, idx, B, dim, dzi, dzt, &r);
+    int rc = gcl_bi_step_dist(dd, &db, &l->st, "fastclip (distributed)", tau, NULL, NULL,
+                              l->sched.gamma_cur, zi, zt, idx, B, dim, dzi, dzt, &r);
     l->dist_buf = db.buf, l->dist_cap = db.cap;
     if (rc) return rc;
     /* as fastclip.c finish(), over the G global anchors (identical on every rank) */
@@ -249,6 +266,40 @@ int fastclip_step_dist(struct sg_dist *dd, struct sg_ctx *c, struct fastclip *l,
     out->gamma = l->sched.gamma_cur;
     out->dtau = (float)dtau;
     out->dlog_scale = (float)(-(double)tau * dtau);
+    return 0;
+}
+
+int isogclr_step_dist(struct sg_dist *dd, struct sg_ctx *c, struct isogclr *l, const float *zi,
+                      const float *zt, const int64_t *idx, int B, int dim, float *dzi, float *dzt,
+                      struct isogclr_out *out)
+{
+    (void)c;
+    SG_CHECK(l->dev == NULL, "isogclr (distributed): the state lives on the GPU");
+    struct gcl_bi_dist_buf db = {l->dist_buf, l->dist_cap};
+    struct gcl_bi_dist_rows r;
+    int rc = gcl_bi_step_dist(dd, &db, &l->st, "isogclr (distributed)", 0.0f, l->tau_img,
+                              l->tau_txt, l->sched.gamma_cur, zi, zt, idx, B, dim, dzi, dzt, &r);
+    l->dist_buf = db.buf, l->dist_cap = db.cap;
+    if (rc) return rc;
+    if (out) { /* as isogclr.c finish(), over the G global anchors (identical on every rank) */
+        double ti = 0.0, tt = 0.0, s = 0.0, o = 0.0, G2 = 2.0 * (double)r.G;
+        for (int64_t j = 0; j < r.G; j++) {
+            ti += r.tau_img[j];
+            tt += r.tau_txt[j];
+            s += (double)r.tau_img[j] * r.pa_img[j] + (double)r.tau_txt[j] * r.pa_txt[j];
+            o += (double)r.tau_img[j] * r.logU_img[j] + (double)r.tau_txt[j] * r.logU_txt[j];
+        }
+        out->loss = (float)(s / G2);
+        out->objective = (float)(o / G2 + (double)l->cfg.rho * (ti + tt) / G2);
+        out->gamma = l->sched.gamma_cur;
+        out->tau_img_mean = (float)(ti / (double)r.G);
+        out->tau_txt_mean = (float)(tt / (double)r.G);
+    }
+    for (int64_t j = 0; j < r.G; j++) { /* every rank: all G samples, the same values */
+        int64_t k = r.idx[j];
+        isogclr_tau_update(&l->cfg, &l->m_img[k], &l->tau_img[k], r.logU_img[j], r.pa_img[j]);
+        isogclr_tau_update(&l->cfg, &l->m_txt[k], &l->tau_txt[k], r.logU_txt[j], r.pa_txt[j]);
+    }
     return 0;
 }
 

@@ -34,6 +34,7 @@
 #include "core/dist.h"
 #include "losses/fastclip.h"
 #include "losses/gcl_bimodal.h"
+#include "losses/isogclr.h"
 #include "losses/sogclr.h"
 
 /* Grow-on-demand host workspace of the distributed step (owned by the loss object). */
@@ -45,16 +46,20 @@ struct gcl_bi_dist_buf {
 /* The G = world B gathered per-anchor values of the last step (point into the workspace). */
 struct gcl_bi_dist_rows {
     int64_t G;
+    const int64_t *idx;               /* the global batch's sample ids */
+    const float *tau_img, *tau_txt;   /* the anchors' temperatures (pre-step) */
     const float *logU_img, *logU_txt; /* log u_new + b_new */
     const float *pa_img, *pa_txt;     /* (1/(G-1)) sum_{j != i} p_ij A_ij */
 };
 
-/* The engine: one step with a global temperature tau and gamma; who names the loss in errors.
- * Writes dzi, dzt (this rank's rows) and the replicated state st; rows for the summaries. */
+/* The engine: one step with gamma and the temperature tau of every anchor, or per-sample
+ * temperatures tau_img[N], tau_txt[N] (replicated, read at the anchors' ids; NULL: tau); who
+ * names the loss in errors. Writes dzi, dzt (this rank's rows) and the replicated state st;
+ * rows for the summaries. */
 int gcl_bi_step_dist(struct sg_dist *d, struct gcl_bi_dist_buf *db, struct gcl_bi_state *st,
-                     const char *who, float tau, float gamma, const float *zi, const float *zt,
-                     const int64_t *idx, int B, int dim, float *dzi, float *dzt,
-                     struct gcl_bi_dist_rows *rows);
+                     const char *who, float tau, const float *tau_img, const float *tau_txt,
+                     float gamma, const float *zi, const float *zt, const int64_t *idx, int B,
+                     int dim, float *dzi, float *dzt, struct gcl_bi_dist_rows *rows);
 
 /* zi, zt (B,d), idx (B) host; dzi, dzt (B,d) host, overwritten; out (global loss) may be NULL.
  * Returns 0, or -1 with sg_err (bad input on any rank: every rank returns -1 with the same
@@ -68,6 +73,14 @@ int sogclr_step_dist(struct sg_dist *d, struct sg_ctx *c, struct sogclr *l, cons
 int fastclip_step_dist(struct sg_dist *d, struct sg_ctx *c, struct fastclip *l, float tau,
                        const float *zi, const float *zt, const int64_t *idx, int B, int dim,
                        float *dzi, float *dzt, struct fastclip_out *out);
+
+/* Bimodal iSogCLR: the anchors' per-sample temperatures (pre-step) from the replicated
+ * tau_img / tau_txt; then every rank applies the temperature updates of all G anchors (from the
+ * gathered log U and pa, so no further collective) — tau, m stay identical on every rank. out
+ * (may be NULL) as isogclr_step's over the global batch. */
+int isogclr_step_dist(struct sg_dist *d, struct sg_ctx *c, struct isogclr *l, const float *zi,
+                      const float *zt, const int64_t *idx, int B, int dim, float *dzi, float *dzt,
+                      struct isogclr_out *out);
 
 /* Bytes this rank sends per step (for the communication report). */
 uint64_t gcl_bi_dist_bytes_per_step(int B, int dim);

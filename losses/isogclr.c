@@ -60,6 +60,7 @@ void isogclr_free(struct isogclr *l)
     free(l->tau_txt);
     free(l->m_img);
     free(l->m_txt);
+    free(l->dist_buf);
     memset(l, 0, sizeof *l);
 }
 
@@ -81,7 +82,7 @@ static int begin(struct isogclr *l, const float *zi, const float *zt, const int6
 }
 
 /* m <- (1-beta) m + beta G;  tau <- clip(tau - eta m, tau_min, tau_max). */
-static void tau_update(const struct isogclr_config *c, float *m, float *tau, float logU, float pa)
+void isogclr_tau_update(const struct isogclr_config *c, float *m, float *tau, float logU, float pa)
 {
     float G = logU + c->rho - pa;
     float mn = (1.0f - c->beta) * *m + c->beta * G;
@@ -110,8 +111,8 @@ static void finish(struct isogclr *l, const struct gcl_bi_rows *r, const int64_t
     }
     for (int i = 0; i < B; i++) {
         int64_t k = idx[i];
-        tau_update(&l->cfg, &l->m_img[k], &l->tau_img[k], r->logU_img[i], r->pa_img[i]);
-        tau_update(&l->cfg, &l->m_txt[k], &l->tau_txt[k], r->logU_txt[i], r->pa_txt[i]);
+        isogclr_tau_update(&l->cfg, &l->m_img[k], &l->tau_img[k], r->logU_img[i], r->pa_img[i]);
+        isogclr_tau_update(&l->cfg, &l->m_txt[k], &l->tau_txt[k], r->logU_txt[i], r->pa_txt[i]);
     }
 }
 

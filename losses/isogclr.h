@@ -69,6 +69,8 @@ struct isogclr {
     struct gcl_bi_sched sched;
     struct gcl_bi_ws ws;
     struct gcl_bi_dev *dev; /* device side (gcl_bimodal_dev.h); NULL until the first CUDA step */
+    float *dist_buf;        /* losses/gcl_bimodal_dist.c workspace (grown on demand), or NULL */
+    size_t dist_cap;        /* floats in dist_buf */
 };
 
 struct isogclr_out {
@@ -103,5 +105,9 @@ int isogclr_step_cuda(struct sg_ctx *c, struct isogclr *l, const float *zi, cons
 size_t isogclr_workspace_bytes(const struct isogclr *l);
 int isogclr_state_save(const struct isogclr *l, struct sg_st_writer *w, const char *prefix);
 int isogclr_state_load(struct isogclr *l, const struct sg_st_file *f, const char *prefix);
+
+/* One sample's temperature step from its anchor's log U and pa (shared with the distributed
+ * step, losses/gcl_bimodal_dist.h): m <- (1-beta) m + beta G, tau <- clip(tau - eta m). */
+void isogclr_tau_update(const struct isogclr_config *c, float *m, float *tau, float logU, float pa);
 
 #endif

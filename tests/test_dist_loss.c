@@ -18,6 +18,8 @@
  *   - the CLIP InfoNCE baseline (sg_clip_loss_step_dist) at three logit scales: loss, dL/dp and
  *     the local gradient rows against sg_clip_loss_compute on the whole batch (the loss is a
  *     difference of log-sum-exps of size ~s = exp(p): absolute floors 1e-6 s, 1e-7 s on rows);
+ *   - bimodal iSogCLR (isogclr_step_dist, per-sample temperatures): loss, objective, tau means,
+ *     gradient rows, u/b and the replicated tau/m states against isogclr_step;
  *   - unimodal SogCLR and iSogCLR (sogclr_uni_step_dist: the two views of each sample on its
  *     rank) against sogclr_uni_forward_backward_cpu on the whole batch: loss (relative 1e-5),
  *     the local rows of dza / dzb (as above), the replicated u (and tau, tau_m; relative 1e-5),
@@ -129,6 +131,69 @@ static double checksum(const struct sogclr *l)
 static int rel_close(double a, double b)
 {
     return fabs(a - b) <= 1e-5 * fabs(b) + 1e-8;
+}
+
+/* Per-sample temperatures (relative 1e-5) and momenta of two iSogCLR objects agree. A momentum
+ * is beta G with G = log U + rho - pa, a difference of terms of size ~rho whose float rounding
+ * differs between the two paths (~1e-6 relative): its tolerance is 1e-5 (|m| + rho). */
+static int temps_close(const struct isogclr *a, const struct isogclr *b)
+{
+    const float *x[4] = {a->tau_img, a->tau_txt, a->m_img, a->m_txt};
+    const float *y[4] = {b->tau_img, b->tau_txt, b->m_img, b->m_txt};
+    for (int k = 0; k < 4; k++)
+        for (int64_t i = 0; i < a->st.N; i++)
+            if (fabs((double)x[k][i] - y[k][i]) >
+                1e-5 * (fabs((double)y[k][i]) + (k >= 2 ? a->cfg.rho : 0.0)) + 1e-9) {
+                printf("  temps %d[%lld]: dist %.9g single %.9g\n", k, (long long)i, x[k][i],
+                       y[k][i]);
+                return 0;
+            }
+    return 1;
+}
+
+/* Bimodal iSogCLR: 3 steps (per-sample temperatures moving with eta 0.002) against isogclr_step
+ * on the whole batch. */
+static void test_isogclr(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_t G, int64_t off)
+{
+    struct isogclr ld, ls;
+    struct isogclr_config cfg = {.N = N_SAMPLES,
+                                 .tau_init = 0.05f,
+                                 .gamma = 0.9f,
+                                 .rho = 6.0f,
+                                 .eta = 0.002f,
+                                 .beta = 0.9f,
+                                 .tau_min = 0.005f,
+                                 .tau_max = 0.1f};
+    SG_CHECK(isogclr_init(&ld, &cfg) == 0 && isogclr_init(&ls, &cfg) == 0, "%s", sg_last_error());
+    struct bufs u = bufs_new(B, G);
+    char label[300];
+    for (int step = 0; step < 3; step++) {
+        make_batch(40 + step, G, u.zi, u.zt, u.idx);
+        struct isogclr_out od, os;
+        int rd = isogclr_step_dist(d, c, &ld, u.zi + off * DIM, u.zt + off * DIM, u.idx + off,
+                                   (int)B, DIM, u.di, u.dt, &od);
+        int rs = isogclr_step(c, &ls, u.zi, u.zt, u.idx, (int)G, DIM, u.gi, u.gt, &os);
+        double ri = 0, rt = 0, ei = 1, et = 1;
+        if (rd == 0 && rs == 0) {
+            ei = max_err(u.di, u.gi + off * DIM, B * DIM, &ri);
+            et = max_err(u.dt, u.gt + off * DIM, B * DIM, &rt);
+        }
+        snprintf(label, sizeof label,
+                 "rank %d isogclr step %d: loss %.7g objective %.7g tau means %.6g %.6g equal "
+                 "single %.7g %.7g %.6g %.6g; gradient rows (max excess %.2g / %.2g), u/b and "
+                 "tau/m states",
+                 d->rank, step, od.loss, od.objective, od.tau_img_mean, od.tau_txt_mean, os.loss,
+                 os.objective, os.tau_img_mean, os.tau_txt_mean, ei, et);
+        sg_test_true(label, rd == 0 && rs == 0 && rel_close(od.loss, os.loss) &&
+                                rel_close(od.objective, os.objective) &&
+                                rel_close(od.tau_img_mean, os.tau_img_mean) &&
+                                rel_close(od.tau_txt_mean, os.tau_txt_mean) && ei <= 1e-4 * ri &&
+                                et <= 1e-4 * rt && state_close(&ld.st, &ls.st) &&
+                                temps_close(&ld, &ls));
+    }
+    isogclr_free(&ld);
+    isogclr_free(&ls);
+    bufs_free(&u);
 }
 
 /* FastCLIP-v3: 3 steps with a changing tau, everything against fastclip_step on the whole batch. */
@@ -352,6 +417,7 @@ int main(void)
     bufs_free(&u);
     test_fastclip(&d, &c, B, G, off);
     test_clip(&d, &c, B, G, off);
+    test_isogclr(&d, &c, B, G, off);
     test_unimodal(&d, &c, B, G, off, 0);
     test_unimodal(&d, &c, B, G, off, 1);
     int fails = sg_test_failures();

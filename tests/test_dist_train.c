@@ -31,9 +31,10 @@
  *   7. FastCLIP-v3 (loss fastclip, cosine gamma) and CLIP (loss clip): the learnable temperature's
  *      gradient is added by rank 0 only before the sum over ranks; losses and every tensor
  *      (logit_scale included) equal the one-process run within the same tolerances;
+ *  7c. bimodal iSogCLR (loss isogclr: per-sample temperatures, replicated) the same way;
  *   8. `mpirun -np 1`: the data-parallel code path with one rank (backend mpi: the distributed
- *      loss with G = B, the gradient "sum") equals the one-process run for sogclr, fastclip and
- *      clip (same tolerances), on the CPU and, when a GPU is visible, on CUDA;
+ *      loss with G = B, the gradient "sum") equals the one-process run for sogclr, isogclr,
+ *      fastclip and clip (same tolerances), on the CPU and, when a GPU is visible, on CUDA;
  *   9. CUDA ranks (a GPU visible, `mpirun -np 2`): the three losses with run.device cuda, the
  *      ranks sharing the GPU(s) (MPI stages the gradients through host memory), against one CUDA
  *      process; same tolerances (fp32 without TF32: only the loss's summation order differs);
@@ -278,15 +279,18 @@ static void ssl_runs(const struct sg_dist *d)
     }
 }
 
-/* Sections 8-10: the three losses on `device`, one process against the data-parallel run on
- * `backend` (NULL: auto, from the launcher) with d->world ranks — world 1 included: the
- * data-parallel code path (distributed loss, gradient sum) with one rank. */
-static void loss_runs(const struct sg_dist *d, const char *device, const char *backend)
+/* Sections 7c, 8-10: the losses sogclr, isogclr, fastclip and clip (or `only` that one) on
+ * `device`, one process against the data-parallel run on `backend` (NULL: auto, from the
+ * launcher) with d->world ranks — world 1 included: the data-parallel code path (distributed
+ * loss, gradient sum) with one rank. */
+static void loss_runs(const struct sg_dist *d, const char *device, const char *backend,
+                      const char *only)
 {
-    static const char *const loss[3] = {"sogclr", "fastclip", "clip"};
+    static const char *const loss[4] = {"sogclr", "isogclr", "fastclip", "clip"};
     char dev[64], los[64], name[96], label[240];
     snprintf(dev, sizeof dev, "run.device=%s", device);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
+        if (only && strcmp(only, loss[k])) continue;
         snprintf(los, sizeof los, "loss.name=%s", loss[k]);
         const char *over[2] = {los, dev};
         struct sg_train_result one, two;
@@ -331,7 +335,7 @@ static int alone(void)
     char idfile[300];
     snprintf(idfile, sizeof idfile, "%s/nccl.id", g_dir);
     setenv("SOGCLIP_NCCL_ID_FILE", idfile, 1);
-    loss_runs(&d, "cuda", "nccl");
+    loss_runs(&d, "cuda", "nccl", NULL);
     if (sg_test_failures() == 0) remove_fixture();
     sg_dist_finalize(&d);
     return sg_test_summary("test_dist_train (nccl, 1 GPU)");
@@ -340,8 +344,8 @@ static int alone(void)
 /* mpirun -np 1: the data-parallel path with one MPI rank on the CPU (and the GPU if any). */
 static void world_one(const struct sg_dist *d)
 {
-    loss_runs(d, "cpu", "mpi");
-    if (sg_cuda_available()) loss_runs(d, "cuda", "mpi");
+    loss_runs(d, "cpu", "mpi", NULL);
+    if (sg_cuda_available()) loss_runs(d, "cuda", "mpi", NULL);
 }
 
 /* mpirun -np 2 (and more): sections 1-7, then the GPU runs if a GPU is visible (rank on GPU
@@ -383,9 +387,12 @@ static void world_many(struct sg_dist *d)
     sg_dist_barrier(d);
     temperature_runs(d);
     sg_dist_barrier(d);
+    loss_runs(d, "cpu", NULL, "isogclr"); /* per-sample temperatures, replicated */
+    sg_dist_barrier(d);
     ssl_runs(d);
     sg_dist_barrier(d);
-    if (sg_cuda_available()) loss_runs(d, "cuda", "mpi"); /* NCCL refuses ranks sharing a GPU */
+    if (sg_cuda_available())
+        loss_runs(d, "cuda", "mpi", NULL); /* NCCL refuses ranks sharing a GPU */
 }
 
 int main(void)

@@ -147,6 +147,14 @@ static int step_dist_host(struct sg_train_loss *l, struct sg_dist *d, struct sg_
         *v = (struct sg_loss_values){o.loss, o.objective, o.gamma, l->sog.cfg.tau};
         return 0;
     }
+    if (l->kind == SG_LOSS_ISOGCLR) {
+        struct isogclr_out o;
+        if (isogclr_step_dist(d, c, &l->isog, h->a, h->b, h->idx, B, E, h->da, h->db, &o))
+            return -1;
+        *v = (struct sg_loss_values){o.loss, o.objective, o.gamma,
+                                     0.5f * (o.tau_img_mean + o.tau_txt_mean)};
+        return 0;
+    }
     if (l->kind == SG_LOSS_CLIP) {
         float loss = 0.0f;
         if (sg_clip_loss_step_dist(d, &l->clip, h->a, h->b, B, E, p, &loss, h->da, h->db,
@@ -172,11 +180,11 @@ int sg_train_loss_step_dist(struct sg_train_loss *l, struct sg_dist *d, struct s
 {
     memset(v, 0, sizeof *v);
     struct sg_pair_view h = sg_stage_down(&l->stage, c, zi, zt, idx, B, E, dzi, dzt);
-    float p = l->kind == SG_LOSS_SOGCLR ? 0.0f : get1(c, logit_scale->data), dp = 0.0f;
+    int temp = l->kind == SG_LOSS_CLIP || l->kind == SG_LOSS_FASTCLIP; /* learnable logit scale */
+    float p = temp ? get1(c, logit_scale->data) : 0.0f, dp = 0.0f;
     if (step_dist_host(l, d, c, &h, B, E, p, &dp, v)) return -1;
     sg_stage_up(c, &h, B, E, dzi, dzt);
-    if (d->rank == 0 && l->kind != SG_LOSS_SOGCLR)
-        set1(c, logit_scale->grad, get1(c, logit_scale->grad) + dp);
+    if (d->rank == 0 && temp) set1(c, logit_scale->grad, get1(c, logit_scale->grad) + dp);
     return 0;
 }
 

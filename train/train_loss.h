@@ -49,13 +49,13 @@ int sg_train_loss_set_epoch(struct sg_train_loss *l, int64_t epoch);
 int sg_train_loss_step(struct sg_train_loss *l, struct sg_ctx *c, const float *zi, const float *zt,
                        const int64_t *idx, int B, int E, struct sg_param *logit_scale, float *dzi,
                        float *dzt, struct sg_loss_values *v);
-/* The same step on a data-parallel batch (world ranks of B pairs each; losses sogclr, fastclip
- * and clip: losses/gcl_bimodal_dist.h, losses/clip_dist.h), every rank calling it in the same
- * order. The logged values are those of the global batch. The temperature / logit-scale gradient
- * is the global one on every rank, so rank 0 alone adds it (the parameter gradients are summed
- * over the ranks next). On a CUDA context zi, zt, idx are copied to the host, the loss runs there
- * with host collectives and dzi, dzt are copied back (2 B E floats each way: 1 MiB for B = 256,
- * E = 512); the loss state then lives on the host. Returns 0, or -1 with sg_err (bad input on
+/* The same step on a data-parallel batch (world ranks of B pairs each; losses sogclr, isogclr,
+ * fastclip and clip: losses/gcl_bimodal_dist.h, losses/clip_dist.h), every rank calling it in the
+ * same order. The logged values are those of the global batch. The temperature / logit-scale
+ * gradient is the global one on every rank, so rank 0 alone adds it (the parameter gradients are
+ * summed over the ranks next). On a CUDA context zi, zt, idx are copied to the host, the loss runs
+ * there with host collectives and dzi, dzt are copied back (2 B E floats each way: 1 MiB for B =
+ * 256, E = 512); the loss state then lives on the host. Returns 0, or -1 with sg_err (bad input on
  * any rank: -1 on every rank, state untouched; a collective failure). */
 int sg_train_loss_step_dist(struct sg_train_loss *l, struct sg_dist *d, struct sg_ctx *c,
                             const float *zi, const float *zt, const int64_t *idx, int B, int E,

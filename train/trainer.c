@@ -453,14 +453,16 @@ static int open_dist(struct trainer *t)
                       c->train.batch_size, W);
     int lk = c->loss.name;
     int covered = c->train.mode == SG_MODE_CLIP
-                      ? lk == SG_LOSS_SOGCLR || lk == SG_LOSS_FASTCLIP || lk == SG_LOSS_CLIP
+                      ? lk == SG_LOSS_SOGCLR || lk == SG_LOSS_ISOGCLR || lk == SG_LOSS_FASTCLIP ||
+                            lk == SG_LOSS_CLIP
                       : lk == SG_LOSS_SOGCLR_UNI || lk == SG_LOSS_ISOGCLR_UNI;
     if (!covered)
-        return sg_err("distributed training (%d ranks) supports loss sogclr, fastclip or clip in "
-                      "clip mode and sogclr_uni or isogclr_uni in ssl mode (the FastCLIP pattern: "
-                      "losses/gcl_bimodal_dist.h, losses/clip_dist.h, losses/sogclr_uni_dist.h); "
-                      "this run asks for another loss: run it with one process",
-                      W);
+        return sg_err(
+            "distributed training (%d ranks) supports loss sogclr, isogclr, fastclip or "
+            "clip in clip mode and sogclr_uni or isogclr_uni in ssl mode (the FastCLIP pattern: "
+            "losses/gcl_bimodal_dist.h, losses/clip_dist.h, losses/sogclr_uni_dist.h); "
+            "this run asks for another loss: run it with one process",
+            W);
     if (c->dist.sync_bn && t->ctx.dev == SG_DEVICE_CUDA)
         return sg_err("dist.sync_bn is available on CPU ranks only (run.device cpu); on cuda "
                       "set dist.sync_bn false (each rank then normalises with its own batch)");
