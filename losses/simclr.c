@@ -136,6 +136,7 @@ void sg_simclr_loss_free(struct sg_simclr_loss *l)
     sg_afree(l->logits);
     sg_afree(l->lse);
     free(l->rowloss);
+    free(l->dist_buf);
     float tau = l->tau;
     memset(l, 0, sizeof *l);
     l->tau = tau;
@@ -172,7 +173,7 @@ static void mirror_upper(float *lg, int n, int nt)
 }
 
 /* Row a of the logits, x(n) with x[a] = -inf: returns the log-sum-exp over k != a. */
-static double row_lse(const float *x, int n)
+double sg_simclr_row_lse(const float *x, int n)
 {
     float m = -INFINITY;
     double sum = 0.0;
@@ -184,7 +185,7 @@ static double row_lse(const float *x, int n)
 }
 
 /* x(n) <- row a of (G + G^T): (exp(x_k - lse_a) + exp(x_k - lse_k)) / n, minus 2/n at pos(a). */
-static void h_row(float *x, int a, int pos, int n, const float *lse)
+void sg_simclr_h_row(float *x, int a, int pos, int n, const float *lse)
 {
     const float inv_n = 1.0f / (float)n, la = lse[a];
 #pragma omp simd
@@ -215,7 +216,7 @@ static int simclr_compute_cpu(struct sg_simclr_loss *l, struct sg_ctx *c, const 
     for (int a = 0; a < n; a++) {
         float *x = lg + (size_t)a * n;
         x[a] = -INFINITY;
-        double lse = row_lse(x, n);
+        double lse = sg_simclr_row_lse(x, n);
         l->lse[a] = (float)lse;
         l->rowloss[a] = lse - x[pos_of(a, B)];
     }
@@ -225,7 +226,7 @@ static int simclr_compute_cpu(struct sg_simclr_loss *l, struct sg_ctx *c, const 
     if (!dza && !dzb) return 0;
 
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int a = 0; a < n; a++) h_row(lg + (size_t)a * n, a, pos_of(a, B), n, l->lse);
+    for (int a = 0; a < n; a++) sg_simclr_h_row(lg + (size_t)a * n, a, pos_of(a, B), n, l->lse);
     /* [dza; dzb] = (1/tau) (G + G^T) [za; zb], by (B, B) blocks. */
     if (dza) {
         sg_gemm(0, 0, B, d, B, it, lg, n, za, d, 0.0f, dza, d);

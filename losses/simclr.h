@@ -57,6 +57,8 @@ struct sg_simclr_loss {
     float *logits;   /* (cap, cap) logits, then (G + G^T) */
     float *lse;      /* (cap) row log-sum-exp */
     double *rowloss; /* (cap) per-anchor losses */
+    float *dist_buf; /* losses/simclr_dist.c workspace (grown on demand), or NULL */
+    size_t dist_cap; /* floats in dist_buf */
 };
 
 /* Returns 0, or -1 with sg_err() when tau is not a finite positive number. */
@@ -77,6 +79,12 @@ int sg_simclr_loss_compute_cuda(struct sg_simclr_loss *l, struct sg_ctx *c, cons
 int sg_simclr_cuda_run(struct sg_ctx *c, const float *za, const float *zb, int B, int d, float tau,
                        float *dza, float *dzb, double *total);
 #endif
+
+/* Row passes of the CPU step, shared with the data-parallel step (losses/simclr_dist.c): the
+ * log-sum-exp of a logits row x(n) whose own entry is -inf, and row a of (G + G^T) in place from
+ * the logits row and the log-sum-exps of every row (lse, n). */
+double sg_simclr_row_lse(const float *x, int n);
+void sg_simclr_h_row(float *x, int a, int pos, int n, const float *lse);
 
 /* Double-precision reference with the same contract (tau checked here too); *loss is a double. */
 int sg_simclr_loss_ref(const float *za, const float *zb, int B, int d, float tau, double *loss,

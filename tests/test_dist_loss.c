@@ -20,6 +20,8 @@
  *     difference of log-sum-exps of size ~s = exp(p): absolute floors 1e-6 s, 1e-7 s on rows);
  *   - bimodal iSogCLR (isogclr_step_dist, per-sample temperatures): loss, objective, tau means,
  *     gradient rows, u/b and the replicated tau/m states against isogclr_step;
+ *   - SimCLR NT-Xent (sg_simclr_step_dist) at tau 0.5 and 0.1: loss and local gradient rows
+ *     against sg_simclr_loss_compute, and a NaN on the last rank failing every rank;
  *   - unimodal SogCLR and iSogCLR (sogclr_uni_step_dist: the two views of each sample on its
  *     rank) against sogclr_uni_forward_backward_cpu on the whole batch: loss (relative 1e-5),
  *     the local rows of dza / dzb (as above), the replicated u (and tau, tau_m; relative 1e-5),
@@ -38,6 +40,8 @@
 #include "losses/fastclip.h"
 #include "losses/sogclr.h"
 #include "losses/gcl_bimodal_dist.h"
+#include "losses/simclr.h"
+#include "losses/simclr_dist.h"
 #include "losses/sogclr_uni.h"
 #include "losses/sogclr_uni_dist.h"
 #include "tests/testutil.h"
@@ -348,6 +352,46 @@ static void test_unimodal(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_
     bufs_free(&u);
 }
 
+/* SimCLR NT-Xent at two temperatures against sg_simclr_loss_compute on the whole batch. */
+static void test_simclr(struct sg_dist *d, struct sg_ctx *c, int64_t B, int64_t G, int64_t off)
+{
+    struct bufs u = bufs_new(B, G);
+    char label[240];
+    const float taus[2] = {0.5f, 0.1f};
+    for (int t = 0; t < 2; t++) {
+        struct sg_simclr_loss ld, ls;
+        SG_CHECK(sg_simclr_loss_init(&ld, taus[t]) == 0 && sg_simclr_loss_init(&ls, taus[t]) == 0,
+                 "%s", sg_last_error());
+        make_batch(60 + t, G, u.zi, u.zt, u.idx);
+        float lossd = 0, losss = 0;
+        int rd = sg_simclr_step_dist(d, &ld, u.zi + off * DIM, u.zt + off * DIM, (int)B, DIM,
+                                     &lossd, u.di, u.dt);
+        int rs = sg_simclr_loss_compute(&ls, c, u.zi, u.zt, (int)G, DIM, &losss, u.gi, u.gt);
+        double ra = 0, rb = 0, ea = 1, eb = 1;
+        if (rd == 0 && rs == 0) {
+            ea = max_err(u.di, u.gi + off * DIM, B * DIM, &ra);
+            eb = max_err(u.dt, u.gt + off * DIM, B * DIM, &rb);
+        }
+        snprintf(label, sizeof label,
+                 "rank %d simclr tau %g: loss %.7g equals single %.7g; local rows of dza / dzb "
+                 "(max excess %.2g / %.2g)",
+                 d->rank, (double)taus[t], lossd, losss, ea, eb);
+        sg_test_true(label, rd == 0 && rs == 0 && rel_close(lossd, losss) && ea <= 1e-4 * ra &&
+                                eb <= 1e-4 * rb);
+        if (t == 1) { /* a NaN on the last rank fails every rank */
+            if (d->rank == d->world - 1) u.zt[off * DIM + 7] = NAN;
+            int rb2 = sg_simclr_step_dist(d, &ld, u.zi + off * DIM, u.zt + off * DIM, (int)B, DIM,
+                                          &lossd, u.di, u.dt);
+            snprintf(label, sizeof label, "rank %d simclr: a NaN on rank %d fails every rank (%s)",
+                     d->rank, d->world - 1, rb2 ? sg_last_error() : "no error");
+            sg_test_true(label, rb2 == -1 && strstr(sg_last_error(), "NaN"));
+        }
+        sg_simclr_loss_free(&ld);
+        sg_simclr_loss_free(&ls);
+    }
+    bufs_free(&u);
+}
+
 int main(void)
 {
     struct sg_dist d;
@@ -418,6 +462,7 @@ int main(void)
     test_fastclip(&d, &c, B, G, off);
     test_clip(&d, &c, B, G, off);
     test_isogclr(&d, &c, B, G, off);
+    test_simclr(&d, &c, B, G, off);
     test_unimodal(&d, &c, B, G, off, 0);
     test_unimodal(&d, &c, B, G, off, 1);
     int fails = sg_test_failures();

@@ -26,8 +26,9 @@
  *      (each rank normalises with its own 8 samples: ~1e5 values out of tolerance), which shows
  *      that the comparison sees the BatchNorm statistics;
  *  7b. ssl mode (ResNet-18-style backbone of width 4 with BatchNorm, dist.sync_bn, two SimCLR
- *      views): unimodal SogCLR and iSogCLR (losses/sogclr_uni_dist.h) against one process, the
- *      same tolerances (the loss's u, tau and tau_m states and the BatchNorm statistics included);
+ *      views): unimodal SogCLR, iSogCLR and SimCLR against one process (the loss's u, tau and
+ *      tau_m states and the BatchNorm statistics included), within 10x the noise floor measured
+ *      by a one-process run on 2 threads;
  *   7. FastCLIP-v3 (loss fastclip, cosine gamma) and CLIP (loss clip): the learnable temperature's
  *      gradient is added by rank 0 only before the sum over ranks; losses and every tensor
  *      (logit_scale included) equal the one-process run within the same tolerances;
@@ -241,21 +242,29 @@ static void temperature_runs(const struct sg_dist *d)
 }
 
 /* Section 7b: ssl mode (ResNet + projection head, two views), unimodal SogCLR and iSogCLR
- * (losses/sogclr_uni_dist.h) with dist.sync_bn, against one process. This small BatchNorm net
+ * (losses/sogclr_uni_dist.h) and SimCLR (losses/simclr_dist.h) with dist.sync_bn, against one
+ * process. This small BatchNorm net
  * amplifies float noise (a one-process run on 2 threads instead of 1 moves the momentum buffers
  * by ~1e-5 relative after 4 steps), so the checkpoints must agree within 10x that measured noise
  * floor (+ 1e-5); a wrong gradient or state moves values by orders of magnitude more. */
 static void ssl_runs(const struct sg_dist *d)
 {
-    static const char *const loss[2] = {"loss.name=sogclr_uni", "loss.name=isogclr_uni"};
+    static const char *const loss[3] = {"loss.name=sogclr_uni", "loss.name=isogclr_uni",
+                                        "loss.name=simclr"};
     char name[64], label[200];
-    for (int k = 0; k < 2; k++) {
-        const char *over[12] = {"train.mode=ssl",      loss[k],
-                                "ssl.image_size=16",   "ssl.width=4",
-                                "ssl.cifar_stem=true", "ssl.proj_hidden=32",
-                                "ssl.proj_dim=16",     "data.augment=simclr",
-                                "dist.sync_bn=true",   "optim.lr=0.002",
-                                "loss.tau_min=0.05",   "run.threads=2"};
+    for (int k = 0; k < 3; k++) {
+        const char *over[12] = {"train.mode=ssl",
+                                loss[k],
+                                "ssl.image_size=16",
+                                "ssl.width=4",
+                                "ssl.cifar_stem=true",
+                                "ssl.proj_hidden=32",
+                                "ssl.proj_dim=16",
+                                "data.augment=simclr",
+                                "dist.sync_bn=true",
+                                "optim.lr=0.002",
+                                k == 2 ? "loss.tau=0.5" : "loss.tau_min=0.05",
+                                "run.threads=2"};
         struct sg_train_result one, two, noise;
         snprintf(name, sizeof name, "ssl%d_single_%d", k, d->rank);
         int r1 = train_with(name, "single", NULL, 0, over, 11, &one);

@@ -8,6 +8,7 @@
 
 #include "core/common.h"
 #include "core/rng.h"
+#include "losses/simclr_dist.h"
 #include "losses/sogclr_uni_dist.h"
 #include "ops/elementwise.h"
 
@@ -76,14 +77,18 @@ static void join_views(const struct sg_ssl_model *m, struct sg_ctx *c, const flo
     sg_memcpy2d_d2d(c, z + m->D, 2 * row, b, row, row, (size_t)m->B);
 }
 
-/* The data-parallel unimodal SogCLR step on host views of the model's buffers. */
+/* The data-parallel step (unimodal SogCLR / iSogCLR or SimCLR) on host views of the model's
+ * buffers. */
 static int loss_step_dist(struct sg_ssl_loss *l, struct sg_ctx *c, struct sg_ssl_model *m,
                           const int64_t *idx, float *loss)
 {
     struct sg_pair_view v =
         sg_stage_down(&l->stage, c, m->za, m->zb, idx, m->B, m->D, m->dza, m->dzb);
-    if (sogclr_uni_step_dist(l->dist, &l->uni, v.a, v.b, v.idx, m->B, m->D, loss, v.da, v.db))
-        return -1;
+    int rc =
+        l->kind == SG_LOSS_SIMCLR
+            ? sg_simclr_step_dist(l->dist, &l->simclr, v.a, v.b, m->B, m->D, loss, v.da, v.db)
+            : sogclr_uni_step_dist(l->dist, &l->uni, v.a, v.b, v.idx, m->B, m->D, loss, v.da, v.db);
+    if (rc) return -1;
     sg_stage_up(c, &v, m->B, m->D, m->dza, m->dzb);
     return 0;
 }

@@ -436,8 +436,9 @@ static int data_parallel(const struct trainer *t)
     return t->dist.backend != SG_DIST_SINGLE;
 }
 
-/* Ranks from the launcher (mpirun / srun); a distributed backend needs what the distributed loss
- * covers. */
+/* Ranks from the launcher (mpirun / srun). Every loss has its data-parallel step (the FastCLIP
+ * pattern: losses/gcl_bimodal_dist.h, losses/clip_dist.h, losses/sogclr_uni_dist.h,
+ * losses/simclr_dist.h). */
 static int open_dist(struct trainer *t)
 {
     const struct sg_train_config *c = t->cfg;
@@ -451,18 +452,6 @@ static int open_dist(struct trainer *t)
         return sg_err("train.batch_size %d is the global batch: it must be a multiple of the %d "
                       "ranks",
                       c->train.batch_size, W);
-    int lk = c->loss.name;
-    int covered = c->train.mode == SG_MODE_CLIP
-                      ? lk == SG_LOSS_SOGCLR || lk == SG_LOSS_ISOGCLR || lk == SG_LOSS_FASTCLIP ||
-                            lk == SG_LOSS_CLIP
-                      : lk == SG_LOSS_SOGCLR_UNI || lk == SG_LOSS_ISOGCLR_UNI;
-    if (!covered)
-        return sg_err(
-            "distributed training (%d ranks) supports loss sogclr, isogclr, fastclip or "
-            "clip in clip mode and sogclr_uni or isogclr_uni in ssl mode (the FastCLIP pattern: "
-            "losses/gcl_bimodal_dist.h, losses/clip_dist.h, losses/sogclr_uni_dist.h); "
-            "this run asks for another loss: run it with one process",
-            W);
     if (c->dist.sync_bn && t->ctx.dev == SG_DEVICE_CUDA)
         return sg_err("dist.sync_bn is available on CPU ranks only (run.device cpu); on cuda "
                       "set dist.sync_bn false (each rank then normalises with its own batch)");
@@ -485,7 +474,7 @@ static int setup(struct trainer *t)
         t->ps = &t->ssl->ps;
         if (open_data(t) || open_optim(t)) return -1;
         if (sg_ssl_loss_init(&t->ssl_loss, c, t->ds->n)) return -1;
-        if (data_parallel(t)) t->ssl_loss.dist = &t->dist; /* losses/sogclr_uni_dist.h */
+        if (data_parallel(t)) t->ssl_loss.dist = &t->dist; /* the data-parallel ssl losses */
     } else {
         if (open_tokenizer(t) || open_model(t)) return -1;
         t->ps = &t->model->ps;
@@ -580,7 +569,7 @@ static int forward_backward(struct trainer *t, const struct fed *b, struct sg_lo
     sg_clip_forward(m, &t->ctx, b->img, b->ids, 1);
     feed_prefetch(t);
     int E = t->mcfg.embed_dim;
-    if (data_parallel(t)) { /* open_dist admitted sogclr / fastclip / clip */
+    if (data_parallel(t)) { /* the data-parallel loss (train_loss.h) */
         if (sg_train_loss_step_dist(&t->loss, &t->dist, &t->ctx, m->zi, m->zt, b->idx, b->n, E,
                                     m->logit_scale, t->dzi, t->dzt, v))
             return -1;
