@@ -15,7 +15,8 @@
  *      within 1e-5 (1 + |value|) (float sums reordered across ranks: ~1e-7 observed);
  *   4. the 2-rank run stopped after 2 steps and resumed by both ranks from rank 0's checkpoint
  *      ends with the same bytes in every tensor as the uninterrupted run;
- *   5. resuming the 2-rank checkpoint with one process is refused with a clear message;
+ *   5. resuming the 2-rank checkpoint with one process is refused with a clear message, and
+ *      ranks started with different overrides are refused before the first step;
  *   6. BatchNorm: the same comparison (losses, every checkpoint tensor including the BatchNorm
  *      running statistics, same tolerances) with the ModifiedResNet CLIP of
  *      tests/data/models/train-rn.yaml (32 px: the fixture's 16 px images are resized up by the
@@ -391,6 +392,14 @@ static void world_many(struct sg_dist *d)
                  d->world, r3 ? sg_last_error() : "accepted");
         sg_test_true(label, r3 != 0 && strstr(sg_last_error(), "ranks"));
     }
+    SG_CHECK(sg_dist_barrier(d) == 0, "%s", sg_last_error());
+    /* ranks started with different overrides are refused before any step */
+    struct sg_train_result mixed;
+    const char *lr[1] = {d->rank == 0 ? "optim.lr=0.05" : "optim.lr=0.04"};
+    int r6 = train_with("mixed", NULL, NULL, 0, lr, 1, &mixed);
+    snprintf(label, sizeof label, "rank %d: ranks with different configurations are refused: %s",
+             d->rank, r6 ? sg_last_error() : "accepted");
+    sg_test_true(label, r6 != 0 && strstr(sg_last_error(), "configuration differs"));
     SG_CHECK(sg_dist_barrier(d) == 0, "%s", sg_last_error());
     batchnorm_runs(d);
     sg_dist_barrier(d);

@@ -462,6 +462,37 @@ static int open_dist(struct trainer *t)
     return 0;
 }
 
+/* FNV-1a of a string. */
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Every rank must train the same run: the same resolved configuration (file and overrides) and
+ * the same dataset size, or the ranks would silently compute different things. */
+static int check_ranks_agree(struct trainer *t)
+{
+    if (!data_parallel(t)) return 0;
+    int W = t->dist.world;
+    uint64_t mine[2] = {fnv1a(t->config_yaml), (uint64_t)t->ds->n};
+    uint64_t *all = sg_xmalloc(sizeof mine * (size_t)W);
+    int rc = sg_dist_allgather(&t->dist, all, mine, sizeof mine);
+    for (int r = 1; rc == 0 && r < W; r++) {
+        if (all[2 * r] != all[0])
+            rc = sg_err("rank %d's resolved configuration differs from rank 0's: start every rank "
+                        "with the same config file and key=value overrides",
+                        r);
+        else if (all[2 * r + 1] != all[1])
+            rc = sg_err("rank %d sees %llu training samples, rank 0 sees %llu: every rank must "
+                        "read the same dataset (same files on every node)",
+                        r, (unsigned long long)all[2 * r + 1], (unsigned long long)all[1]);
+    }
+    free(all);
+    return rc;
+}
+
 static int setup(struct trainer *t)
 {
     const struct sg_train_config *c = t->cfg;
@@ -484,6 +515,7 @@ static int setup(struct trainer *t)
     }
     feed_init(t);
     t->config_yaml = sg_train_config_yaml(c);
+    if (check_ranks_agree(t)) return -1;
     char path[SG_PATH_MAX + 200];
     snprintf(path, sizeof path, "%s/config.yaml", t->run_dir);
     if (t->dist.rank == 0 && sg_write_file_atomic(path, t->config_yaml, strlen(t->config_yaml)))
