@@ -75,7 +75,9 @@ if step configure 120 configure.log cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Re
     fi
     for t in "${GPU_TESTS[@]}"; do
         [[ -x "$BUILD/$t" ]] || { summary "$t: NOT BUILT"; status=1; continue; }
-        step "$t" "${SG_TEST_TIMEOUT:-60}" "$t.log" "$BUILD/$t"
+        tmo="${SG_TEST_TIMEOUT:-60}"
+        [[ $t == test_dist_train ]] && tmo=$((tmo * 2)) # 8 short CUDA trainings, NCCL setups
+        step "$t" "$tmo" "$t.log" "$BUILD/$t"
     done
     # GPU ranks over MPI (sharing the GPU), when the machine has Open MPI: the build found it
     if command -v mpirun >/dev/null && [[ -x "$BUILD/test_dist_train" ]]; then
