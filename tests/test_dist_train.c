@@ -16,7 +16,8 @@
  *   4. the 2-rank run stopped after 2 steps and resumed by both ranks from rank 0's checkpoint
  *      ends with the same bytes in every tensor as the uninterrupted run;
  *   5. resuming the 2-rank checkpoint with one process is refused with a clear message, and
- *      ranks started with different overrides are refused before the first step;
+ *      ranks started with different overrides are refused before the first step, and a start-up
+ *      failure on rank 0 alone (its run folder exists) stops every rank at once;
  *   6. BatchNorm: the same comparison (losses, every checkpoint tensor including the BatchNorm
  *      running statistics, same tolerances) with the ModifiedResNet CLIP of
  *      tests/data/models/train-rn.yaml (32 px: the fixture's 16 px images are resized up by the
@@ -400,6 +401,18 @@ static void world_many(struct sg_dist *d)
     snprintf(label, sizeof label, "rank %d: ranks with different configurations are refused: %s",
              d->rank, r6 ? sg_last_error() : "accepted");
     sg_test_true(label, r6 != 0 && strstr(sg_last_error(), "configuration differs"));
+    /* rank 0 alone refuses to start (its run folder exists, no --resume): every rank stops at
+     * once, not after dist.timeout_s (60 s here) */
+    double t0 = sg_time_now();
+    int r7 = train("dist", NULL, NULL, &again);
+    double waited = sg_time_now() - t0;
+    snprintf(label, sizeof label,
+             "rank %d: a start-up failure on rank 0 stops every rank in %.1f s: %s", d->rank,
+             waited, r7 ? sg_last_error() : "accepted");
+    sg_test_true(label,
+                 r7 != 0 && waited < 20.0 &&
+                     (d->rank == 0 ? strstr(sg_last_error(), "already exists") != NULL
+                                   : strstr(sg_last_error(), "rank 0 could not start") != NULL));
     SG_CHECK(sg_dist_barrier(d) == 0, "%s", sg_last_error());
     batchnorm_runs(d);
     sg_dist_barrier(d);

@@ -51,7 +51,7 @@ int sg_cmd_train(int argc, char **argv)
     free(over);
     struct sg_train_result res;
     int rc = sg_train_run(&cfg, &opts, &res);
-    if (rc == SG_TRAIN_OK || rc == SG_TRAIN_INTERRUPTED) {
+    if ((rc == SG_TRAIN_OK || rc == SG_TRAIN_INTERRUPTED) && res.rank == 0) {
         printf("run folder: %s\nlast checkpoint: %s\n", res.run_dir, res.checkpoint);
         if (res.report[0]) printf("report: %s\n", res.report);
         if (rc == SG_TRAIN_INTERRUPTED)

@@ -470,27 +470,33 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-/* Every rank must train the same run: the same resolved configuration (file and overrides) and
- * the same dataset size, or the ranks would silently compute different things. */
-static int check_ranks_agree(struct trainer *t)
+/* The ranks' one collective before training: each rank's start-up verdict (rc), resolved
+ * configuration and dataset size. A rank that failed to start (its own message printed) stops
+ * the others at once, instead of leaving them in their first collective until dist.timeout_s;
+ * and every rank must train the same run (same configuration file and overrides, same data). */
+static int start_together(struct trainer *t, int rc)
 {
-    if (!data_parallel(t)) return 0;
+    if (!data_parallel(t)) return rc;
     int W = t->dist.world;
-    uint64_t mine[2] = {fnv1a(t->config_yaml), (uint64_t)t->ds->n};
+    uint64_t mine[3] = {rc != 0, t->config_yaml ? fnv1a(t->config_yaml) : 0,
+                        t->ds ? (uint64_t)t->ds->n : 0};
     uint64_t *all = sg_xmalloc(sizeof mine * (size_t)W);
-    int rc = sg_dist_allgather(&t->dist, all, mine, sizeof mine);
-    for (int r = 1; rc == 0 && r < W; r++) {
-        if (all[2 * r] != all[0])
+    int got = sg_dist_allgather(&t->dist, all, mine, sizeof mine);
+    for (int r = 0; got == 0 && rc == 0 && r < W; r++) {
+        const uint64_t *o = all + 3 * r;
+        if (o[0])
+            rc = sg_err("rank %d could not start (see its message); every rank stops", r);
+        else if (o[1] != all[1])
             rc = sg_err("rank %d's resolved configuration differs from rank 0's: start every rank "
                         "with the same config file and key=value overrides",
                         r);
-        else if (all[2 * r + 1] != all[1])
+        else if (o[2] != all[2])
             rc = sg_err("rank %d sees %llu training samples, rank 0 sees %llu: every rank must "
                         "read the same dataset (same files on every node)",
-                        r, (unsigned long long)all[2 * r + 1], (unsigned long long)all[1]);
+                        r, (unsigned long long)o[2], (unsigned long long)all[2]);
     }
     free(all);
-    return rc;
+    return got ? -1 : rc;
 }
 
 static int setup(struct trainer *t)
@@ -515,7 +521,6 @@ static int setup(struct trainer *t)
     }
     feed_init(t);
     t->config_yaml = sg_train_config_yaml(c);
-    if (check_ranks_agree(t)) return -1;
     char path[SG_PATH_MAX + 200];
     snprintf(path, sizeof path, "%s/config.yaml", t->run_dir);
     if (t->dist.rank == 0 && sg_write_file_atomic(path, t->config_yaml, strlen(t->config_yaml)))
@@ -639,8 +644,7 @@ static struct step_lr step_lr(struct trainer *t)
 static int train_step(struct trainer *t, const struct fed *b, struct step_lr lr,
                       struct sg_loss_values *v, float *gnorm)
 {
-    if (forward_backward(t, b, v))
-        return sg_err("step %lld: %s", (long long)t->step, sg_last_error());
+    if (forward_backward(t, b, v)) return sg_err_prefix("step %lld: ", (long long)t->step);
     if (t->opts->fault_nan_at > 0 && t->step + 1 == t->opts->fault_nan_at) v->loss = NAN;
     if (!isfinite(v->loss))
         return sg_err("step %lld: loss is %g; stopping without a checkpoint (the last good one "
@@ -650,7 +654,7 @@ static int train_step(struct trainer *t, const struct fed *b, struct step_lr lr,
      * samples (losses/gcl_bimodal_dist.h), so the parameter gradient is their SUM */
     if (data_parallel(t) &&
         sg_dist_allreduce_sum_f32_dev(&t->dist, t->ps->grad, (int64_t)t->ps->total))
-        return sg_err("step %lld: %s", (long long)t->step, sg_last_error());
+        return sg_err_prefix("step %lld: ", (long long)t->step);
     *gnorm = sg_optim_step_tau(&t->optim, t->ps, &t->ctx, lr.lr, lr.lr_tau);
     if (!isfinite(*gnorm))
         return sg_err("step %lld: gradient norm is %g (parameters left unchanged)",
@@ -884,12 +888,14 @@ int sg_train_run(const struct sg_train_config *cfg, const struct sg_train_opts *
         rc = sg_err("%s (a run already exists there: use --resume latest, or another run.name)",
                     why);
     }
+    rc = start_together(&t, rc);
     if (rc) {
         fprintf(stderr, "sogclip train: %s\n", sg_last_error());
         teardown(&t);
         return SG_TRAIN_FAILED;
     }
     snprintf(res->run_dir, sizeof res->run_dir, "%s", t.run_dir);
+    res->rank = t.dist.rank;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

@@ -43,6 +43,7 @@ struct sg_train_result {
      * sg_train_result_free */
     struct sg_results zeroshot, retrieval;
     int has_zeroshot, has_retrieval;
+    int rank; /* this process's rank (data parallel: only rank 0 writes and reports) */
 };
 
 /* Runs the configured training. Returns an SG_TRAIN_* code; messages go to stderr. */
