@@ -127,6 +127,36 @@ const char *sg_dist_backend_name(enum sg_dist_backend b)
     return "?";
 }
 
+/* ---- stop requests (sg_dist_set_stop) ------------------------------------------------------ */
+
+static struct {
+    volatile sig_atomic_t *flag;
+    double grace_s;
+    double seen; /* when the flag was first seen set (0: not yet) */
+    int hit;     /* a wait ended because of it (for the message) */
+} g_stop;
+
+void sg_dist_set_stop(volatile sig_atomic_t *flag, double grace_s)
+{
+    g_stop.flag = flag;
+    g_stop.grace_s = grace_s;
+    g_stop.seen = 0.0;
+    g_stop.hit = 0;
+}
+
+int sg_dist_stop_due(void)
+{
+    if (!g_stop.flag || !*g_stop.flag) {
+        g_stop.seen = 0.0;
+        return 0;
+    }
+    double now = sg_time_now();
+    if (g_stop.seen == 0.0) g_stop.seen = now;
+    if (now - g_stop.seen < g_stop.grace_s) return 0;
+    g_stop.hit = 1;
+    return 1;
+}
+
 /* ---- helpers ----------------------------------------------------------------------------- */
 
 #if defined(SG_HAVE_MPI) || defined(SG_HAVE_NCCL)
@@ -149,6 +179,10 @@ static int timeout_err(struct sg_dist *d, const char *what, size_t bytes, double
         fmt_bytes(num, sizeof num, (double)bytes);
         snprintf(sz, sizeof sz, " of %s", num);
     }
+    if (g_stop.hit)
+        return sg_err("%s%s abandoned after %.3g s on rank %d of %d: a stop signal arrived %.3g s "
+                      "before (the launcher is ending the job, e.g. because another rank died)",
+                      what, sz, waited, d->rank, d->world, g_stop.grace_s);
     return sg_err("%s%s timed out after %.3g s on rank %d of %d: a rank is hung or dead (see the "
                   "other ranks' logs; raise the timeout if a step can legitimately take longer)",
                   what, sz, waited, d->rank, d->world);
@@ -167,7 +201,7 @@ static void poll_pause(int *npoll)
 static int timed_out(double t0, double timeout_s, double *waited)
 {
     *waited = sg_time_now() - t0;
-    return timeout_s > 0 && *waited > timeout_s;
+    return (timeout_s > 0 && *waited > timeout_s) || sg_dist_stop_due();
 }
 #endif
 

@@ -42,6 +42,7 @@
 #ifndef SG_CORE_DIST_H
 #define SG_CORE_DIST_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,15 @@ int sg_dist_allreduce_sum_f32(struct sg_dist *d, float *buf, int64_t n);
 int sg_dist_allreduce_sum_f64(struct sg_dist *d, double *buf, int64_t n);
 int sg_dist_broadcast(struct sg_dist *d, void *buf, size_t bytes, int root);
 int sg_dist_barrier(struct sg_dist *d);
+
+/* Stop requests: with flag set (e.g. the trainer's SIGINT/SIGTERM flag), a collective that is
+ * still waiting grace_s after the flag became non-zero gives up like a time-out, with a message
+ * naming the signal — when one rank dies, the launcher signals the others, which then end within
+ * grace_s instead of waiting for timeout_s. Collectives of healthy ranks finish long before
+ * grace_s, so a Ctrl-C still ends the step normally. Process-wide; flag NULL: off.
+ * sg_dist_stop_due: 1 once the grace has passed (used by the backends' wait loops). */
+void sg_dist_set_stop(volatile sig_atomic_t *flag, double grace_s);
+int sg_dist_stop_due(void);
 
 /* The same on buffers in d->ctx's memory (sg_dev_alloc: device memory on a CUDA context, host
  * memory on a CPU context or without ctx): NCCL works on them in place; MPI stages device buffers

@@ -25,6 +25,7 @@
 #include "core/common.h"
 #include "core/cuda_api.h"
 #include "core/ctx.h"
+#include "core/dist.h"
 #include "core/dist_nccl.h"
 
 struct nccl_state {
@@ -52,7 +53,7 @@ static void pause_poll(int *npoll)
 
 static int past(double t0, double timeout_s)
 {
-    return timeout_s > 0 && sg_time_now() - t0 > timeout_s;
+    return (timeout_s > 0 && sg_time_now() - t0 > timeout_s) || sg_dist_stop_due();
 }
 
 /* Waits until the communicator's pending non-blocking call is done: 0, -1 or -2 (timed out). */

@@ -251,6 +251,35 @@ static void test_dev_variants(struct sg_dist *d)
 
 void sg_dist_force_staging(int on); /* test hook in core/dist.c */
 
+/* A stop request on rank 1 (its flag set, grace 0.5 s) while rank 0 joins 2.5 s late: rank 1's
+ * allreduce gives up after ~0.5 s naming the signal (timeout 20 s), then drains. */
+static void test_stop(struct sg_dist *d)
+{
+    static volatile sig_atomic_t flag;
+    float v[2] = {1.0f, 2.0f};
+    double keep = d->timeout_s;
+    d->timeout_s = 20.0;
+    if (d->rank == 0) {
+        usleep(2500 * 1000);
+        check(sg_dist_allreduce_sum_f32(d, v, 2) == 0, "late rank 0: allreduce completes");
+    } else if (d->rank == 1) {
+        flag = 1;
+        sg_dist_set_stop(&flag, 0.5);
+        double t0 = sg_time_now();
+        int rc = sg_dist_allreduce_sum_f32(d, v, 2);
+        double dt = sg_time_now() - t0;
+        check(rc == -1 && dt >= 0.5 && dt < 2.0 && strstr(sg_last_error(), "stop signal"),
+              "a stop request ends the wait after its grace (%.3f s): %s", dt,
+              rc ? sg_last_error() : "completed");
+        sg_dist_set_stop(NULL, 0.0);
+        check(sg_dist_drain(d, 10) == 0, "drain after the stop");
+    } else {
+        check(sg_dist_allreduce_sum_f32(d, v, 2) == 0, "rank %d: allreduce completes", d->rank);
+    }
+    d->timeout_s = keep;
+    sg_dist_barrier(d);
+}
+
 /* The staging path (NCCL with host buffers, MPI with device buffers) forced on host memory: a
  * second MPI sg_dist with a CPU context, every collective copied through the staging buffer. */
 static void test_staging(int rank)
@@ -325,6 +354,7 @@ int main(void)
     test_collectives(&d);
     test_dev_variants(&d);
     test_staging(r);
+    test_stop(&d);
     float v[3];
     test_timeout(&d, v);
     sg_dist_finalize(&d);

@@ -34,6 +34,12 @@
 #include "train/ssl.h"
 #include "train/train_loss.h"
 
+/* A rank still waiting in a collective this long after SIGINT/SIGTERM gives up (core/dist.h
+ * sg_dist_set_stop): when a rank dies the launcher signals the others, which then end in
+ * seconds rather than after dist.timeout_s; healthy ranks finish their step's collectives in
+ * far less (a Ctrl-C still checkpoints). */
+#define STOP_GRACE_S 30.0
+
 static volatile sig_atomic_t g_stop_signal;
 
 static void on_signal(int sig)
@@ -456,6 +462,7 @@ static int open_dist(struct trainer *t)
         return sg_err("dist.sync_bn is available on CPU ranks only (run.device cpu); on cuda "
                       "set dist.sync_bn false (each rank then normalises with its own batch)");
     if (c->dist.sync_bn) t->ctx.bn_sync = &t->dist; /* SyncBN (ops/norm.h) */
+    sg_dist_set_stop(&g_stop_signal, STOP_GRACE_S);
     if (!t->opts->quiet && t->dist.rank == 0)
         fprintf(stderr, "sogclip train: %d rank%s (%s), %d pairs per rank, global batch %d\n", W,
                 W > 1 ? "s" : "", sg_dist_backend_name(t->dist.backend), t->B, c->train.batch_size);
@@ -823,6 +830,7 @@ static void teardown(struct trainer *t)
     if (t->dzi) sg_dev_free(&t->ctx, t->dzi);
     if (t->dzt) sg_dev_free(&t->ctx, t->dzt);
     sg_dist_finalize(&t->dist);
+    sg_dist_set_stop(NULL, 0.0);
     free(t->config_yaml);
     free(t->model_yaml);
     sg_ctx_free(&t->ctx); /* last: everything above may use it */
