@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "core/common.h"
+#include "losses/two_view_rows.h"
 #include "ops/gemm.h"
 
 /* Workspace views (host, carved from l->dist_buf, each piece 64-byte aligned). */
@@ -17,17 +18,12 @@ struct simclr_ws {
     double *part; /* (world) the ranks' loss sums */
 };
 
-static size_t pad16(size_t floats)
-{
-    return (floats + 15) & ~(size_t)15;
-}
-
 static struct simclr_ws carve(struct sg_simclr_loss *l, int64_t B, int64_t G, int64_t d, int W)
 {
     size_t o[6], n = 0;
-    const size_t sz[6] = {pad16((size_t)(2 * G * d)), pad16((size_t)(4 * B * G)),
-                          pad16((size_t)(2 * B)),     pad16((size_t)(2 * G)),
-                          pad16((size_t)(2 * G)),     pad16((size_t)(2 * W))};
+    const size_t sz[6] = {tv_pad16((size_t)(2 * G * d)), tv_pad16((size_t)(4 * B * G)),
+                          tv_pad16((size_t)(2 * B)),     tv_pad16((size_t)(2 * G)),
+                          tv_pad16((size_t)(2 * G)),     tv_pad16((size_t)(2 * W))};
     for (int i = 0; i < 6; i++) o[i] = n, n += sz[i];
     if (n > l->dist_cap) {
         free(l->dist_buf);
@@ -37,16 +33,6 @@ static struct simclr_ws carve(struct sg_simclr_loss *l, int64_t B, int64_t G, in
     float *b = l->dist_buf;
     return (struct simclr_ws){b + o[0], b + o[1], b + o[2],
                               b + o[3], b + o[4], (double *)(b + o[5])};
-}
-
-static int64_t global_row(int64_t q, int64_t B, int64_t G, int64_t off)
-{
-    return q < B ? off + q : G + off + (q - B);
-}
-
-static int64_t partner(int64_t gr, int64_t G)
-{
-    return gr < G ? gr + G : gr - G;
 }
 
 /* The gathered views z (2G, d) are finite (the same verdict on every rank). */
@@ -82,11 +68,11 @@ int sg_simclr_step_dist(struct sg_dist *dd, struct sg_simclr_loss *l, const floa
     double sum = 0.0;
     for (int64_t q = 0; q < 2 * b; q++) {
         float *x = w.x + q * n;
-        int64_t gr = global_row(q, b, G, off);
+        int64_t gr = tv_global_row(q, b, G, off);
         x[gr] = -INFINITY;
         double lse = sg_simclr_row_lse(x, (int)n);
         w.lse_l[q] = (float)lse;
-        sum += lse - x[partner(gr, G)];
+        sum += lse - x[tv_partner(gr, G)];
     }
     if (sg_dist_allgather(dd, w.tmp, w.lse_l, (size_t)(2 * b) * sizeof(float))) return -1;
     for (int64_t j = 0; j < G; j++) {
@@ -100,8 +86,8 @@ int sg_simclr_step_dist(struct sg_dist *dd, struct sg_simclr_loss *l, const floa
     if (!dza) return 0;
 #pragma omp parallel for schedule(static)
     for (int64_t q = 0; q < 2 * b; q++) {
-        int64_t gr = global_row(q, b, G, off);
-        sg_simclr_h_row(w.x + q * n, (int)gr, (int)partner(gr, G), (int)n, w.lse_g);
+        int64_t gr = tv_global_row(q, b, G, off);
+        sg_simclr_h_row(w.x + q * n, (int)gr, (int)tv_partner(gr, G), (int)n, w.lse_g);
     }
     sg_gemm(0, 0, b, d, n, it, w.x, n, w.zg, d, 0.0f, dza, d);
     sg_gemm(0, 0, b, d, n, it, w.x + b * n, n, w.zg, d, 0.0f, dzb, d);

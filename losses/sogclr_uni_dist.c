@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "losses/two_view_rows.h"
 #include "ops/gemm.h"
 
 /* Workspace views (host, carved from l->dist_buf; every piece 64-byte aligned). */
@@ -22,19 +23,14 @@ struct uni_ws {
     double *part;             /* (world) the ranks' loss sums */
 };
 
-static size_t pad16(size_t floats)
-{
-    return (floats + 15) & ~(size_t)15;
-}
-
 static struct uni_ws carve(struct sogclr_uni *l, int64_t B, int64_t G, int64_t d, int W)
 {
     const size_t sz[] = {
-        pad16((size_t)(2 * G * d)), pad16((size_t)(4 * B * G)), pad16((size_t)(2 * G)),
-        pad16((size_t)(2 * G)),     pad16((size_t)(2 * G)),     pad16((size_t)(2 * B)),
-        pad16((size_t)(2 * G)),     pad16((size_t)(2 * G)),     pad16((size_t)(4 * B)),
-        pad16((size_t)(4 * B)),     pad16((size_t)(4 * B)),     pad16((size_t)(2 * B)),
-        pad16((size_t)(3 * B)),     pad16((size_t)(3 * G)),     pad16((size_t)(2 * W))};
+        tv_pad16((size_t)(2 * G * d)), tv_pad16((size_t)(4 * B * G)), tv_pad16((size_t)(2 * G)),
+        tv_pad16((size_t)(2 * G)),     tv_pad16((size_t)(2 * G)),     tv_pad16((size_t)(2 * B)),
+        tv_pad16((size_t)(2 * G)),     tv_pad16((size_t)(2 * G)),     tv_pad16((size_t)(4 * B)),
+        tv_pad16((size_t)(4 * B)),     tv_pad16((size_t)(4 * B)),     tv_pad16((size_t)(2 * B)),
+        tv_pad16((size_t)(3 * B)),     tv_pad16((size_t)(3 * G)),     tv_pad16((size_t)(2 * W))};
     enum { N_PIECES = sizeof sz / sizeof sz[0] };
     size_t total = 0, off[N_PIECES];
     for (int i = 0; i < N_PIECES; i++) off[i] = total, total += sz[i];
@@ -61,17 +57,6 @@ static struct uni_ws carve(struct sogclr_uni *l, int64_t B, int64_t G, int64_t d
                            .part = (double *)(b + off[14])};
 }
 
-/* Global row of local row q (0..2B-1: view a rows, then view b rows) and its partner. */
-static int64_t global_row(int64_t q, int64_t B, int64_t G, int64_t off)
-{
-    return q < B ? off + q : G + off + (q - B);
-}
-
-static int64_t partner_row(int64_t gr, int64_t G)
-{
-    return gr < G ? gr + G : gr - G;
-}
-
 /* Step 1: features and ids of every rank, then the same validation on every rank. */
 static int gather_and_check(struct sg_dist *dd, struct sogclr_uni *l, const struct uni_ws *w,
                             const float *za, const float *zb, const int64_t *idx, int64_t B,
@@ -95,7 +80,7 @@ static void local_rows(const struct sogclr_uni *l, const struct uni_ws *w, int64
     const int iso = l->cfg.isogclr;
 #pragma omp parallel for schedule(static)
     for (int64_t q = 0; q < 2 * B; q++) {
-        int64_t gr = global_row(q, B, G, off), pr = partner_row(gr, G);
+        int64_t gr = tv_global_row(q, B, G, off), pr = tv_partner(gr, G);
         w->pos[q] = sogclr_uni_row_stats(w->s + q * 2 * G, (int)(2 * G), (int)gr, (int)pr,
                                          w->itf[gr], !iso, &w->g[q], &w->h[q]);
         w->ur[q] = sogclr_uni_moving_average(l->u[w->idx_g[gr % G]], w->g[q] / K, l->gamma);
@@ -136,7 +121,7 @@ static int update_state(struct sg_dist *dd, struct sogclr_uni *l, const struct u
         for (int v = 0; v < 2; v++) {
             int64_t q = i + v * B;
             double inv = 1.0 / fmax(w->ur[q], (double)SOGCLR_UNI_EPS);
-            double itr = 1.0 / (double)l->tau[w->idx_g[global_row(q, B, G, off) % G]];
+            double itr = 1.0 / (double)l->tau[w->idx_g[tv_global_row(q, B, G, off) % G]];
             G2[v] = log(w->ur[q]) + cf->rho - inv * w->h[q] / K * itr;
         }
         sogclr_uni_tau_step(cf, l->tau[k], l->tau_m[k], G2[0], G2[1], &tau[i], &tau_m[i]);
@@ -180,8 +165,8 @@ int sogclr_uni_step_dist(struct sg_dist *dd, struct sogclr_uni *l, const float *
         float neg = -2.0f / (float)G;
 #pragma omp parallel for schedule(static)
         for (int64_t q = 0; q < 2 * b; q++) {
-            int64_t gr = global_row(q, b, G, off);
-            sogclr_uni_row_coef(w.s + q * 2 * G, (int)(2 * G), (int)gr, (int)partner_row(gr, G),
+            int64_t gr = tv_global_row(q, b, G, off);
+            sogclr_uni_row_coef(w.s + q * 2 * G, (int)(2 * G), (int)gr, (int)tv_partner(gr, G),
                                 w.a_g, w.itf, l->cfg.isogclr, neg);
         }
         sg_gemm(0, 0, b, d, 2 * G, 1.0f, w.s, 2 * G, w.zg, d, 0.0f, dza, d);
