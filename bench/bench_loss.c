@@ -5,7 +5,10 @@
  * case names, shapes and index pattern); bench/loss_compare.py runs both and prints the table.
  *
  *   build/bench_loss [--threads N] [filter]
- * Cases sogclr_B<B>_d<d> and floor_B<B>_d<d> for B in {256, 1024, 4096}, d in {256, 512}.
+ * Cases sogclr_B<B>_d<d> and floor_B<B>_d<d> for B in {256, 1024, 4096}, d in {256, 512}, and
+ * dist_B<B>_d<d>: the data-parallel engine (losses/gcl_bimodal_dist.h) with one rank (G = B:
+ * the same math as sogclr_*, the per-rank compute of the distributed step; what a GPU rank runs
+ * on its host).
  * Output lines: "BENCH<TAB>name<TAB>median_ms<TAB>min_ms", then for the loss cases
  * "MEM<TAB>name<TAB>workspace_bytes<TAB>maxrss_delta_kB": the workspace the loss object holds
  * and the growth of the process's peak RSS from just before the first step to the end of the
@@ -21,6 +24,8 @@
 
 #include "core/common.h"
 #include "core/ctx.h"
+#include "core/dist.h"
+#include "losses/gcl_bimodal_dist.h"
 #include "losses/sogclr.h"
 #include "ops/gemm.h"
 
@@ -84,6 +89,7 @@ static void unit_rows(float *z, const float *base, int B, int d, uint64_t seed, 
 
 struct lcase {
     struct sg_ctx *c;
+    struct sg_dist *dist; /* dist_* cases: the single backend (world 1) */
     struct sogclr *l;
     int B, d, step;
     int64_t N, *idx;
@@ -95,8 +101,11 @@ static void run_loss(void *arg)
     struct lcase *k = arg;
     for (int i = 0; i < k->B; i++) k->idx[i] = ((int64_t)k->step * k->B + i) % k->N;
     k->step++;
-    SG_CHECK(sogclr_step(k->c, k->l, k->zi, k->zt, k->idx, k->B, k->d, k->dzi, k->dzt, NULL) == 0,
-             "%s", sg_last_error());
+    int rc = k->dist
+                 ? sogclr_step_dist(k->dist, k->c, k->l, k->zi, k->zt, k->idx, k->B, k->d, k->dzi,
+                                    k->dzt, NULL)
+                 : sogclr_step(k->c, k->l, k->zi, k->zt, k->idx, k->B, k->d, k->dzi, k->dzt, NULL);
+    SG_CHECK(rc == 0, "%s", sg_last_error());
 }
 
 static void run_floor(void *arg)
@@ -111,11 +120,12 @@ static void run_floor(void *arg)
 
 static void bench_case(struct sg_ctx *c, int B, int d)
 {
-    char lname[64], fname[64];
+    char lname[64], fname[64], dname[64];
     snprintf(lname, sizeof lname, "sogclr_B%d_d%d", B, d);
     snprintf(fname, sizeof fname, "floor_B%d_d%d", B, d);
-    if (!selected(lname) && !selected(fname)) return;
-    struct lcase k = {c, NULL, B, d, 0, 4 * (int64_t)B, NULL, NULL, NULL, NULL, NULL, NULL};
+    snprintf(dname, sizeof dname, "dist_B%d_d%d", B, d);
+    if (!selected(lname) && !selected(fname) && !selected(dname)) return;
+    struct lcase k = {c, NULL, NULL, B, d, 0, 4 * (int64_t)B, NULL, NULL, NULL, NULL, NULL, NULL};
     size_t nz = sizeof(float) * (size_t)B * d;
     k.zi = sg_xmalloc_aligned(nz), k.zt = sg_xmalloc_aligned(nz);
     k.dzi = sg_xmalloc_aligned(nz), k.dzt = sg_xmalloc_aligned(nz);
@@ -130,6 +140,18 @@ static void bench_case(struct sg_ctx *c, int B, int d)
         long rss0 = maxrss_kb();
         time_case(lname, run_loss, &k);
         printf("MEM\t%s\t%zu\t%ld\n", lname, sogclr_workspace_bytes(&l), maxrss_kb() - rss0);
+        sogclr_free(&l);
+    }
+    if (selected(dname)) {
+        struct sogclr l;
+        struct sg_dist one;
+        struct sogclr_config cfg = {k.N, 0.05f, 0.8f, GCL_BI_GAMMA_COSINE, 10};
+        SG_CHECK(sogclr_init(&l, &cfg) == 0 && sg_dist_init(&one, "single", c, 0) == 0, "%s",
+                 sg_last_error());
+        k.l = &l, k.dist = &one, k.step = 0;
+        time_case(dname, run_loss, &k);
+        k.dist = NULL;
+        sg_dist_finalize(&one);
         sogclr_free(&l);
     }
     if (selected(fname)) {

@@ -13,6 +13,7 @@
 
 #include "core/common.h"
 #include "ops/gemm.h"
+#include "ops/vmath.h"
 
 /* Per-anchor results exchanged after the local update (floats per anchor). */
 enum { A_UI, A_UT, A_BI, A_BT, A_LOGUI, A_LOGUT, A_PAI, A_PAT, A_N };
@@ -85,6 +86,21 @@ static int check_global(const char *who, int64_t N, const struct dist_ws *w, int
     return rc;
 }
 
+/* Sums of e = exp(A - b) and e A over row[lo, hi), A = (row[j] - pos) a (A - b <= 0): float
+ * exponentials (the single-process engine's sg_expf_nonpos), double sums. */
+static void exp_sums(const float *row, int64_t lo, int64_t hi, float pos, float a, float b,
+                     double *rs, double *ra)
+{
+    double e = 0.0, ea = 0.0;
+#pragma omp simd reduction(+ : e, ea)
+    for (int64_t j = lo; j < hi; j++) {
+        float A = (row[j] - pos) * a, x = sg_expf_nonpos(A - b);
+        e += x;
+        ea += x * A;
+    }
+    *rs += e, *ra += ea;
+}
+
 /* One local anchor: row (G) of similarities, its global column i, pos_i; old state u, b.
  * Writes u_new, b_new, log U, pa = (1/(G-1)) sum_{j != i} p_ij A_ij and rs = sum e_ij. */
 static void anchor(const float *row, int64_t i, int64_t G, float pos_i, float a, float u_old,
@@ -96,13 +112,9 @@ static void anchor(const float *row, int64_t i, int64_t G, float pos_i, float a,
         float A = (row[j] - pos_i) * a;
         if (j != i && A > b) b = A;
     }
-    double rs = 0.0, ra = 0.0;
-    for (int64_t j = 0; j < G; j++) {
-        if (j == i) continue;
-        double A = (double)((row[j] - pos_i) * a), e = exp(A - (double)b);
-        rs += e;
-        ra += e * A;
-    }
+    double rs = 0.0, ra = 0.0; /* the diagonal is skipped, not subtracted (no cancellation) */
+    exp_sums(row, 0, i, pos_i, a, b, &rs, &ra);
+    exp_sums(row, i + 1, G, pos_i, a, b, &rs, &ra);
     float u = gcl_bi_u_update(u_old, b_old, b, rs, G, gamma);
     *u_new = u;
     *b_new = b;
@@ -118,11 +130,11 @@ static void coef_row(float *row, int64_t gi, int64_t G, float pos_self, float a_
                      float logU_self, const float *pos, const float *a_other,
                      const float *logU_other, float diag)
 {
+#pragma omp simd
     for (int64_t j = 0; j < G; j++) {
-        if (j == gi) continue;
         float s = row[j];
-        row[j] = expf((s - pos_self) * a_self - logU_self) +
-                 expf((s - pos[j]) * a_other[j] - logU_other[j]);
+        row[j] = sg_expf_fast((s - pos_self) * a_self - logU_self) +
+                 sg_expf_fast((s - pos[j]) * a_other[j] - logU_other[j]);
     }
     row[gi] = diag;
 }
