@@ -8,7 +8,7 @@
  * Cases sogclr_B<B>_d<d> and floor_B<B>_d<d> for B in {256, 1024, 4096}, d in {256, 512}, and
  * dist_B<B>_d<d>: the data-parallel engine (losses/gcl_bimodal_dist.h) with one rank (G = B:
  * the same math as sogclr_*, the per-rank compute of the distributed step; what a GPU rank runs
- * on its host).
+ * on its host), run only when the filter names them ("dist", "dist_B256_d512").
  * Output lines: "BENCH<TAB>name<TAB>median_ms<TAB>min_ms", then for the loss cases
  * "MEM<TAB>name<TAB>workspace_bytes<TAB>maxrss_delta_kB": the workspace the loss object holds
  * and the growth of the process's peak RSS from just before the first step to the end of the
@@ -124,7 +124,8 @@ static void bench_case(struct sg_ctx *c, int B, int d)
     snprintf(lname, sizeof lname, "sogclr_B%d_d%d", B, d);
     snprintf(fname, sizeof fname, "floor_B%d_d%d", B, d);
     snprintf(dname, sizeof dname, "dist_B%d_d%d", B, d);
-    if (!selected(lname) && !selected(fname) && !selected(dname)) return;
+    int want_dist = filter && strstr(filter, "dist") && selected(dname); /* opt-in */
+    if (!selected(lname) && !selected(fname) && !want_dist) return;
     struct lcase k = {c, NULL, NULL, B, d, 0, 4 * (int64_t)B, NULL, NULL, NULL, NULL, NULL, NULL};
     size_t nz = sizeof(float) * (size_t)B * d;
     k.zi = sg_xmalloc_aligned(nz), k.zt = sg_xmalloc_aligned(nz);
@@ -142,7 +143,7 @@ static void bench_case(struct sg_ctx *c, int B, int d)
         printf("MEM\t%s\t%zu\t%ld\n", lname, sogclr_workspace_bytes(&l), maxrss_kb() - rss0);
         sogclr_free(&l);
     }
-    if (selected(dname)) {
+    if (want_dist) {
         struct sogclr l;
         struct sg_dist one;
         struct sogclr_config cfg = {k.N, 0.05f, 0.8f, GCL_BI_GAMMA_COSINE, 10};
