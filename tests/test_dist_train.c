@@ -401,6 +401,12 @@ static void world_many(struct sg_dist *d)
     snprintf(label, sizeof label, "rank %d: ranks with different configurations are refused: %s",
              d->rank, r6 ? sg_last_error() : "accepted");
     sg_test_true(label, r6 != 0 && strstr(sg_last_error(), "configuration differs"));
+    /* per-process keys may differ: run.threads 1 on rank 0, 2 on rank 1 trains */
+    const char *th[1] = {d->rank == 0 ? "run.threads=1" : "run.threads=2"};
+    int r8 = train_with("per_rank_threads", NULL, NULL, 1, th, 1, &mixed);
+    snprintf(label, sizeof label, "rank %d: run.threads may differ per rank (%s)", d->rank,
+             r8 ? sg_last_error() : "trains");
+    sg_test_true(label, r8 == 0);
     /* rank 0 alone refuses to start (its run folder exists, no --resume): every rank stops at
      * once, not after dist.timeout_s (60 s here) */
     double t0 = sg_time_now();

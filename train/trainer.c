@@ -481,12 +481,24 @@ static uint64_t fnv1a(const char *s)
  * configuration and dataset size. A rank that failed to start (its own message printed) stops
  * the others at once, instead of leaving them in their first collective until dist.timeout_s;
  * and every rank must train the same run (same configuration file and overrides, same data). */
+/* Hash of the resolved configuration without the per-process keys (run.device_id, run.threads:
+ * launch scripts may set them per rank). */
+static uint64_t run_config_hash(const struct sg_train_config *c)
+{
+    struct sg_train_config common = *c;
+    common.run.device_id = 0;
+    common.run.threads = 0;
+    char *yaml = sg_train_config_yaml(&common);
+    uint64_t h = fnv1a(yaml);
+    free(yaml);
+    return h;
+}
+
 static int start_together(struct trainer *t, int rc)
 {
     if (!data_parallel(t)) return rc;
     int W = t->dist.world;
-    uint64_t mine[3] = {rc != 0, t->config_yaml ? fnv1a(t->config_yaml) : 0,
-                        t->ds ? (uint64_t)t->ds->n : 0};
+    uint64_t mine[3] = {rc != 0, run_config_hash(t->cfg), t->ds ? (uint64_t)t->ds->n : 0};
     uint64_t *all = sg_xmalloc(sizeof mine * (size_t)W);
     int got = sg_dist_allgather(&t->dist, all, mine, sizeof mine);
     for (int r = 0; got == 0 && rc == 0 && r < W; r++) {
@@ -495,7 +507,8 @@ static int start_together(struct trainer *t, int rc)
             rc = sg_err("rank %d could not start (see its message); every rank stops", r);
         else if (o[1] != all[1])
             rc = sg_err("rank %d's resolved configuration differs from rank 0's: start every rank "
-                        "with the same config file and key=value overrides",
+                        "with the same config file and key=value overrides (run.device_id and "
+                        "run.threads may differ)",
                         r);
         else if (o[2] != all[2])
             rc = sg_err("rank %d sees %llu training samples, rank 0 sees %llu: every rank must "
