@@ -65,6 +65,7 @@
 #define STEPS 4
 
 static char g_dir[256], g_cfg[512];
+static double g_slow_eval; /* sg_train_opts.fault_slow_eval_s of the next runs */
 
 static void make_fixture(void)
 {
@@ -100,8 +101,11 @@ static int train_with(const char *name, const char *backend, const char *resume,
     for (int i = 0; i < nextra; i++) over[1 + i] = extra[i];
     struct sg_train_config cfg;
     SG_CHECK(sg_train_config_load(&cfg, g_cfg, over, 1 + nextra) == 0, "%s", sg_last_error());
-    struct sg_train_opts opts = {
-        .resume = resume, .quiet = 1, .dist_backend = backend, .stop_after = stop_after};
+    struct sg_train_opts opts = {.resume = resume,
+                                 .quiet = 1,
+                                 .dist_backend = backend,
+                                 .stop_after = stop_after,
+                                 .fault_slow_eval_s = g_slow_eval};
     return sg_train_run(&cfg, &opts, res);
 }
 
@@ -407,6 +411,22 @@ static void world_many(struct sg_dist *d)
     snprintf(label, sizeof label, "rank %d: run.threads may differ per rank (%s)", d->rank,
              r8 ? sg_last_error() : "trains");
     sg_test_true(label, r8 == 0);
+    /* rank 0's mid-training evaluation (2 s longer than usual) outlasts dist.timeout_s (1 s):
+     * the other ranks wait for it instead of timing out in the next step */
+    char retr[400];
+    snprintf(retr, sizeof retr, "eval.retrieval=%s/data/train.tsv", g_dir);
+    const char *ev[5] = {"dist.timeout_s=1", "eval.every_epochs=1", "train.epochs=2",
+                         "train.max_steps=8", retr};
+    g_slow_eval = 2.0;
+    struct sg_train_result slow;
+    int r9 = train_with("slow_eval", NULL, NULL, 0, ev, 5, &slow);
+    g_slow_eval = 0.0;
+    snprintf(label, sizeof label,
+             "rank %d: ranks wait for rank 0's 2 s evaluation past a 1 s collective time-out "
+             "(%s)",
+             d->rank, r9 ? sg_last_error() : "8 steps");
+    sg_test_true(label, r9 == 0 && slow.steps == 8);
+    sg_train_result_free(&slow);
     /* rank 0 alone refuses to start (its run folder exists, no --resume): every rank stops at
      * once, not after dist.timeout_s (60 s here) */
     double t0 = sg_time_now();

@@ -754,11 +754,13 @@ static int keep_final(struct trainer *t, struct sg_results *zs, struct sg_result
 }
 
 /* final: the end-of-training evaluation, whose results are kept (keep_final). */
-static int evaluate(struct trainer *t, int64_t epoch, struct sg_train_result *final)
+static int evaluate_here(struct trainer *t, int64_t epoch, struct sg_train_result *final)
 {
     const struct sg_train_config *c = t->cfg;
-    if (t->ssl || (!c->eval.zeroshot_dir[0] && !c->eval.retrieval[0])) return 0;
-    if (t->dist.rank != 0) return 0; /* rank 0 evaluates (the others wait in the next step) */
+    if (t->opts->fault_slow_eval_s > 0) {
+        struct timespec ts = {(time_t)t->opts->fault_slow_eval_s, 0};
+        nanosleep(&ts, NULL);
+    }
     struct sg_eval_model em;
     struct sg_results zs, rt;
     sg_eval_model_wrap(&em, &t->ctx, t->model, t->tok, c->data.workers);
@@ -786,6 +788,24 @@ static int evaluate(struct trainer *t, int64_t epoch, struct sg_train_result *fi
     sg_results_free(&zs);
     sg_results_free(&rt);
     return rc;
+}
+
+/* Rank 0 evaluates. The other ranks wait for it at an all-reduce of its verdict without the
+ * collective time-out (an evaluation may take longer than dist.timeout_s; a dead rank 0 still
+ * ends the wait through the launcher's signal, sg_dist_set_stop), so every rank learns whether
+ * it failed. */
+static int evaluate(struct trainer *t, int64_t epoch, struct sg_train_result *final)
+{
+    const struct sg_train_config *c = t->cfg;
+    if (t->ssl || (!c->eval.zeroshot_dir[0] && !c->eval.retrieval[0])) return 0;
+    int rc = t->dist.rank == 0 ? evaluate_here(t, epoch, final) : 0;
+    if (!data_parallel(t)) return rc;
+    double keep = t->dist.timeout_s, failed = rc != 0;
+    t->dist.timeout_s = 0.0; /* wait as long as the evaluation takes */
+    int crc = sg_dist_allreduce_sum_f64(&t->dist, &failed, 1);
+    t->dist.timeout_s = keep;
+    if (crc || rc) return -1;
+    return failed > 0 ? sg_err("rank 0's evaluation failed (see its message)") : 0;
 }
 
 /* One epoch from the loader's current position. Returns 0, 1 (stop requested) or -1. */

@@ -29,6 +29,7 @@ struct sg_train_opts {
     int quiet;            /* no progress output (tests) */
     int64_t stop_after;   /* > 0: stop (with a checkpoint) after this many steps in this process */
     int64_t fault_nan_at; /* tests: > 0 makes the loss of global step fault_nan_at - 1 NaN */
+    double fault_slow_eval_s; /* tests: rank 0's evaluations take this much longer */
     const char *dist_backend; /* NULL: the config's dist.backend; "single" forces one process */
 };
 
