@@ -89,6 +89,14 @@ int sg_dist_allreduce_sum_f64(struct sg_dist *d, double *buf, int64_t n);
 int sg_dist_broadcast(struct sg_dist *d, void *buf, size_t bytes, int root);
 int sg_dist_barrier(struct sg_dist *d);
 
+/* The same on buffers in d->ctx's memory (sg_dev_alloc: device memory on a CUDA context, host
+ * memory on a CPU context or without ctx): NCCL works on them in place; MPI stages device buffers
+ * through a host buffer (several GPU ranks without NCCL, or sharing one GPU); the single backend
+ * copies (allgather) or leaves them as they are. Same semantics and counters as above. */
+int sg_dist_allgather_dev(struct sg_dist *d, void *recv, const void *send, size_t bytes_per_rank);
+int sg_dist_allreduce_sum_f32_dev(struct sg_dist *d, float *buf, int64_t n);
+int sg_dist_broadcast_dev(struct sg_dist *d, void *buf, size_t bytes, int root);
+
 /* Stop requests: with flag set (e.g. the trainer's SIGINT/SIGTERM flag), a collective that is
  * still waiting grace_s after the flag became non-zero gives up like a time-out, with a message
  * naming the signal — when one rank dies, the launcher signals the others, which then end within
@@ -97,13 +105,5 @@ int sg_dist_barrier(struct sg_dist *d);
  * sg_dist_stop_due: 1 once the grace has passed (used by the backends' wait loops). */
 void sg_dist_set_stop(volatile sig_atomic_t *flag, double grace_s);
 int sg_dist_stop_due(void);
-
-/* The same on buffers in d->ctx's memory (sg_dev_alloc: device memory on a CUDA context, host
- * memory on a CPU context or without ctx): NCCL works on them in place; MPI stages device buffers
- * through a host buffer (several GPU ranks without NCCL, or sharing one GPU); the single backend
- * copies (allgather) or leaves them as they are. Same semantics and counters as above. */
-int sg_dist_allgather_dev(struct sg_dist *d, void *recv, const void *send, size_t bytes_per_rank);
-int sg_dist_allreduce_sum_f32_dev(struct sg_dist *d, float *buf, int64_t n);
-int sg_dist_broadcast_dev(struct sg_dist *d, void *buf, size_t bytes, int root);
 
 #endif

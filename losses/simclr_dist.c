@@ -75,10 +75,7 @@ int sg_simclr_step_dist(struct sg_dist *dd, struct sg_simclr_loss *l, const floa
         sum += lse - x[tv_partner(gr, G)];
     }
     if (sg_dist_allgather(dd, w.tmp, w.lse_l, (size_t)(2 * b) * sizeof(float))) return -1;
-    for (int64_t j = 0; j < G; j++) {
-        w.lse_g[j] = w.tmp[j / b * 2 * b + j % b];
-        w.lse_g[G + j] = w.tmp[j / b * 2 * b + b + j % b];
-    }
+    tv_to_global(w.tmp, w.lse_g, b, G);
     if (sg_dist_allgather(dd, w.part, &sum, sizeof sum)) return -1;
     double total = 0.0;
     for (int r = 0; r < dd->world; r++) total += w.part[r]; /* rank order: same everywhere */

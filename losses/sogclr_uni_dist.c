@@ -93,11 +93,7 @@ static int gather_coefficients(struct sg_dist *dd, const struct uni_ws *w, int64
                                double local_sum, double *total)
 {
     if (sg_dist_allgather(dd, w->a_tmp, w->a_l, (size_t)(2 * B) * sizeof(float))) return -1;
-    for (int64_t j = 0; j < G; j++) {
-        int64_t q = j / B, i = j % B;
-        w->a_g[j] = w->a_tmp[q * 2 * B + i];
-        w->a_g[G + j] = w->a_tmp[q * 2 * B + B + i];
-    }
+    tv_to_global(w->a_tmp, w->a_g, B, G);
     double mine = local_sum;
     if (sg_dist_allgather(dd, w->part, &mine, sizeof mine)) return -1;
     *total = 0.0;
@@ -107,7 +103,7 @@ static int gather_coefficients(struct sg_dist *dd, const struct uni_ws *w, int64
 
 /* Step 6: new state of the local samples, gathered and written for all G samples. */
 static int update_state(struct sg_dist *dd, struct sogclr_uni *l, const struct uni_ws *w,
-                        const int64_t *idx, int64_t B, int64_t G, int64_t off)
+                        const int64_t *idx, int64_t B, int64_t G)
 {
     const struct sogclr_uni_config *cf = &l->cfg;
     const double K = 2.0 * (double)(G - 1);
@@ -121,7 +117,7 @@ static int update_state(struct sg_dist *dd, struct sogclr_uni *l, const struct u
         for (int v = 0; v < 2; v++) {
             int64_t q = i + v * B;
             double inv = 1.0 / fmax(w->ur[q], (double)SOGCLR_UNI_EPS);
-            double itr = 1.0 / (double)l->tau[w->idx_g[tv_global_row(q, B, G, off) % G]];
+            double itr = 1.0 / (double)l->tau[k]; /* both views of sample k */
             G2[v] = log(w->ur[q]) + cf->rho - inv * w->h[q] / K * itr;
         }
         sogclr_uni_tau_step(cf, l->tau[k], l->tau_m[k], G2[0], G2[1], &tau[i], &tau_m[i]);
@@ -172,5 +168,5 @@ int sogclr_uni_step_dist(struct sg_dist *dd, struct sogclr_uni *l, const float *
         sg_gemm(0, 0, b, d, 2 * G, 1.0f, w.s, 2 * G, w.zg, d, 0.0f, dza, d);
         sg_gemm(0, 0, b, d, 2 * G, 1.0f, w.s + b * 2 * G, 2 * G, w.zg, d, 0.0f, dzb, d);
     }
-    return update_state(dd, l, &w, idx, b, G, off);
+    return update_state(dd, l, &w, idx, b, G);
 }

@@ -21,6 +21,16 @@ static inline int64_t tv_partner(int64_t gr, int64_t G)
     return gr < G ? gr + G : gr - G;
 }
 
+/* Per-row values gathered rank-major (rank q's 2B local rows, view a then view b) into global
+ * row order (2G). */
+static inline void tv_to_global(const float *rank_major, float *global, int64_t B, int64_t G)
+{
+    for (int64_t j = 0; j < G; j++) {
+        global[j] = rank_major[j / B * 2 * B + j % B];
+        global[G + j] = rank_major[j / B * 2 * B + B + j % B];
+    }
+}
+
 /* floats rounded up to a multiple of 16 (64-byte aligned workspace pieces) */
 static inline size_t tv_pad16(size_t floats)
 {

@@ -134,8 +134,13 @@ int sg_train_loss_step(struct sg_train_loss *l, struct sg_ctx *c, const float *z
     }
 }
 
+int sg_train_loss_learns_logit_scale(const struct sg_train_loss *l)
+{
+    return l->kind == SG_LOSS_CLIP || l->kind == SG_LOSS_FASTCLIP;
+}
+
 /* One loss of the distributed step on host buffers; *dlog_scale: the global logit-scale
- * gradient (0 for sogclr). */
+ * gradient (0 for sogclr and isogclr). */
 static int step_dist_host(struct sg_train_loss *l, struct sg_dist *d, struct sg_ctx *c,
                           const struct sg_pair_view *h, int B, int E, float p, float *dlog_scale,
                           struct sg_loss_values *v)
@@ -180,7 +185,7 @@ int sg_train_loss_step_dist(struct sg_train_loss *l, struct sg_dist *d, struct s
 {
     memset(v, 0, sizeof *v);
     struct sg_pair_view h = sg_stage_down(&l->stage, c, zi, zt, idx, B, E, dzi, dzt);
-    int temp = l->kind == SG_LOSS_CLIP || l->kind == SG_LOSS_FASTCLIP; /* learnable logit scale */
+    int temp = sg_train_loss_learns_logit_scale(l);
     float p = temp ? get1(c, logit_scale->data) : 0.0f, dp = 0.0f;
     if (step_dist_host(l, d, c, &h, B, E, p, &dp, v)) return -1;
     sg_stage_up(c, &h, B, E, dzi, dzt);
@@ -191,7 +196,7 @@ int sg_train_loss_step_dist(struct sg_train_loss *l, struct sg_dist *d, struct s
 void sg_train_loss_after_step(struct sg_train_loss *l, struct sg_ctx *c,
                               struct sg_param *logit_scale)
 {
-    if (l->kind != SG_LOSS_CLIP && l->kind != SG_LOSS_FASTCLIP) return;
+    if (!sg_train_loss_learns_logit_scale(l)) return;
     float p = get1(c, logit_scale->data), was = p;
     if (l->kind == SG_LOSS_CLIP) sg_clip_clamp_logit_scale(&p);
     if (l->kind == SG_LOSS_FASTCLIP) {

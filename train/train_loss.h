@@ -61,6 +61,8 @@ int sg_train_loss_step_dist(struct sg_train_loss *l, struct sg_dist *d, struct s
                             const float *zi, const float *zt, const int64_t *idx, int B, int E,
                             struct sg_param *logit_scale, float *dzi, float *dzt,
                             struct sg_loss_values *v);
+/* 1 for the losses whose temperature is the model's learnable logit scale (clip, fastclip). */
+int sg_train_loss_learns_logit_scale(const struct sg_train_loss *l);
 /* After the optimizer step: clamp the logit scale where the loss requires it. */
 void sg_train_loss_after_step(struct sg_train_loss *l, struct sg_ctx *c,
                               struct sg_param *logit_scale);

@@ -31,6 +31,7 @@
 #include "core/dist.h"
 #include "train/checkpoint.h"
 #include "train/runlog.h"
+#include "train/tfevents.h"
 #include "train/ssl.h"
 #include "train/train_loss.h"
 
@@ -469,18 +470,6 @@ static int open_dist(struct trainer *t)
     return 0;
 }
 
-/* FNV-1a of a string. */
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-/* The ranks' one collective before training: each rank's start-up verdict (rc), resolved
- * configuration and dataset size. A rank that failed to start (its own message printed) stops
- * the others at once, instead of leaving them in their first collective until dist.timeout_s;
- * and every rank must train the same run (same configuration file and overrides, same data). */
 /* Hash of the resolved configuration without the per-process keys (run.device_id, run.threads:
  * launch scripts may set them per rank). */
 static uint64_t run_config_hash(const struct sg_train_config *c)
@@ -489,11 +478,15 @@ static uint64_t run_config_hash(const struct sg_train_config *c)
     common.run.device_id = 0;
     common.run.threads = 0;
     char *yaml = sg_train_config_yaml(&common);
-    uint64_t h = fnv1a(yaml);
+    uint64_t h = sg_crc32c(yaml, strlen(yaml));
     free(yaml);
     return h;
 }
 
+/* The ranks' one collective before training: each rank's start-up verdict (rc), resolved
+ * configuration and dataset size. A rank that failed to start (its own message printed) stops
+ * the others at once, instead of leaving them in their first collective until dist.timeout_s;
+ * and every rank must train the same run (same configuration file and overrides, same data). */
 static int start_together(struct trainer *t, int rc)
 {
     if (!data_parallel(t)) return rc;
@@ -699,7 +692,7 @@ static void log_step(struct trainer *t, const struct sg_loss_values *v, struct s
     sg_runlog_scalar(&t->log, "train/loss", t->step, v->loss);
     sg_runlog_scalar(&t->log, "train/objective", t->step, v->objective);
     sg_runlog_scalar(&t->log, "train/lr", t->step, lr.lr);
-    if (t->model && (t->loss.kind == SG_LOSS_CLIP || t->loss.kind == SG_LOSS_FASTCLIP))
+    if (t->model && sg_train_loss_learns_logit_scale(&t->loss))
         sg_runlog_scalar(&t->log, "train/lr_tau", t->step, lr.lr_tau);
     sg_runlog_scalar(&t->log, "train/tau", t->step, v->tau);
     sg_runlog_scalar(&t->log, "train/gamma", t->step, v->gamma);
